@@ -16,7 +16,9 @@ pub enum Error {
     Protocol(Violation),
 
     /// A message or frame is larger than the configured limit.
-    #[error("message of {size} bytes is over the {limit}-byte limit (raise the maximum message size if this is expected)")]
+    #[error(
+        "message of {size} bytes is over the {limit}-byte limit (raise the maximum message size if this is expected)"
+    )]
     TooBig { size: u64, limit: u64 },
 
     /// The bytes are not an HTTP request or response we can read.

@@ -1,1 +1,48 @@
-fn main() {}
+//! wscope: debug WebSocket connections.
+//!
+//! This crate wires things together: the CLI ([`cli`]), the async
+//! connection around the sans-IO protocol core ([`connection`]), and one
+//! module per subcommand.
+
+mod cli;
+mod connect;
+mod connection;
+mod serve;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("wscope: cannot start the async runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    let status = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await.map(|()| 0),
+            Command::Connect(args) => connect::run(args).await,
+        }
+    });
+    match status {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("wscope: {err:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The whole command-line surface, in one place: every subcommand and flag
+//! with its help text. Nothing else defines flags.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Debug WebSocket connections: talk to an endpoint, stand up a test server.
+#[derive(Debug, Parser)]
+#[command(name = "wscope", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "WSCOPE_LOG")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a WebSocket echo server.
+    ///
+    /// The first line of stdout names the address it listens on (useful with
+    /// port 0). Text and binary messages are echoed back, pings answered,
+    /// permessage-deflate accepted when a client offers it.
+    Serve(ServeArgs),
+    /// Connect to a WebSocket endpoint, print what arrives, send stdin lines.
+    ///
+    /// Exit status: 0 after a normal closure (1000, or a close without a
+    /// code), 3 if the TCP connection failed, 4 if the handshake failed, 5 if
+    /// the connection closed with another code, 6 if it dropped without a
+    /// close frame (1006) or the peer broke the protocol.
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, short, default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// ws:// URL to connect to.
+    pub url: String,
+
+    /// Send every text and binary message back unchanged, instead of reading
+    /// stdin (how a conformance suite tests a client).
+    #[arg(long)]
+    pub echo: bool,
+
+    /// Do not print received messages.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Offer permessage-deflate compression.
+    #[arg(long)]
+    pub compress: bool,
+
+    /// Extra request header, as 'Name: value'. Repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// Origin header to send.
+    #[arg(long)]
+    pub origin: Option<String>,
+
+    /// Subprotocol to offer (Sec-WebSocket-Protocol). Repeatable.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+
+    /// Give up on the TCP connection and handshake after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Limits that keep a connection from eating memory.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Limits {
+    /// Largest message accepted, in bytes; a bigger one closes with 1009.
+    #[arg(long, default_value_t = wscope_proto::message::DEFAULT_MAX_MESSAGE)]
+    pub max_message: u64,
+}
+
+/// Parses `250ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 2s, 1m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "us" | "µs" => value / 1_000_000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("3m").unwrap(), Duration::from_secs(180));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,361 @@
+//! An open WebSocket connection over any byte stream: the async shell around
+//! `wscope-proto`'s sans-IO pieces, shared by `serve` and `connect`.
+//!
+//! Reading streams data frames: payload is unmasked and handed to the
+//! message assembler as it arrives, so invalid UTF-8 fails the connection at
+//! the first bad byte, not when a large frame completes, and a frame is never
+//! buffered twice. Control frames (at most 125 bytes) are read whole.
+//!
+//! [`Connection::next`] is cancel-safe: everything it has read or still has
+//! to write lives in `self`, so it can sit in a `tokio::select!` beside stdin
+//! or a shutdown signal. Replies the protocol requires (pong for ping, the
+//! close echo) are queued and flushed by the next call, before reading.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rand::Rng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use wscope_proto::deflate::{DeflateParams, PerMessageDeflate};
+use wscope_proto::frame::{FrameRules, encode_frame};
+use wscope_proto::mask::apply_mask;
+use wscope_proto::message::{Assembled, Message, MessageAssembler};
+use wscope_proto::{CloseCode, ClosePayload, Decoded, FrameHeader, OpCode, Role, Violation};
+
+/// How much to ask the socket for at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Something the peer did.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Message),
+    Ping(Bytes),
+    Pong(Bytes),
+    /// The peer's close frame. Our answer is already queued.
+    Close(ClosePayload),
+    /// The byte stream ended. Without a close frame first, that is 1006.
+    Eof,
+}
+
+/// Why a connection could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The peer broke the protocol; a close frame with the matching code
+    /// has been sent.
+    #[error("{0}")]
+    Proto(#[from] wscope_proto::Error),
+}
+
+struct InFrame {
+    header: FrameHeader,
+    remaining: u64,
+    unmasked: usize,
+}
+
+/// One side of a WebSocket connection.
+pub struct Connection<S> {
+    stream: S,
+    role: Role,
+    rules: FrameRules,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    assembler: MessageAssembler,
+    deflate: Option<PerMessageDeflate>,
+    frame: Option<InFrame>,
+    violations: Vec<Violation>,
+    scratch: Vec<u8>,
+    close_sent: bool,
+    close_received: bool,
+    stats: Stats,
+}
+
+/// Counts for the end-of-connection report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Wraps a stream whose handshake is done. `leftover` is whatever was read
+    /// past the end of the handshake (the first frames may come with it).
+    pub fn new(
+        stream: S,
+        role: Role,
+        leftover: &[u8],
+        deflate: Option<DeflateParams>,
+        max_message: u64,
+    ) -> Self {
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        rbuf.extend_from_slice(leftover);
+        Connection {
+            stream,
+            role,
+            rules: FrameRules {
+                sender: role.peer(),
+                deflate: deflate.is_some(),
+            },
+            rbuf,
+            wbuf: Vec::new(),
+            wpos: 0,
+            assembler: MessageAssembler::new(max_message, deflate.is_some()),
+            deflate: deflate.map(|params| PerMessageDeflate::new(role, params)),
+            frame: None,
+            violations: Vec::new(),
+            scratch: Vec::new(),
+            close_sent: false,
+            close_received: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Message and byte counts so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether we have sent a close frame.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Waits for the next thing the peer does. A protocol violation sends a
+    /// close frame with the code the RFC asks for and returns the error.
+    pub async fn next(&mut self) -> Result<Incoming, ConnError> {
+        loop {
+            self.flush().await?;
+            if self.close_received {
+                // Nothing after a close frame counts; wait for the end.
+                self.rbuf.clear();
+            } else {
+                match self.process_buffer() {
+                    Ok(Some(incoming)) => return Ok(incoming),
+                    Ok(None) => {}
+                    Err(err) => return Err(self.fail(err).await),
+                }
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            let n = self.stream.read_buf(&mut self.rbuf).await?;
+            if n == 0 {
+                return Ok(Incoming::Eof);
+            }
+            self.stats.bytes_in += n as u64;
+        }
+    }
+
+    /// Parses what is buffered, up to the first thing worth reporting.
+    fn process_buffer(&mut self) -> Result<Option<Incoming>, wscope_proto::Error> {
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let take = frame.remaining.min(self.rbuf.len() as u64) as usize;
+                if take == 0 && frame.remaining > 0 {
+                    return Ok(None);
+                }
+                let mut chunk = self.rbuf.split_to(take);
+                if let Some(key) = frame.header.mask {
+                    apply_mask(&mut chunk, key, frame.unmasked);
+                }
+                frame.unmasked += take;
+                frame.remaining -= take as u64;
+                let done = frame.remaining == 0;
+                self.assembler.payload(&chunk, self.deflate.as_mut())?;
+                if !done {
+                    return Ok(None);
+                }
+                self.frame = None;
+                if let Assembled::Message(message) =
+                    self.assembler.end_frame(self.deflate.as_mut())?
+                {
+                    self.stats.messages_in += 1;
+                    return Ok(Some(Incoming::Message(message)));
+                }
+                continue;
+            }
+            let (header, header_len) = match FrameHeader::decode(&self.rbuf) {
+                Decoded::Incomplete { .. } => return Ok(None),
+                Decoded::Complete { header, header_len } => (header, header_len),
+            };
+            self.violations.clear();
+            header.violations(header_len, self.rules, &mut self.violations);
+            if let Some(&violation) = self.violations.first() {
+                return Err(wscope_proto::Error::Protocol(violation));
+            }
+            if header.opcode.is_control() {
+                let total = header_len + header.payload_len as usize;
+                if self.rbuf.len() < total {
+                    return Ok(None);
+                }
+                self.rbuf.advance(header_len);
+                let mut payload = self.rbuf.split_to(header.payload_len as usize);
+                if let Some(key) = header.mask {
+                    apply_mask(&mut payload, key, 0);
+                }
+                return self.control(header.opcode, payload.freeze()).map(Some);
+            }
+            self.assembler.begin_frame(&header)?;
+            self.rbuf.advance(header_len);
+            self.frame = Some(InFrame {
+                header,
+                remaining: header.payload_len,
+                unmasked: 0,
+            });
+        }
+    }
+
+    fn control(&mut self, opcode: OpCode, payload: Bytes) -> Result<Incoming, wscope_proto::Error> {
+        match opcode {
+            OpCode::Ping => {
+                if !self.close_sent {
+                    self.queue_frame(OpCode::Pong, &payload);
+                }
+                Ok(Incoming::Ping(payload))
+            }
+            OpCode::Pong => Ok(Incoming::Pong(payload)),
+            _ => {
+                let (close, violation) = ClosePayload::parse(&payload);
+                if let Some(violation) = violation {
+                    return Err(wscope_proto::Error::Protocol(violation));
+                }
+                self.close_received = true;
+                if !self.close_sent {
+                    // Echo the code, as RFC 6455 section 5.5.1 suggests.
+                    self.queue_close(close.code, "");
+                }
+                Ok(Incoming::Close(close))
+            }
+        }
+    }
+
+    /// Sends a close frame that says why we fail the connection, then hands
+    /// the error back.
+    async fn fail(&mut self, err: wscope_proto::Error) -> ConnError {
+        let code = match &err {
+            wscope_proto::Error::Protocol(violation) => violation.close_code(),
+            wscope_proto::Error::TooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
+            wscope_proto::Error::Inflate(_) => CloseCode::INVALID_PAYLOAD,
+            _ => CloseCode::PROTOCOL_ERROR,
+        };
+        if !self.close_sent {
+            let reason = match &err {
+                wscope_proto::Error::Protocol(violation) => violation.short(),
+                wscope_proto::Error::TooBig { .. } => "message too big",
+                _ => "invalid compressed data",
+            };
+            self.queue_close(Some(code), reason);
+        }
+        self.close_received = true;
+        match self.flush().await {
+            Ok(()) => ConnError::Proto(err),
+            Err(io) => ConnError::Io(io),
+        }
+    }
+
+    /// Queues a whole message, compressed when permessage-deflate is on.
+    pub fn queue_message(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), ConnError> {
+        self.stats.messages_out += 1;
+        match &mut self.deflate {
+            Some(deflate) => {
+                self.scratch.clear();
+                deflate.compress(data, &mut self.scratch)?;
+                let mask = self.mask_key();
+                let before = self.wbuf.len();
+                encode_frame(opcode, true, true, mask, &self.scratch, &mut self.wbuf);
+                self.stats.bytes_out += (self.wbuf.len() - before) as u64;
+            }
+            None => self.queue_frame_with(opcode, true, data),
+        }
+        Ok(())
+    }
+
+    /// Queues one uncompressed final frame.
+    pub fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.queue_frame_with(opcode, true, payload);
+    }
+
+    fn queue_frame_with(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let mask = self.mask_key();
+        let before = self.wbuf.len();
+        encode_frame(opcode, fin, false, mask, payload, &mut self.wbuf);
+        self.stats.bytes_out += (self.wbuf.len() - before) as u64;
+    }
+
+    /// Queues a close frame (once: later calls do nothing).
+    pub fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        if self.close_sent {
+            return;
+        }
+        self.close_sent = true;
+        self.scratch.clear();
+        ClosePayload::encode(code, reason, &mut self.scratch);
+        let payload = std::mem::take(&mut self.scratch);
+        self.queue_frame(OpCode::Close, &payload);
+        self.scratch = payload;
+    }
+
+    /// Sends a message now.
+    pub async fn send(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), ConnError> {
+        self.queue_message(opcode, data)?;
+        Ok(self.flush().await?)
+    }
+
+    /// Sends a close frame now.
+    pub async fn close(&mut self, code: Option<CloseCode>, reason: &str) -> io::Result<()> {
+        self.queue_close(code, reason);
+        self.flush().await
+    }
+
+    /// Writes everything queued. Cancel-safe: progress is kept in `self`.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        while self.wpos < self.wbuf.len() {
+            let n = self.stream.write(&self.wbuf[self.wpos..]).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.wpos += n;
+        }
+        if self.wpos > 0 {
+            self.wbuf.clear();
+            self.wpos = 0;
+            self.stream.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection after the close handshake (or a failure): the
+    /// server closes TCP first (RFC 6455 section 7.1.1); the client waits a
+    /// moment for the server to do so. Either way, bytes still arriving are
+    /// read and dropped so the kernel does not answer them with a reset.
+    pub async fn finish(&mut self, wait: Duration) {
+        let _ = self.flush().await;
+        if self.role == Role::Server {
+            let _ = self.stream.shutdown().await;
+        }
+        let mut sink = [0u8; 4096];
+        let drained = tokio::time::timeout(wait, async {
+            loop {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        if drained.is_err() || self.role == Role::Client {
+            let _ = self.stream.shutdown().await;
+        }
+    }
+
+    fn mask_key(&self) -> Option<[u8; 4]> {
+        // Clients mask every frame with a fresh, unpredictable key
+        // (RFC 6455 section 5.3); ThreadRng is a CSPRNG.
+        (self.role == Role::Client).then(|| rand::rng().random())
+    }
+}

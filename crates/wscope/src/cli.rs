@@ -75,6 +75,11 @@ pub struct ConnectArgs {
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
 
+    /// After stdin ends, close once nothing has arrived for this long, so
+    /// replies to the last lines are not lost.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub wait: Duration,
+
     /// Give up on the TCP connection and handshake after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,

@@ -156,6 +156,9 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
         drop(lines_tx);
     }
     let mut stdin_open = !args.echo;
+    // Set when stdin has ended: the close goes out once the connection has
+    // been quiet for `--wait`.
+    let mut linger: Option<tokio::time::Instant> = None;
     let mut stdout = tokio::io::stdout();
     let started = std::time::Instant::now();
 
@@ -166,12 +169,16 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
                 match line {
                     Some(line) => conn.send(OpCode::Text, line.as_bytes()).await?,
                     None => {
-                        // stdin ended: close, and keep printing until the
-                        // server answers the close.
                         stdin_open = false;
-                        conn.close(Some(CloseCode::NORMAL), "").await?;
+                        linger = Some(tokio::time::Instant::now() + args.wait);
                     }
                 }
+                continue;
+            }
+            _ = sleep_until(linger), if linger.is_some() && !conn.close_sent() => {
+                // stdin ended and the replies have stopped: close, and keep
+                // printing until the server answers the close.
+                conn.close(Some(CloseCode::NORMAL), "").await?;
                 continue;
             }
             _ = tokio::signal::ctrl_c() => {
@@ -181,6 +188,9 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
         };
         match incoming {
             Ok(Incoming::Message(message)) => {
+                if let Some(deadline) = linger.as_mut() {
+                    *deadline = tokio::time::Instant::now() + args.wait;
+                }
                 if args.echo {
                     conn.send(message.opcode, &message.data).await?;
                 }
@@ -211,6 +221,13 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     };
     stdout.flush().await?;
     Ok(status)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn close_status(close: &ClosePayload) -> i32 {

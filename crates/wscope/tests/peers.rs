@@ -1,0 +1,220 @@
+//! `wscope serve` and `wscope connect` against Python's `websockets`, and
+//! against deliberately bad input over raw TCP.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Running, host_port, repo_root, start_server, venv_bin, wscope};
+
+fn peer_script(name: &str) -> std::path::PathBuf {
+    repo_root().join("tests").join("peers").join(name)
+}
+
+fn start_python_server() -> (Running, String) {
+    let mut child = Command::new(venv_bin("python"))
+        .arg(peer_script("ws_server.py"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python server starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("the server names its address");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("ws:// URL in {line:?}"))
+        .to_owned();
+    (
+        Running {
+            child,
+            stdout: Some(stdout),
+        },
+        url,
+    )
+}
+
+#[test]
+fn python_websockets_client_gets_its_echoes() {
+    let (_server, url) = start_server(&[]);
+    let out = Command::new(venv_bin("python"))
+        .arg(peer_script("ws_client.py"))
+        .arg(format!("{url}/echo"))
+        .output()
+        .expect("python client runs");
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+fn connect_to(url: &str, stdin: &str, extra: &[&str]) -> std::process::Output {
+    let mut child = wscope()
+        .arg("connect")
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wscope connect starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("wscope connect exits")
+}
+
+#[test]
+fn connect_sends_stdin_and_prints_replies() {
+    let (_server, url) = start_python_server();
+    for extra in [&[][..], &["--compress"][..]] {
+        let out = connect_to(&format!("{url}/echo"), "first\nsecond ✓\n", extra);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "first\nsecond ✓\n",
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "normal closure exits 0");
+    }
+}
+
+#[test]
+fn connect_exit_status_tells_how_it_ended() {
+    let (_server, url) = start_python_server();
+
+    let out = connect_to(&format!("{url}/close4000"), "", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "welcome\n");
+    assert_eq!(out.status.code(), Some(5), "closed with 4000: {stderr}");
+    assert!(
+        stderr.contains("4000") && stderr.contains("bye"),
+        "{stderr}"
+    );
+
+    let out = connect_to(&format!("{url}/drop"), "", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "dropped: {stderr}");
+    assert!(stderr.contains("1006"), "{stderr}");
+
+    let out = connect_to(&format!("{url}/pingme"), "", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pong received after True\n"
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    // Nothing listens on a port we just closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = connect_to(&format!("ws://127.0.0.1:{port}/"), "", &[]);
+    assert_eq!(out.status.code(), Some(3), "connection refused exits 3");
+}
+
+fn raw_connect(url: &str) -> TcpStream {
+    let stream = TcpStream::connect(host_port(url)).expect("tcp connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+const UPGRADE: &str = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+fn upgraded(url: &str) -> TcpStream {
+    let mut stream = raw_connect(url);
+    stream.write_all(UPGRADE.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("handshake response");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[test]
+fn garbage_instead_of_http_gets_400_with_a_reason() {
+    let (_server, url) = start_server(&[]);
+    let mut stream = raw_connect(&url);
+    stream
+        .write_all(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http\r\n\r\n")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&read_to_end(&mut stream)).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("not a WebSocket upgrade request"), "{reply}");
+
+    let mut stream = raw_connect(&url);
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&read_to_end(&mut stream)).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 426"), "{reply}");
+    assert!(reply.contains("no Upgrade header"), "{reply}");
+}
+
+#[test]
+fn oversized_length_closes_with_1009() {
+    let (_server, url) = start_server(&["--max-message", "1048576"]);
+    let mut stream = upgraded(&url);
+    // A masked binary frame that claims 2^40 bytes.
+    let mut frame = vec![0x82, 0xFF];
+    frame.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    stream.write_all(&frame).unwrap();
+    let reply = read_to_end(&mut stream);
+    assert!(reply.len() >= 4, "a close frame comes back: {reply:?}");
+    assert_eq!(reply[0], 0x88, "close opcode");
+    assert_eq!(u16::from_be_bytes([reply[2], reply[3]]), 1009);
+}
+
+#[test]
+fn truncated_frame_then_eof_does_not_hurt_the_server() {
+    let (_server, url) = start_server(&[]);
+    let mut stream = upgraded(&url);
+    // Half a frame, then the connection goes away.
+    stream.write_all(&[0x81, 0x85, 1, 2]).unwrap();
+    drop(stream);
+    // The server still serves.
+    let mut stream = upgraded(&url);
+    let mut frame = Vec::new();
+    wscope_frame(&mut frame, b"still here");
+    stream.write_all(&frame).unwrap();
+    let mut reply = [0u8; 12];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[..2], &[0x81, 10]);
+    assert_eq!(&reply[2..], b"still here");
+}
+
+/// A masked text frame with a zero key, built by hand so this test does not
+/// depend on the encoder it is testing.
+fn wscope_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.push(0x81);
+    out.push(0x80 | payload.len() as u8);
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+}

@@ -1,1 +1,112 @@
-fn main() {}
+//! Throughput of the hot paths of reading frames: unmasking (against a plain
+//! memcpy of the same buffer, the ceiling) and header decoding, plus
+//! permessage-deflate for scale. Figures go in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use wscope_proto::deflate::{DeflateParams, PerMessageDeflate};
+use wscope_proto::frame::encode_frame;
+use wscope_proto::mask::{apply_mask, apply_mask_bytewise};
+use wscope_proto::message::{DEFAULT_MAX_MESSAGE, MessageAssembler};
+use wscope_proto::{Decoded, FrameHeader, OpCode, Role};
+
+const SIZES: &[usize] = &[125, 4 * 1024, 64 * 1024, 1024 * 1024];
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn masking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mask");
+    for &size in SIZES {
+        let src: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        let mut buf = src.clone();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {
+            b.iter(|| buf.copy_from_slice(black_box(&src)))
+        });
+        group.bench_with_input(BenchmarkId::new("apply_mask", size), &size, |b, _| {
+            b.iter(|| apply_mask(black_box(&mut buf), KEY, 0))
+        });
+        group.bench_with_input(BenchmarkId::new("bytewise", size), &size, |b, _| {
+            b.iter(|| apply_mask_bytewise(black_box(&mut buf), KEY, 0))
+        });
+    }
+    group.finish();
+}
+
+fn parsing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    for &size in SIZES {
+        // A masked client frame, as a server reads it.
+        let payload = vec![b'a'; size];
+        let mut wire = Vec::new();
+        encode_frame(OpCode::Binary, true, false, Some(KEY), &payload, &mut wire);
+        let mut scratch = wire.clone();
+        group.throughput(Throughput::Bytes(wire.len() as u64));
+        group.bench_with_input(BenchmarkId::new("header", size), &size, |b, _| {
+            b.iter(|| FrameHeader::decode(black_box(&wire)))
+        });
+        group.bench_with_input(BenchmarkId::new("frame_to_message", size), &size, |b, _| {
+            let mut assembler = MessageAssembler::new(DEFAULT_MAX_MESSAGE, false);
+            b.iter(|| {
+                scratch.copy_from_slice(&wire);
+                let Decoded::Complete { header, header_len } = FrameHeader::decode(&scratch) else {
+                    unreachable!("a whole frame is in the buffer")
+                };
+                let body = &mut scratch[header_len..];
+                apply_mask(body, header.mask.unwrap_or_default(), 0);
+                black_box(assembler.push(&header, body, None).is_ok())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn deflate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("deflate");
+    let text: Vec<u8> = br#"{"type":"tick","symbol":"WSCP","price":101.25,"size":300}"#
+        .iter()
+        .copied()
+        .cycle()
+        .take(64 * 1024)
+        .collect();
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    let mut sender = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+    let mut compressed = Vec::new();
+    group.bench_function("compress_64KiB_json", |b| {
+        b.iter(|| {
+            compressed.clear();
+            sender
+                .compress(black_box(&text), &mut compressed)
+                .expect("compresses");
+        })
+    });
+    let mut fresh = PerMessageDeflate::new(
+        Role::Server,
+        DeflateParams {
+            server_no_context_takeover: true,
+            ..DeflateParams::default()
+        },
+    );
+    let mut one = Vec::new();
+    fresh.compress(&text, &mut one).expect("compresses");
+    let mut receiver_fresh = PerMessageDeflate::new(
+        Role::Client,
+        DeflateParams {
+            server_no_context_takeover: true,
+            ..DeflateParams::default()
+        },
+    );
+    let mut out = Vec::new();
+    group.bench_function("decompress_64KiB_json", |b| {
+        b.iter(|| {
+            out.clear();
+            receiver_fresh
+                .decompress(black_box(&one), &mut out, 1 << 20)
+                .expect("inflates");
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, masking, parsing, deflate);
+criterion_main!(benches);

@@ -33,6 +33,8 @@ pub enum Command {
     /// the connection closed with another code, 6 if it dropped without a
     /// close frame (1006) or the peer broke the protocol.
     Connect(ConnectArgs),
+    /// Start an echo server and a client that talks to it, to see both work.
+    Demo,
 }
 
 #[derive(Debug, Args)]

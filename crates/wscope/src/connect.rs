@@ -13,7 +13,7 @@ use wscope_proto::handshake::{ClientRequest, Parsed, Response, generate_key};
 use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
 
 use crate::cli::ConnectArgs;
-use crate::connection::{Connection, Incoming};
+use crate::connection::{Connection, Incoming, Stats};
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
 pub mod exit {
@@ -24,8 +24,40 @@ pub mod exit {
     pub const ABNORMAL: i32 = 6;
 }
 
-/// Runs the client; returns the process exit status.
+/// Where the messages to send come from, and how to show traffic.
+pub struct Session {
+    /// Lines to send as text messages; `None` sends nothing (`--echo`).
+    pub lines: Option<mpsc::Receiver<String>>,
+    /// Mark lines with `>` (sent) and `<` (received), for people watching.
+    pub arrows: bool,
+}
+
+/// Runs the client on stdin; returns the process exit status.
 pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
+    let lines = (!args.echo).then(|| {
+        let (lines_tx, lines) = mpsc::channel::<String>(64);
+        tokio::spawn(async move {
+            let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+            while let Ok(Some(line)) = stdin.next_line().await {
+                if lines_tx.send(line).await.is_err() {
+                    break;
+                }
+            }
+        });
+        lines
+    });
+    run_session(
+        args,
+        Session {
+            lines,
+            arrows: false,
+        },
+    )
+    .await
+}
+
+/// Runs the client with messages from `session`.
+pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
     let url = Url::parse(&args.url).with_context(|| format!("{:?} is not a URL", args.url))?;
     match url.scheme() {
         "ws" => {}
@@ -142,20 +174,11 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
         params,
         args.limits.max_message,
     );
-    let (lines_tx, mut lines) = mpsc::channel::<String>(64);
-    if !args.echo {
-        tokio::spawn(async move {
-            let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-            while let Ok(Some(line)) = stdin.next_line().await {
-                if lines_tx.send(line).await.is_err() {
-                    break;
-                }
-            }
-        });
-    } else {
-        drop(lines_tx);
+    let mut stdin_open = session.lines.is_some();
+    let (_, mut lines) = mpsc::channel::<String>(1);
+    if let Some(session_lines) = session.lines {
+        lines = session_lines;
     }
-    let mut stdin_open = !args.echo;
     // Set when stdin has ended: the close goes out once the connection has
     // been quiet for `--wait`.
     let mut linger: Option<tokio::time::Instant> = None;
@@ -167,7 +190,12 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
             incoming = conn.next() => incoming,
             line = lines.recv(), if stdin_open => {
                 match line {
-                    Some(line) => conn.send(OpCode::Text, line.as_bytes()).await?,
+                    Some(line) => {
+                        conn.send(OpCode::Text, line.as_bytes()).await?;
+                        if session.arrows {
+                            stdout.write_all(format!("> {line}\n").as_bytes()).await?;
+                        }
+                    }
                     None => {
                         stdin_open = false;
                         linger = Some(tokio::time::Instant::now() + args.wait);
@@ -195,13 +223,17 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
                     conn.send(message.opcode, &message.data).await?;
                 }
                 if !args.quiet {
+                    if session.arrows {
+                        stdout.write_all(b"< ").await?;
+                    }
                     print_message(&mut stdout, message.opcode, &message.data).await?;
                 }
             }
-            Ok(Incoming::Ping(_) | Incoming::Pong(_)) => {}
+            Ok(Incoming::Ping(payload)) => tracing::debug!(len = payload.len(), "ping (answered)"),
+            Ok(Incoming::Pong(payload)) => tracing::debug!(len = payload.len(), "pong"),
             Ok(Incoming::Close(close)) => {
                 conn.finish(Duration::from_secs(2)).await;
-                report_close("server", &close, started);
+                report_close("server", &close, started, conn.stats());
                 break close_status(&close);
             }
             Ok(Incoming::Eof) => {
@@ -237,20 +269,25 @@ fn close_status(close: &ClosePayload) -> i32 {
     }
 }
 
-fn report_close(by: &str, close: &ClosePayload, started: std::time::Instant) {
+fn report_close(by: &str, close: &ClosePayload, started: std::time::Instant, stats: Stats) {
     let elapsed = started.elapsed();
+    let counts = format!(
+        "{} messages / {} bytes sent, {} messages / {} bytes received",
+        stats.messages_out, stats.bytes_out, stats.messages_in, stats.bytes_in
+    );
+    let reason = if close.reason.is_empty() {
+        String::new()
+    } else {
+        format!(", reason {:?}", close.reason)
+    };
     match close.code {
         Some(code) => eprintln!(
-            "wscope: closed by {by}: {code}{}{} after {elapsed:.1?} — {}",
-            if close.reason.is_empty() {
-                ""
-            } else {
-                ", reason: "
-            },
-            close.reason,
+            "wscope: closed by {by}: {code}{reason} after {elapsed:.1?} ({counts}): {}",
             code.meaning()
         ),
-        None => eprintln!("wscope: closed by {by} without a status code after {elapsed:.1?}"),
+        None => {
+            eprintln!("wscope: closed by {by} without a status code after {elapsed:.1?} ({counts})")
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 mod cli;
 mod connect;
 mod connection;
+mod demo;
 mod serve;
 
 use clap::Parser;
@@ -36,6 +37,7 @@ fn main() {
         match cli.command {
             Command::Serve(args) => serve::run(args).await.map(|()| 0),
             Command::Connect(args) => connect::run(args).await,
+            Command::Demo => demo::run().await,
         }
     });
     match status {

@@ -32,7 +32,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on ws://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;
+    serve_on(listener, args.limits.max_message).await
+}
 
+/// Accepts and serves connections until Ctrl-C, then closes them with 1001.
+pub async fn serve_on(listener: TcpListener, max_message: u64) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id: u64 = 1;
@@ -49,7 +53,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 let id = next_id;
                 next_id += 1;
                 let shutdown = shutdown_rx.clone();
-                let max_message = args.limits.max_message;
                 tasks.spawn(async move {
                     if let Err(err) = handle(stream, peer, id, max_message, shutdown).await {
                         debug!(conn = id, %err, "connection ended with an error");
@@ -139,7 +142,10 @@ async fn handle(
             Ok(Incoming::Message(message)) => {
                 conn.send(message.opcode, &message.data).await?;
             }
-            Ok(Incoming::Ping(_) | Incoming::Pong(_)) => {}
+            Ok(Incoming::Ping(payload)) => {
+                debug!(conn = id, len = payload.len(), "ping (answered)")
+            }
+            Ok(Incoming::Pong(payload)) => debug!(conn = id, len = payload.len(), "pong"),
             Ok(Incoming::Close(close)) => {
                 info!(conn = id, code = ?close.code.map(|c| c.0), reason = %close.reason, "closed by client");
                 conn.finish(Duration::from_secs(2)).await;

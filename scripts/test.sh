@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test wscope has, on a fresh machine: installs the test peers,
+# checks formatting and lints, runs unit, property and integration tests
+# (including the Autobahn conformance suite both ways), builds the fuzz
+# targets and benchmarks, and prints one summary line.
+#
+# Peers come from the package registries only: Python packages into .venv
+# (tests/requirements.txt). Nothing outside the repository is assumed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log_dir=target/test-logs
+mkdir -p "$log_dir"
+started=$(date +%s)
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "test peers: Python virtualenv (.venv) with $(grep -cv '^#' tests/requirements.txt) packages"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+.venv/bin/python -c 'import kosoku, websockets; print("kosoku", kosoku.__name__, "websockets", websockets.__version__)'
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "tests (unit, property, integration, conformance)"
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log_dir/cargo-test.log"
+test_status=${PIPESTATUS[0]}
+set -e
+
+step "fuzz targets build"
+cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
+
+step "benchmarks build"
+cargo bench --workspace --no-run --quiet 2>&1 | grep -v '^ *Executable' || true
+
+passed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+suites=$(grep -c 'test result:' "$log_dir/cargo-test.log" || true)
+elapsed=$(( $(date +%s) - started ))
+echo
+echo "Autobahn reports: reports/autobahn/server/index.html, reports/autobahn/client/index.html"
+echo "wscope: $suites test suites in ${elapsed}s (fmt, clippy, fuzz build, bench build ok)"
+echo "tests: $passed passed, $failed failed"
+if [ "$test_status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi

@@ -1,13 +1,45 @@
-//! TEMPORARY STUB: replaced by the real permessage-deflate.
+//! permessage-deflate (RFC 7692): negotiation and the per-connection
+//! compressor and decompressor.
+//!
+//! Each message is compressed with a sync flush and sent without the
+//! trailing `00 00 ff ff` (section 7.2.1); the receiver puts it back before
+//! inflating the last fragment (section 7.2.2). Unless "no context takeover"
+//! was agreed for a direction, the LZ77 window carries over from one message
+//! to the next, so the compressor and decompressor live as long as the
+//! connection.
+//!
+//! Window sizes: zlib cannot write raw deflate with an 8-bit window, so an
+//! offer that asks *us* to compress within 256 bytes is declined (server)
+//! or refused (client) rather than silently broken. Inflating always uses a
+//! 15-bit window, which decodes any smaller one.
+//!
+//! Inflation is bounded: output never grows much past the caller's limit,
+//! so a deflate bomb ends in [`Error::TooBig`] instead of eating memory.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
 use crate::handshake::Extension;
 use crate::{Error, Role};
+
+/// The extension's registered name.
+pub const NAME: &str = "permessage-deflate";
+
+/// The tail a sync flush ends with, removed on the wire (section 7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Parameters agreed for one connection (section 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeflateParams {
+    /// The server resets its compressor after every message.
     pub server_no_context_takeover: bool,
+    /// The client resets its compressor after every message.
     pub client_no_context_takeover: bool,
+    /// The server compresses with at most this window (base-2 log, 8..=15).
     pub server_max_window_bits: u8,
+    /// The client compresses with at most this window.
     pub client_max_window_bits: u8,
 }
+
 impl Default for DeflateParams {
     fn default() -> Self {
         DeflateParams {
@@ -18,45 +50,555 @@ impl Default for DeflateParams {
         }
     }
 }
+
 impl DeflateParams {
+    /// The Sec-WebSocket-Extensions value a server answers with.
     pub fn response_header(&self) -> String {
-        "permessage-deflate".into()
+        let mut ext = Extension::new(NAME);
+        if self.server_no_context_takeover {
+            ext = ext.with_param("server_no_context_takeover", None);
+        }
+        if self.client_no_context_takeover {
+            ext = ext.with_param("client_no_context_takeover", None);
+        }
+        if self.server_max_window_bits < 15 {
+            ext = ext.with_param(
+                "server_max_window_bits",
+                Some(&self.server_max_window_bits.to_string()),
+            );
+        }
+        if self.client_max_window_bits < 15 {
+            ext = ext.with_param(
+                "client_max_window_bits",
+                Some(&self.client_max_window_bits.to_string()),
+            );
+        }
+        ext.to_string()
     }
 }
-pub fn client_offer() -> Extension {
-    crate::handshake::parse_extensions("permessage-deflate; client_max_window_bits")
-        .unwrap()
-        .remove(0)
+
+/// What a client offers, in order of preference: first
+/// `permessage-deflate; client_max_window_bits`, as browsers send it (the
+/// server may limit our window); then the same with
+/// `client_no_context_takeover`, for servers that only accept clients that
+/// reset their compressor after each message. A server picks one offer, so
+/// the second costs nothing when the first is taken.
+pub fn client_offers() -> Vec<Extension> {
+    let preferred = Extension::new(NAME).with_param("client_max_window_bits", None);
+    let fallback = Extension::new(NAME)
+        .with_param("client_no_context_takeover", None)
+        .with_param("client_max_window_bits", None);
+    vec![preferred, fallback]
 }
-pub fn server_accept(_offers: &[Extension]) -> Option<DeflateParams> {
-    None
+
+/// The parameters one offer or response carries, checked for syntax.
+#[derive(Default)]
+struct Seen {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    /// `Some(None)`: present without a value (only valid in an offer).
+    client_max_window_bits: Option<Option<u8>>,
 }
-pub fn client_accept(_offered: &Extension, _response: &Extension) -> Result<DeflateParams, Error> {
-    Err(Error::Extension("stub".into()))
+
+fn read_params(ext: &Extension) -> Result<Seen, String> {
+    let mut seen = Seen::default();
+    let mut names: Vec<&str> = Vec::new();
+    for param in &ext.params {
+        let name = param.name.to_ascii_lowercase();
+        if names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            return Err(format!("parameter {name} appears twice"));
+        }
+        names.push(&param.name);
+        let bits = |value: &Option<String>| -> Result<Option<u8>, String> {
+            match value {
+                None => Ok(None),
+                Some(v) => match v.parse::<u8>() {
+                    Ok(bits @ 8..=15) if !v.starts_with('0') => Ok(Some(bits)),
+                    _ => Err(format!("{name}={v} is not a window size from 8 to 15")),
+                },
+            }
+        };
+        match name.as_str() {
+            "server_no_context_takeover" | "client_no_context_takeover" => {
+                if param.value.is_some() {
+                    return Err(format!("{name} takes no value"));
+                }
+                if name.starts_with("server") {
+                    seen.server_no_context_takeover = true;
+                } else {
+                    seen.client_no_context_takeover = true;
+                }
+            }
+            "server_max_window_bits" => {
+                seen.server_max_window_bits =
+                    Some(bits(&param.value)?.ok_or("server_max_window_bits needs a value")?);
+            }
+            "client_max_window_bits" => seen.client_max_window_bits = Some(bits(&param.value)?),
+            _ => return Err(format!("unknown parameter {name}")),
+        }
+    }
+    Ok(seen)
 }
-#[derive(Debug)]
+
+/// Server side: the first acceptable permessage-deflate offer among the
+/// client's extensions, and what to answer with. Offers that are malformed
+/// or that we cannot honour are declined (section 7.1), never an error.
+pub fn server_accept(offers: &[Extension]) -> Option<DeflateParams> {
+    offers
+        .iter()
+        .filter(|ext| ext.name.eq_ignore_ascii_case(NAME))
+        .find_map(|ext| {
+            let seen = read_params(ext).ok()?;
+            let server_max_window_bits = match seen.server_max_window_bits {
+                // zlib cannot compress raw deflate in a 256-byte window.
+                Some(8) => return None,
+                Some(bits) => bits,
+                None => 15,
+            };
+            Some(DeflateParams {
+                server_no_context_takeover: seen.server_no_context_takeover,
+                client_no_context_takeover: seen.client_no_context_takeover,
+                server_max_window_bits,
+                // We inflate with a full window: no need to limit the client.
+                client_max_window_bits: 15,
+            })
+        })
+}
+
+/// Client side: checks the server's answer against what we offered
+/// (section 7.1: a parameter we did not offer, or a bad value, fails the
+/// connection).
+pub fn client_accept(offered: &[Extension], response: &Extension) -> Result<DeflateParams, Error> {
+    let fail = |why: String| Error::Extension(format!("server's {response}: {why}"));
+    if !response.name.eq_ignore_ascii_case(NAME) {
+        return Err(fail(format!("{} was not offered", response.name)));
+    }
+    let seen = read_params(response).map_err(fail)?;
+    let client_max_window_bits = match seen.client_max_window_bits {
+        None => 15,
+        Some(_)
+            if !offered
+                .iter()
+                .filter(|offer| offer.name.eq_ignore_ascii_case(NAME))
+                .any(|offer| offer.param("client_max_window_bits").is_some()) =>
+        {
+            return Err(fail(
+                "client_max_window_bits was not offered, so the server may not set it".into(),
+            ));
+        }
+        Some(None) => {
+            return Err(fail(
+                "client_max_window_bits needs a value in a response".into(),
+            ));
+        }
+        Some(Some(8)) => {
+            return Err(fail(
+                "client_max_window_bits=8 cannot be honoured: zlib needs a window of at least 9 bits"
+                    .into(),
+            ));
+        }
+        Some(Some(bits)) => bits,
+    };
+    Ok(DeflateParams {
+        server_no_context_takeover: seen.server_no_context_takeover,
+        client_no_context_takeover: seen.client_no_context_takeover,
+        server_max_window_bits: seen.server_max_window_bits.unwrap_or(15),
+        client_max_window_bits,
+    })
+}
+
+/// Client side: what the server's Sec-WebSocket-Extensions answer amounts
+/// to, given our offers. Any extension we did not offer, or a second
+/// permessage-deflate, fails the handshake (RFC 6455 section 9.1).
+pub fn client_negotiate(
+    offered: &[Extension],
+    accepted: &[Extension],
+) -> Result<Option<DeflateParams>, Error> {
+    let mut params = None;
+    for extension in accepted {
+        let was_offered = offered
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case(&extension.name));
+        if !was_offered || params.is_some() {
+            return Err(Error::Extension(format!(
+                "server accepted {extension}, which was not offered (or not offered twice)"
+            )));
+        }
+        params = Some(client_accept(offered, extension)?);
+    }
+    Ok(params)
+}
+
+/// The compressor and decompressor of one endpoint of one connection.
 pub struct PerMessageDeflate {
     params: DeflateParams,
+    compressor: Compress,
+    decompressor: Decompress,
+    reset_compressor: bool,
+    reset_decompressor: bool,
+    /// The peer's stream had a final block: the next message starts afresh.
+    stream_ended: bool,
 }
+
+impl std::fmt::Debug for PerMessageDeflate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerMessageDeflate")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PerMessageDeflate {
-    pub fn new(_role: Role, params: DeflateParams) -> Self {
-        PerMessageDeflate { params }
+    /// `role` says which of the agreed parameters govern what we send and
+    /// what we receive.
+    pub fn new(role: Role, params: DeflateParams) -> Self {
+        let (own_bits, reset_compressor, reset_decompressor) = match role {
+            Role::Server => (
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+                params.client_no_context_takeover,
+            ),
+            Role::Client => (
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+                params.server_no_context_takeover,
+            ),
+        };
+        // Negotiation never agrees to 8 for our own side; clamp rather than
+        // let flate2 panic if a caller builds parameters by hand.
+        let own_bits = own_bits.clamp(9, 15);
+        PerMessageDeflate {
+            params,
+            compressor: Compress::new_with_window_bits(Compression::default(), false, own_bits),
+            decompressor: Decompress::new_with_window_bits(false, 15),
+            reset_compressor,
+            reset_decompressor,
+            stream_ended: false,
+        }
     }
-    pub fn compress(&mut self, _payload: &[u8], _out: &mut Vec<u8>) -> Result<(), Error> {
-        Err(Error::Inflate("stub".into()))
-    }
-    pub fn decompress_chunk(
-        &mut self,
-        _data: &[u8],
-        _out: &mut Vec<u8>,
-        _limit: usize,
-    ) -> Result<(), Error> {
-        Err(Error::Inflate("stub".into()))
-    }
-    pub fn finish_message(&mut self, _out: &mut Vec<u8>, _limit: usize) -> Result<(), Error> {
-        Err(Error::Inflate("stub".into()))
-    }
+
+    /// The agreed parameters.
     pub fn params(&self) -> DeflateParams {
         self.params
+    }
+
+    /// Compresses one whole message payload, appending to `out`.
+    pub fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = out.len();
+        let base_in = self.compressor.total_in();
+        loop {
+            let consumed = (self.compressor.total_in() - base_in) as usize;
+            out.reserve((payload.len() - consumed) / 2 + 64);
+            self.compressor
+                .compress_vec(&payload[consumed..], out, FlushCompress::Sync)
+                .map_err(|e| Error::Inflate(format!("compression failed: {e}")))?;
+            let consumed = (self.compressor.total_in() - base_in) as usize;
+            // Done when all input is in and the flush did not fill the buffer.
+            if consumed == payload.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out[start..].ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        if out.len() == start {
+            // Section 7.2.3.6: an empty message can be a single 0x00.
+            out.push(0x00);
+        }
+        if self.reset_compressor {
+            self.compressor.reset();
+        }
+        Ok(())
+    }
+
+    /// Inflates one frame's payload of a compressed message, appending to
+    /// `out`, which holds only this message so far. Fails with
+    /// [`Error::TooBig`] once the message would exceed `limit` bytes.
+    pub fn decompress_chunk(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), Error> {
+        let mut consumed = 0usize;
+        loop {
+            if self.stream_ended {
+                // Bytes after a final block belong to nothing; ignore them
+                // as zlib would (the message still ends with its FIN frame).
+                return Ok(());
+            }
+            let room = limit.saturating_sub(out.len()).saturating_add(1);
+            let want = ((data.len() - consumed).saturating_mul(4)).clamp(4096, 1 << 20);
+            out.reserve(want.min(room));
+            let before_in = self.decompressor.total_in();
+            let before_out = out.len();
+            let status = self
+                .decompressor
+                .decompress_vec(&data[consumed..], out, FlushDecompress::None)
+                .map_err(|e| Error::Inflate(e.to_string()))?;
+            consumed += (self.decompressor.total_in() - before_in) as usize;
+            if out.len() > limit {
+                return Err(Error::TooBig {
+                    size: out.len() as u64,
+                    limit: limit as u64,
+                });
+            }
+            if status == Status::StreamEnd {
+                self.stream_ended = true;
+                return Ok(());
+            }
+            let progressed = self.decompressor.total_in() != before_in || out.len() != before_out;
+            if consumed == data.len() && out.len() < out.capacity() {
+                return Ok(());
+            }
+            if !progressed && out.len() < out.capacity() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Ends a compressed message: feeds the removed tail (section 7.2.2) and
+    /// resets the decompressor when the peer does not keep its context.
+    pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), Error> {
+        self.decompress_chunk(&TAIL, out, limit)?;
+        if self.reset_decompressor || self.stream_ended {
+            self.decompressor.reset(false);
+            self.stream_ended = false;
+        }
+        Ok(())
+    }
+
+    /// A whole compressed message: [`Self::decompress_chunk`] then
+    /// [`Self::finish_message`].
+    pub fn decompress(
+        &mut self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), Error> {
+        self.decompress_chunk(payload, out, limit)?;
+        self.finish_message(out, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::parse_extensions;
+
+    fn pair(params: DeflateParams) -> (PerMessageDeflate, PerMessageDeflate) {
+        (
+            PerMessageDeflate::new(Role::Server, params),
+            PerMessageDeflate::new(Role::Client, params),
+        )
+    }
+
+    fn offer(text: &str) -> Vec<Extension> {
+        parse_extensions(text).unwrap()
+    }
+
+    #[test]
+    fn rfc_7692_hello_examples() {
+        // Section 7.2.3.1: "Hello" compressed in one block.
+        let mut server = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        let mut out = Vec::new();
+        server
+            .decompress(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 1024)
+            .unwrap();
+        assert_eq!(out, b"Hello");
+        // Section 7.2.3.2: the same message again, with context takeover,
+        // can refer back to the first.
+        out.clear();
+        server
+            .decompress(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, 1024)
+            .unwrap();
+        assert_eq!(out, b"Hello");
+        // Section 7.2.3.3: a stored (uncompressed) block.
+        let mut fresh = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        out.clear();
+        fresh
+            .decompress(
+                &[
+                    0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+                ],
+                &mut out,
+                1024,
+            )
+            .unwrap();
+        assert_eq!(out, b"Hello");
+        // Section 7.2.3.4: split across two frames.
+        let mut fresh = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        out.clear();
+        fresh
+            .decompress_chunk(&[0xf2, 0x48, 0xcd], &mut out, 1024)
+            .unwrap();
+        fresh
+            .decompress_chunk(&[0xc9, 0xc9, 0x07, 0x00], &mut out, 1024)
+            .unwrap();
+        fresh.finish_message(&mut out, 1024).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn we_compress_hello_like_the_rfc() {
+        let mut client = PerMessageDeflate::new(Role::Client, DeflateParams::default());
+        let mut out = Vec::new();
+        client.compress(b"Hello", &mut out).unwrap();
+        let mut server = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        let mut back = Vec::new();
+        server.decompress(&out, &mut back, 100).unwrap();
+        assert_eq!(back, b"Hello");
+        assert!(!out.ends_with(&TAIL));
+    }
+
+    #[test]
+    fn round_trips_every_combination() {
+        let messages: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"hello hello hello".to_vec(),
+            (0..100_000u32).map(|i| (i % 251) as u8).collect(),
+            br#"{"a":1,"b":[1,2,3]}"#.repeat(500),
+            b"".to_vec(),
+            b"hello hello hello".to_vec(),
+        ];
+        for bits in 9..=15u8 {
+            for (snct, cnct) in [(false, false), (true, false), (false, true), (true, true)] {
+                let params = DeflateParams {
+                    server_no_context_takeover: snct,
+                    client_no_context_takeover: cnct,
+                    server_max_window_bits: bits,
+                    client_max_window_bits: bits,
+                };
+                let (mut server, mut client) = pair(params);
+                for message in &messages {
+                    for server_sends in [true, false] {
+                        let (tx, rx) = if server_sends {
+                            (&mut server, &mut client)
+                        } else {
+                            (&mut client, &mut server)
+                        };
+                        let mut wire = Vec::new();
+                        tx.compress(message, &mut wire).unwrap();
+                        assert!(!wire.is_empty());
+                        let mut back = Vec::new();
+                        // Feed in small pieces, as frames might arrive.
+                        for piece in wire.chunks(7) {
+                            rx.decompress_chunk(piece, &mut back, 1 << 20).unwrap();
+                        }
+                        rx.finish_message(&mut back, 1 << 20).unwrap();
+                        assert_eq!(&back, message, "bits {bits} snct {snct} cnct {cnct}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bomb_stops_at_the_limit() {
+        let mut tx = PerMessageDeflate::new(Role::Client, DeflateParams::default());
+        let mut wire = Vec::new();
+        tx.compress(&vec![0u8; 10 << 20], &mut wire).unwrap();
+        assert!(wire.len() < 20_000);
+        let mut rx = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        let mut out = Vec::new();
+        let err = rx.decompress(&wire, &mut out, 1 << 20).unwrap_err();
+        assert!(matches!(err, Error::TooBig { .. }), "{err}");
+        assert!(out.capacity() < (2 << 20), "capacity {}", out.capacity());
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error() {
+        let mut rx = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        let mut out = Vec::new();
+        let result = rx.decompress(&[0xff, 0xff, 0xff, 0xff, 0x00, 0x12], &mut out, 1024);
+        assert!(matches!(result, Err(Error::Inflate(_))), "{result:?}");
+    }
+
+    #[test]
+    fn server_negotiation() {
+        assert_eq!(
+            server_accept(&offer("permessage-deflate")),
+            Some(DeflateParams::default())
+        );
+        let p = server_accept(&offer("permessage-deflate; server_no_context_takeover")).unwrap();
+        assert!(p.server_no_context_takeover);
+        assert_eq!(
+            p.response_header(),
+            "permessage-deflate; server_no_context_takeover"
+        );
+        let p = server_accept(&offer("permessage-deflate; server_max_window_bits=9")).unwrap();
+        assert_eq!(p.server_max_window_bits, 9);
+        assert_eq!(
+            p.response_header(),
+            "permessage-deflate; server_max_window_bits=9"
+        );
+        let p = server_accept(&offer("permessage-deflate; client_max_window_bits")).unwrap();
+        assert_eq!(p.response_header(), "permessage-deflate");
+        // The first offer is invalid (unknown param), the second is taken.
+        let p = server_accept(&offer(
+            "permessage-deflate; bogus, permessage-deflate; client_no_context_takeover",
+        ))
+        .unwrap();
+        assert!(p.client_no_context_takeover);
+        assert_eq!(
+            server_accept(&offer("permessage-deflate; server_max_window_bits=8")),
+            None
+        );
+        assert_eq!(
+            server_accept(&offer("permessage-deflate; server_max_window_bits")),
+            None
+        );
+        assert_eq!(
+            server_accept(&offer("permessage-deflate; server_max_window_bits=16")),
+            None
+        );
+        assert_eq!(
+            server_accept(&offer(
+                "permessage-deflate; server_no_context_takeover; server_no_context_takeover"
+            )),
+            None
+        );
+        assert_eq!(server_accept(&offer("x-webkit-deflate-frame")), None);
+    }
+
+    #[test]
+    fn client_negotiation() {
+        let ours = client_offers();
+        let accept = |text: &str| client_accept(&ours, &offer(text)[0]);
+        assert_eq!(
+            accept("permessage-deflate").unwrap(),
+            DeflateParams::default()
+        );
+        let p = accept("permessage-deflate; client_max_window_bits=9; server_no_context_takeover")
+            .unwrap();
+        assert_eq!(p.client_max_window_bits, 9);
+        assert!(p.server_no_context_takeover);
+        assert!(accept("permessage-deflate; client_max_window_bits").is_err());
+        assert!(accept("permessage-deflate; client_max_window_bits=8").is_err());
+        assert!(accept("permessage-deflate; mystery").is_err());
+        assert!(accept("permessage-deflate; server_max_window_bits=7").is_err());
+        let bare = [Extension::new(NAME)];
+        assert!(
+            client_accept(
+                &bare,
+                &offer("permessage-deflate; client_max_window_bits=10")[0]
+            )
+            .is_err()
+        );
+        assert_eq!(client_negotiate(&ours, &[]).unwrap(), None);
+        assert!(client_negotiate(&[], &offer("permessage-deflate")).is_err());
+        assert!(client_negotiate(&ours, &offer("permessage-deflate, permessage-deflate")).is_err());
+        assert!(client_negotiate(&ours, &offer("x-foo")).is_err());
+        // Our offers, as a server sees them, are acceptable.
+        let header = ours
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(
+            server_accept(&offer(&header)),
+            Some(DeflateParams::default())
+        );
     }
 }

@@ -97,7 +97,11 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             .ok_or_else(|| anyhow!("header {header:?} should look like 'Name: value'"))?;
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let offer = args.compress.then(deflate::client_offer);
+    let offers = if args.compress {
+        deflate::client_offers()
+    } else {
+        Vec::new()
+    };
     let target = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
@@ -110,7 +114,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
         target,
         key: generate_key(rand::random()),
         protocols: args.subprotocols.clone(),
-        extensions: offer.iter().cloned().collect(),
+        extensions: offers.clone(),
         origin: args.origin.clone(),
         headers,
     };
@@ -146,25 +150,13 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             return Ok(exit::HANDSHAKE_FAILED);
         }
     };
-    let mut params = None;
-    for extension in &upgraded.extensions {
-        let accepted = match (
-            &offer,
-            extension.name.eq_ignore_ascii_case("permessage-deflate"),
-        ) {
-            (Some(offered), true) if params.is_none() => deflate::client_accept(offered, extension),
-            _ => Err(wscope_proto::Error::Extension(format!(
-                "server accepted extension {extension}, which was not offered"
-            ))),
-        };
-        match accepted {
-            Ok(accepted) => params = Some(accepted),
-            Err(err) => {
-                eprintln!("wscope: handshake failed: {err}");
-                return Ok(exit::HANDSHAKE_FAILED);
-            }
+    let params = match deflate::client_negotiate(&offers, &upgraded.extensions) {
+        Ok(params) => params,
+        Err(err) => {
+            eprintln!("wscope: handshake failed: {err}");
+            return Ok(exit::HANDSHAKE_FAILED);
         }
-    }
+    };
     tracing::info!(url = %url, compress = params.is_some(), protocol = ?upgraded.protocol, "open");
 
     let mut conn = Connection::new(

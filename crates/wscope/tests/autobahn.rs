@@ -130,22 +130,36 @@ fn client_passes_the_autobahn_suite() {
         .unwrap_or_else(|_| panic!("case count from getCaseCount: {count:?}"));
     assert!(count >= 517, "the whole suite is offered: {count} cases");
 
-    for case in 1..=count {
-        let url = format!("{base}/runCase?case={case}&agent=wscope");
-        let out = wscope()
-            .args(["connect", "--echo", "--quiet", "--compress", &url])
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("wscope connect runs");
-        // The exit status depends on the case (many end in a deliberate
-        // protocol error); the report judges it. Panics never pass.
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !stderr.contains("panicked"),
-            "case {case}: wscope panicked:\n{stderr}"
-        );
-    }
+    // Cases are independent connections; two workers halve the wall time
+    // spent in the cases' own timeouts.
+    let next_case = std::sync::atomic::AtomicUsize::new(1);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                loop {
+                    let case = next_case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if case > count {
+                        break;
+                    }
+                    let url = format!("{base}/runCase?case={case}&agent=wscope");
+                    let out = wscope()
+                        .args(["connect", "--echo", "--quiet", "--compress", &url])
+                        .stdin(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .output()
+                        .expect("wscope connect runs");
+                    // The exit status depends on the case (many end in a
+                    // deliberate protocol error); the report judges it.
+                    // Panics never pass.
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    assert!(
+                        !stderr.contains("panicked"),
+                        "case {case}: wscope panicked:\n{stderr}"
+                    );
+                }
+            });
+        }
+    });
     let update = wscope()
         .args(["connect", &format!("{base}/updateReports?agent=wscope")])
         .stdin(Stdio::null())

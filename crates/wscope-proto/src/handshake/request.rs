@@ -271,6 +271,30 @@ mod tests {
         assert_eq!(post.status, 405);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            if let Ok(Parsed::Complete(request, len)) = Request::parse(&bytes) {
+                proptest::prop_assert!(len <= bytes.len());
+                let _ = request.validate_upgrade();
+            }
+            if let Ok(Parsed::Complete(response, _)) = super::super::Response::parse(&bytes) {
+                let _ = response.validate_upgrade("dGhlIHNhbXBsZSBub25jZQ==", &[]);
+            }
+        }
+
+        #[test]
+        fn never_panics_on_header_like_text(lines in proptest::collection::vec("[ -~]{0,40}", 0..8)) {
+            let text = format!("GET / HTTP/1.1\r\n{}\r\n\r\n", lines.join("\r\n"));
+            if let Ok(Parsed::Complete(request, _)) = Request::parse(text.as_bytes()) {
+                let _ = request.validate_upgrade();
+            }
+            for line in &lines {
+                let _ = parse_extensions(line);
+            }
+        }
+    }
+
     #[test]
     fn built_request_parses_and_validates() {
         let request = ClientRequest {

@@ -1,0 +1,322 @@
+//! The event types and their JSON shape.
+//!
+//! Field names are the contract with docs/FORMAT.md and every reader of a
+//! record file, so they are spelled out with serde attributes rather than
+//! left to Rust's names. Optional fields are omitted when empty.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use wscope_proto::{CloseCode, OpCode, Violation};
+
+/// One thing that happened on one connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Microseconds since the Unix epoch.
+    pub ts: u64,
+    /// The connection's id, short and stable within a recording (`c1`, ...).
+    pub conn: String,
+    /// Which way the bytes went, where that applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<Direction>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Which way a frame or message travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Direction {
+    #[serde(rename = "c2s")]
+    ClientToServer,
+    #[serde(rename = "s2c")]
+    ServerToClient,
+}
+
+impl Direction {
+    /// `c2s` or `s2c`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "c2s",
+            Direction::ServerToClient => "s2c",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The handshake completed.
+    Open(Open),
+    /// The upgrade was refused or went wrong.
+    HandshakeFailed(HandshakeFailed),
+    /// One frame, as it was on the wire.
+    Frame(Frame),
+    /// A whole (reassembled, decompressed) data message.
+    Message(Message),
+    /// A close frame.
+    Close(Close),
+    /// The end of the connection.
+    Closed(Closed),
+    /// An I/O or protocol error.
+    Error { message: String },
+    /// Something wscope did or noticed (a rule fired, a reconnect).
+    Note { text: String },
+}
+
+/// An HTTP request or response head, headers in wire order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// `GET /chat HTTP/1.1` or `HTTP/1.1 101 Switching Protocols`.
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// How long each step of opening took, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_us: Option<u64>,
+}
+
+/// The `open` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Open {
+    pub url: String,
+    pub client: String,
+    pub server: String,
+    pub request: Head,
+    pub response: Head,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+    #[serde(default)]
+    pub timings: Timings,
+}
+
+/// The `handshake_failed` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandshakeFailed {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Head>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Head>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The first bytes of the response body, as text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// What it most likely means.
+    pub diagnosis: String,
+}
+
+/// A payload as recorded: text as a string, anything else as base64, cut to
+/// the capture limit with the true length kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    /// The payload's true length in bytes.
+    pub len: u64,
+    /// The (possibly cut) payload, when it is valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The (possibly cut) payload in base64, when it is not text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// Set when fewer than `len` bytes were kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl Payload {
+    /// Records `data`, keeping at most `limit` bytes. Text stays text when
+    /// the kept part is valid UTF-8 (a cut inside a character backs off to
+    /// the character boundary).
+    pub fn capture(data: &[u8], as_text: bool, limit: usize) -> Payload {
+        let mut keep = data.len().min(limit);
+        if as_text {
+            if let Ok(text) = std::str::from_utf8(data) {
+                while !text.is_char_boundary(keep) {
+                    keep -= 1;
+                }
+                return Payload {
+                    len: data.len() as u64,
+                    text: Some(text[..keep].to_owned()),
+                    base64: None,
+                    truncated: keep < data.len(),
+                };
+            }
+            keep = data.len().min(limit);
+        }
+        Payload {
+            len: data.len() as u64,
+            text: None,
+            base64: Some(base64::engine::general_purpose::STANDARD.encode(&data[..keep])),
+            truncated: keep < data.len(),
+        }
+    }
+
+    /// The kept bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        match (&self.text, &self.base64) {
+            (Some(text), _) => Ok(text.as_bytes().to_vec()),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// A protocol violation as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationInfo {
+    /// `RFC 6455 §5.1`.
+    pub section: String,
+    pub text: String,
+}
+
+impl From<Violation> for ViolationInfo {
+    fn from(violation: Violation) -> Self {
+        ViolationInfo {
+            section: violation.section().to_owned(),
+            text: violation.to_string(),
+        }
+    }
+}
+
+/// The `frame` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    pub fin: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rsv1: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rsv2: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rsv3: bool,
+    /// `text`, `binary`, `cont`, `close`, `ping`, `pong` or `reserved`.
+    pub opcode: String,
+    /// The 4-bit opcode value.
+    pub opcode_bits: u8,
+    /// The masking key in hex, when the frame was masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    pub payload: Payload,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<ViolationInfo>,
+}
+
+/// The `message` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// `text` or `binary`.
+    pub opcode: String,
+    pub payload: Payload,
+    /// It arrived compressed (permessage-deflate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compressed: bool,
+    /// How many frames carried it.
+    pub frames: u32,
+}
+
+impl Message {
+    /// Records a message from the protocol core.
+    pub fn capture(message: &wscope_proto::message::Message, limit: usize) -> Message {
+        Message {
+            opcode: message.opcode.name().to_owned(),
+            payload: Payload::capture(&message.data, message.opcode == OpCode::Text, limit),
+            compressed: message.compressed,
+            frames: message.frames,
+        }
+    }
+}
+
+/// The `close` event: a close frame's contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Close {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The code's registered name and plain meaning.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub meaning: String,
+}
+
+impl Close {
+    /// A close frame with `code` and `reason`, its meaning filled in.
+    pub fn new(code: Option<CloseCode>, reason: &str) -> Close {
+        Close {
+            code: code.map(|c| c.0),
+            reason: reason.to_owned(),
+            meaning: code
+                .map(|c| format!("{}: {}", c.name(), c.meaning()))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedBy {
+    Client,
+    Server,
+    /// Neither sent a close frame first (a drop, or a local error).
+    Unknown,
+}
+
+/// The `closed` event: the end of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closed {
+    pub by: ClosedBy,
+    /// Both close frames were exchanged.
+    pub clean: bool,
+    /// The close code, 1006 when the connection dropped without one.
+    pub code: u16,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    pub meaning: String,
+    pub duration_us: u64,
+    pub messages_c2s: u64,
+    pub messages_s2c: u64,
+    pub bytes_c2s: u64,
+    pub bytes_s2c: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_capture_keeps_text_as_text_and_cuts_at_char_boundaries() {
+        let p = Payload::capture("κόσμε".as_bytes(), true, 3);
+        assert_eq!(p.text.as_deref(), Some("κ"));
+        assert!(p.truncated);
+        assert_eq!(p.len, 10);
+        let p = Payload::capture(&[0xff, 0x00, 0x01], true, 100);
+        assert_eq!(p.base64.as_deref(), Some("/wAB"));
+        assert_eq!(p.bytes().unwrap(), vec![0xff, 0, 1]);
+        assert!(!p.truncated);
+    }
+
+    #[test]
+    fn json_shape() {
+        let event = Event {
+            ts: 1,
+            conn: "c1".into(),
+            dir: Some(Direction::ServerToClient),
+            kind: EventKind::Close(Close::new(Some(CloseCode::NORMAL), "bye")),
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.contains(r#""event":"close""#), "{json}");
+        assert!(json.contains(r#""dir":"s2c""#), "{json}");
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, event);
+    }
+}

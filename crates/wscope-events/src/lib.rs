@@ -1,0 +1,21 @@
+//! The event model every wscope source produces and every sink consumes,
+//! and the record file that stores it.
+//!
+//! A client, a server, a proxy or a capture reader all describe what
+//! happened as [`Event`]s; printers, the record writer, and later the web UI
+//! and metrics only ever see events. Neither side knows the other, so a new
+//! output is a new sink and a new input is a new source.
+//!
+//! - [`event`]: the types, with their JSON shape (docs/FORMAT.md).
+//! - [`record`]: the JSON Lines record file: writer and crash-tolerant reader.
+//! - [`redact`]: which handshake headers are secrets.
+
+pub mod event;
+pub mod record;
+pub mod redact;
+
+pub use event::{
+    Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, HandshakeFailed, Head, Message,
+    Open, Payload, Timings, ViolationInfo,
+};
+pub use record::{ReadError, RecordReader, RecordWriter};

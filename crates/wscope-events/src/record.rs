@@ -1,0 +1,299 @@
+//! The record file: JSON Lines. A header line names the format and version,
+//! then one [`Event`] per line (docs/FORMAT.md).
+//!
+//! Writing appends and flushes after every batch, so a crash loses at most
+//! the batch in flight. Reading is tolerant where a crash leaves marks: a
+//! cut-off last line is reported (with its line number) and reading stops
+//! there, keeping everything before it. A bad line anywhere else is an
+//! error with its line number, because that file was damaged, not cut.
+
+use std::io::{self, BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Event;
+use crate::redact::redact_headers;
+
+/// The `format` value of the header line.
+pub const FORMAT: &str = "wscope-record";
+/// The version this code writes and reads.
+pub const VERSION: u32 = 1;
+
+/// The first line of a record file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    /// The program that wrote it, e.g. `wscope 0.1.0`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub writer: String,
+    /// Whether sensitive headers were redacted.
+    #[serde(default)]
+    pub redacted: bool,
+}
+
+/// Appends events to a record file.
+pub struct RecordWriter<W: Write> {
+    out: W,
+    redact: bool,
+    line: Vec<u8>,
+}
+
+impl<W: Write> RecordWriter<W> {
+    /// Writes the header line. With `redact`, sensitive handshake headers
+    /// are replaced in every event written.
+    pub fn new(mut out: W, writer: &str, redact: bool) -> io::Result<Self> {
+        let header = Header {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            writer: writer.to_owned(),
+            redacted: redact,
+        };
+        serde_json::to_writer(&mut out, &header)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        Ok(RecordWriter {
+            out,
+            redact,
+            line: Vec::with_capacity(512),
+        })
+    }
+
+    /// Appends one event (buffered until [`RecordWriter::flush`]).
+    pub fn write(&mut self, event: &Event) -> io::Result<()> {
+        self.line.clear();
+        if self.redact && has_heads(event) {
+            let mut event = event.clone();
+            redact_event(&mut event);
+            serde_json::to_writer(&mut self.line, &event)?;
+        } else {
+            serde_json::to_writer(&mut self.line, event)?;
+        }
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
+    }
+
+    /// Ends a batch: everything written so far reaches the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn has_heads(event: &Event) -> bool {
+    matches!(
+        event.kind,
+        crate::EventKind::Open(_) | crate::EventKind::HandshakeFailed(_)
+    )
+}
+
+fn redact_event(event: &mut Event) {
+    match &mut event.kind {
+        crate::EventKind::Open(open) => {
+            redact_headers(&mut open.request.headers);
+            redact_headers(&mut open.response.headers);
+        }
+        crate::EventKind::HandshakeFailed(failed) => {
+            for head in [&mut failed.request, &mut failed.response]
+                .into_iter()
+                .flatten()
+            {
+                redact_headers(&mut head.headers);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Why a record file could not be read (further).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the record file: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a wscope record file: the first line is not a {FORMAT} header ({0})")]
+    NotARecord(String),
+    #[error("record file version {0} is newer than this wscope reads ({VERSION}); upgrade wscope")]
+    Version(u32),
+    #[error("line {line}: not a valid event: {reason}")]
+    BadLine { line: u64, reason: String },
+}
+
+/// Reads events from a record file, one at a time.
+pub struct RecordReader<R: BufRead> {
+    input: R,
+    header: Header,
+    line_no: u64,
+    buf: String,
+    /// Set when the last line was cut off (a crash while writing).
+    truncated_at: Option<u64>,
+}
+
+impl<R: BufRead> RecordReader<R> {
+    /// Reads and checks the header line.
+    pub fn new(mut input: R) -> Result<Self, ReadError> {
+        let mut first = String::new();
+        input.read_line(&mut first)?;
+        let header: Header = serde_json::from_str(first.trim_end())
+            .map_err(|e| ReadError::NotARecord(e.to_string()))?;
+        if header.format != FORMAT {
+            return Err(ReadError::NotARecord(format!(
+                "format is {:?}",
+                header.format
+            )));
+        }
+        if header.version > VERSION {
+            return Err(ReadError::Version(header.version));
+        }
+        Ok(RecordReader {
+            input,
+            header,
+            line_no: 1,
+            buf: String::new(),
+            truncated_at: None,
+        })
+    }
+
+    /// The header line.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// When reading stopped at a cut-off last line: its line number.
+    pub fn truncated_at(&self) -> Option<u64> {
+        self.truncated_at
+    }
+
+    /// The next event, `None` at the end (or at a cut-off last line).
+    pub fn next_event(&mut self) -> Result<Option<Event>, ReadError> {
+        loop {
+            self.buf.clear();
+            let n = self.input.read_line(&mut self.buf)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            let complete = self.buf.ends_with('\n');
+            let text = self.buf.trim_end();
+            if text.is_empty() {
+                continue;
+            }
+            return match serde_json::from_str::<Event>(text) {
+                Ok(event) => Ok(Some(event)),
+                // No newline: the writer died mid-line. Keep what came before.
+                Err(_) if !complete => {
+                    self.truncated_at = Some(self.line_no);
+                    Ok(None)
+                }
+                Err(e) => Err(ReadError::BadLine {
+                    line: self.line_no,
+                    reason: e.to_string(),
+                }),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, Head, Open, Timings};
+
+    fn open_event() -> Event {
+        Event {
+            ts: 1_700_000_000_000_000,
+            conn: "c1".into(),
+            dir: None,
+            kind: EventKind::Open(Open {
+                url: "ws://127.0.0.1:9001/".into(),
+                client: "127.0.0.1:50000".into(),
+                server: "127.0.0.1:9001".into(),
+                request: Head {
+                    line: "GET / HTTP/1.1".into(),
+                    headers: vec![("Authorization".into(), "Bearer secret".into())],
+                },
+                response: Head {
+                    line: "HTTP/1.1 101 Switching Protocols".into(),
+                    headers: vec![],
+                },
+                subprotocol: None,
+                extensions: vec![],
+                timings: Timings::default(),
+            }),
+        }
+    }
+
+    fn note(n: u64) -> Event {
+        Event {
+            ts: n,
+            conn: "c1".into(),
+            dir: None,
+            kind: EventKind::Note {
+                text: format!("note {n}"),
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_with_redaction() {
+        let mut file = Vec::new();
+        let mut writer = RecordWriter::new(&mut file, "wscope test", true).unwrap();
+        writer.write(&open_event()).unwrap();
+        writer.write(&note(2)).unwrap();
+        writer.flush().unwrap();
+        let text = String::from_utf8(file.clone()).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        let mut reader = RecordReader::new(&file[..]).unwrap();
+        assert!(reader.header().redacted);
+        let EventKind::Open(open) = reader.next_event().unwrap().unwrap().kind else {
+            panic!("open first");
+        };
+        assert_eq!(open.request.headers[0].1, crate::redact::MARKER);
+        assert_eq!(reader.next_event().unwrap().unwrap(), note(2));
+        assert_eq!(reader.next_event().unwrap(), None);
+        assert_eq!(reader.truncated_at(), None);
+    }
+
+    #[test]
+    fn cut_off_last_line_keeps_the_rest() {
+        let mut file = Vec::new();
+        let mut writer = RecordWriter::new(&mut file, "wscope test", false).unwrap();
+        writer.write(&note(1)).unwrap();
+        writer.write(&note(2)).unwrap();
+        writer.flush().unwrap();
+        file.truncate(file.len() - 7);
+        let mut reader = RecordReader::new(&file[..]).unwrap();
+        assert_eq!(reader.next_event().unwrap(), Some(note(1)));
+        assert_eq!(reader.next_event().unwrap(), None);
+        assert_eq!(reader.truncated_at(), Some(3));
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_an_error_with_a_line_number() {
+        let mut file = Vec::new();
+        let mut writer = RecordWriter::new(&mut file, "wscope test", false).unwrap();
+        writer.write(&note(1)).unwrap();
+        file.extend_from_slice(b"{not json}\n");
+        writer = RecordWriter {
+            out: &mut file,
+            redact: false,
+            line: Vec::new(),
+        };
+        writer.write(&note(3)).unwrap();
+        let mut reader = RecordReader::new(&file[..]).unwrap();
+        reader.next_event().unwrap();
+        let err = reader.next_event().unwrap_err();
+        assert!(matches!(err, ReadError::BadLine { line: 3, .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_other_files() {
+        assert!(matches!(
+            RecordReader::new(&b"hello\n"[..]),
+            Err(ReadError::NotARecord(_))
+        ));
+        let newer = format!("{{\"format\":\"{FORMAT}\",\"version\":99}}\n");
+        assert!(matches!(
+            RecordReader::new(newer.as_bytes()),
+            Err(ReadError::Version(99))
+        ));
+    }
+}

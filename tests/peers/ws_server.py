@@ -5,12 +5,20 @@ Prints "listening on ws://127.0.0.1:PORT" as its first line, then serves:
   /close4000  send "welcome", then close with 4000 "bye"
   /drop       send "welcome", then drop TCP without a close frame (1006)
   /pingme     send a ping and report the pong in a message
+  /forbidden  refuse the upgrade with 403 and a body
 Runs until killed.
 """
 
 import asyncio
+from http import HTTPStatus
 
 from websockets.asyncio.server import serve
+
+
+def process_request(connection, request):
+    if request.path == "/forbidden":
+        return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+    return None
 
 
 async def handler(ws):
@@ -35,7 +43,7 @@ async def handler(ws):
 
 
 async def main() -> None:
-    async with serve(handler, "127.0.0.1", 0) as server:
+    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"listening on ws://127.0.0.1:{port}", flush=True)
         await asyncio.Future()

@@ -22,6 +22,40 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// An event stamped with the current time.
+    pub fn now(conn: &str, dir: Option<Direction>, kind: EventKind) -> Event {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        Event {
+            ts,
+            conn: conn.to_owned(),
+            dir,
+            kind,
+        }
+    }
+
+    /// The payload this event carries, if any.
+    pub fn payload(&self) -> Option<&Payload> {
+        match &self.kind {
+            EventKind::Frame(frame) => Some(&frame.payload),
+            EventKind::Message(message) => Some(&message.payload),
+            _ => None,
+        }
+    }
+
+    /// Cuts a frame's or message's payload to `limit` kept bytes.
+    pub fn truncate_payload(&mut self, limit: usize) {
+        match &mut self.kind {
+            EventKind::Frame(frame) => frame.payload.truncate(limit),
+            EventKind::Message(message) => message.payload.truncate(limit),
+            _ => {}
+        }
+    }
+}
+
 /// Which way a frame or message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Direction {
@@ -159,6 +193,31 @@ impl Payload {
             text: None,
             base64: Some(base64::engine::general_purpose::STANDARD.encode(&data[..keep])),
             truncated: keep < data.len(),
+        }
+    }
+
+    /// Cuts the payload to at most `limit` kept bytes (at a character
+    /// boundary for text), keeping the true length.
+    pub fn truncate(&mut self, limit: usize) {
+        if let Some(text) = &mut self.text {
+            if text.len() > limit {
+                let mut keep = limit;
+                while !text.is_char_boundary(keep) {
+                    keep -= 1;
+                }
+                text.truncate(keep);
+                self.truncated = true;
+            }
+        } else if let Some(b64) = &self.base64 {
+            // 4 base64 characters carry 3 bytes.
+            let max_chars = limit.div_ceil(3) * 4;
+            if b64.len() > max_chars {
+                if let Ok(mut bytes) = self.bytes() {
+                    bytes.truncate(limit);
+                    self.base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                    self.truncated = true;
+                }
+            }
         }
     }
 
@@ -303,6 +362,26 @@ mod tests {
         assert_eq!(p.base64.as_deref(), Some("/wAB"));
         assert_eq!(p.bytes().unwrap(), vec![0xff, 0, 1]);
         assert!(!p.truncated);
+    }
+
+    #[test]
+    fn truncate_later_equals_capture_with_limit() {
+        for (data, text) in [
+            ("κόσμε".as_bytes().to_vec(), true),
+            (vec![0xffu8; 100], false),
+        ] {
+            for limit in [0, 1, 3, 4, 10, 1000] {
+                let mut full = Payload::capture(&data, text, usize::MAX);
+                full.truncate(limit);
+                let direct = Payload::capture(&data, text, limit);
+                assert_eq!(
+                    full.bytes().unwrap(),
+                    direct.bytes().unwrap(),
+                    "limit {limit}"
+                );
+                assert_eq!(full.truncated, direct.truncated);
+            }
+        }
     }
 
     #[test]

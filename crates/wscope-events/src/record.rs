@@ -12,7 +12,7 @@ use std::io::{self, BufRead, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Event;
-use crate::redact::redact_headers;
+use crate::redact::{carries_headers, redact_event};
 
 /// The `format` value of the header line.
 pub const FORMAT: &str = "wscope-record";
@@ -62,7 +62,7 @@ impl<W: Write> RecordWriter<W> {
     /// Appends one event (buffered until [`RecordWriter::flush`]).
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
         self.line.clear();
-        if self.redact && has_heads(event) {
+        if self.redact && carries_headers(event) {
             let mut event = event.clone();
             redact_event(&mut event);
             serde_json::to_writer(&mut self.line, &event)?;
@@ -76,31 +76,6 @@ impl<W: Write> RecordWriter<W> {
     /// Ends a batch: everything written so far reaches the file.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
-    }
-}
-
-fn has_heads(event: &Event) -> bool {
-    matches!(
-        event.kind,
-        crate::EventKind::Open(_) | crate::EventKind::HandshakeFailed(_)
-    )
-}
-
-fn redact_event(event: &mut Event) {
-    match &mut event.kind {
-        crate::EventKind::Open(open) => {
-            redact_headers(&mut open.request.headers);
-            redact_headers(&mut open.response.headers);
-        }
-        crate::EventKind::HandshakeFailed(failed) => {
-            for head in [&mut failed.request, &mut failed.response]
-                .into_iter()
-                .flatten()
-            {
-                redact_headers(&mut head.headers);
-            }
-        }
-        _ => {}
     }
 }
 

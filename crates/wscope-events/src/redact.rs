@@ -4,6 +4,8 @@
 //! in one is a leak. These headers are replaced with a marker unless the
 //! user asks for raw headers (`--no-redact`).
 
+use crate::{Event, EventKind};
+
 /// Headers whose values are secrets.
 pub const SENSITIVE: &[&str] = &[
     "authorization",
@@ -26,6 +28,33 @@ pub fn redact_headers(headers: &mut [(String, String)]) {
         if is_sensitive(name) {
             *value = MARKER.to_owned();
         }
+    }
+}
+
+/// Whether `event` carries handshake headers (and so may hold secrets).
+pub fn carries_headers(event: &Event) -> bool {
+    matches!(
+        event.kind,
+        EventKind::Open(_) | EventKind::HandshakeFailed(_)
+    )
+}
+
+/// Redacts the handshake headers an event carries.
+pub fn redact_event(event: &mut Event) {
+    match &mut event.kind {
+        EventKind::Open(open) => {
+            redact_headers(&mut open.request.headers);
+            redact_headers(&mut open.response.headers);
+        }
+        EventKind::HandshakeFailed(failed) => {
+            for head in [&mut failed.request, &mut failed.response]
+                .into_iter()
+                .flatten()
+            {
+                redact_headers(&mut head.headers);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -31,7 +31,7 @@ pub enum Command {
     /// Exit status: 0 after a normal closure (1000, or a close without a
     /// code), 3 if the TCP connection failed, 4 if the handshake failed, 5 if
     /// the connection closed with another code, 6 if it dropped without a
-    /// close frame (1006) or the peer broke the protocol.
+    /// close frame (1006), 7 if the server broke the protocol.
     Connect(ConnectArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
@@ -60,6 +60,25 @@ pub struct ConnectArgs {
     /// Do not print received messages.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Print the event stream as JSON Lines on stdout instead (format:
+    /// docs/FORMAT.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+
+    /// Keep at most this many bytes of each payload in --json and --record
+    /// output (the true length is always kept).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_payload: usize,
+
+    /// Keep Authorization, Cookie and other secret headers in --record and
+    /// --json output (they are redacted by default).
+    #[arg(long)]
+    pub no_redact: bool,
 
     /// Offer permessage-deflate compression.
     #[arg(long)]

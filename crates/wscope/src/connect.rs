@@ -1,19 +1,25 @@
-//! `wscope connect`: a client. Prints what arrives, sends stdin lines as
-//! text messages, or echoes every message back (`--echo`).
+//! `wscope connect`: a client. Sends stdin lines (or echoes, `--echo`) and
+//! reports everything that happens as events, which the sinks print
+//! (human, `--json`) or record (`--record`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use url::Url;
+use wscope_events::{
+    Close, Closed, ClosedBy, Direction, Event, EventKind, HandshakeFailed, Head, Message, Open,
+    Timings,
+};
 use wscope_proto::deflate;
-use wscope_proto::handshake::{ClientRequest, Parsed, Response, generate_key};
-use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
+use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
+use wscope_proto::{CloseCode, OpCode, Role};
 
 use crate::cli::ConnectArgs;
-use crate::connection::{Connection, Incoming, Stats};
+use crate::connection::{ConnError, Connection, Incoming};
+use crate::sink::{Human, JsonLines, Record, Sinks};
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
 pub mod exit {
@@ -22,7 +28,11 @@ pub mod exit {
     pub const HANDSHAKE_FAILED: i32 = 4;
     pub const CLOSED_WITH_ERROR: i32 = 5;
     pub const ABNORMAL: i32 = 6;
+    pub const PROTOCOL_ERROR: i32 = 7;
 }
+
+/// The connection id in events: one connection per run, for now.
+const CONN: &str = "c1";
 
 /// Where the messages to send come from, and how to show traffic.
 pub struct Session {
@@ -56,6 +66,30 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     .await
 }
 
+fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
+    let mut sinks = Sinks::default();
+    if args.json {
+        sinks.add(
+            "--json",
+            Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
+        );
+    } else {
+        sinks.add(
+            "terminal",
+            Box::new(Human {
+                arrows,
+                quiet: args.quiet,
+            }),
+        );
+    }
+    if let Some(path) = &args.record {
+        let record = Record::create(path, !args.no_redact, args.max_payload)
+            .with_context(|| format!("cannot create record file {}", path.display()))?;
+        sinks.add("--record", Box::new(record));
+    }
+    Ok(sinks)
+}
+
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
     let url = Url::parse(&args.url).with_context(|| format!("{:?} is not a URL", args.url))?;
@@ -69,7 +103,12 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
         .ok_or_else(|| anyhow!("{url} has no host"))?
         .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
+    let mut sinks = sinks_for(&args, session.arrows)?;
+    let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
+        sinks.emit(&Event::now(CONN, dir, kind));
+    };
 
+    let started = Instant::now();
     let connecting = tokio::time::timeout(
         args.connect_timeout,
         TcpStream::connect((host.as_str(), port)),
@@ -77,17 +116,20 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     let mut stream = match connecting.await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {
-            eprintln!("wscope: cannot connect to {host}:{port}: {err}");
+            let message = format!("cannot connect to {host}:{port}: {err}");
+            emit(&mut sinks, None, EventKind::Error { message });
             return Ok(exit::CONNECT_FAILED);
         }
         Err(_) => {
-            eprintln!(
-                "wscope: no TCP connection to {host}:{port} within {:?}",
+            let message = format!(
+                "no TCP connection to {host}:{port} within {:?}",
                 args.connect_timeout
             );
+            emit(&mut sinks, None, EventKind::Error { message });
             return Ok(exit::CONNECT_FAILED);
         }
     };
+    let tcp_us = started.elapsed().as_micros() as u64;
     let _ = stream.set_nodelay(true);
 
     let mut headers = Vec::new();
@@ -120,44 +162,95 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     };
     let mut out = Vec::new();
     request.encode(&mut out);
+    let request_head = head_of_request(&out);
     stream.write_all(&out).await?;
 
     let mut buf = Vec::with_capacity(4096);
+    let upgrade_started = Instant::now();
     let handshake =
         tokio::time::timeout(args.connect_timeout, read_response(&mut stream, &mut buf));
+    let failed = |status: Option<u16>, response: Option<Head>, body: String, diagnosis: String| {
+        EventKind::HandshakeFailed(HandshakeFailed {
+            url: url.to_string(),
+            request: Some(request_head.clone()),
+            response,
+            status,
+            body,
+            diagnosis,
+        })
+    };
     let (response, head_len) = match handshake.await {
         Ok(Ok(parsed)) => parsed,
         Ok(Err(err)) => {
-            eprintln!("wscope: handshake failed: {err}");
-            return Ok(exit::HANDSHAKE_FAILED);
-        }
-        Err(_) => {
-            eprintln!(
-                "wscope: no handshake response within {:?}",
-                args.connect_timeout
+            emit(
+                &mut sinks,
+                None,
+                failed(None, None, String::new(), err.to_string()),
             );
             return Ok(exit::HANDSHAKE_FAILED);
         }
-    };
-    let upgraded = match response.validate_upgrade(&request.key, &request.protocols) {
-        Ok(upgraded) => upgraded,
-        Err(err) => {
-            eprintln!("wscope: {err}");
-            let body = &buf[head_len..];
-            if response.status != 101 && !body.is_empty() {
-                eprintln!("{}", String::from_utf8_lossy(body).trim_end());
-            }
+        Err(_) => {
+            let why = format!("no handshake response within {:?}", args.connect_timeout);
+            emit(&mut sinks, None, failed(None, None, String::new(), why));
             return Ok(exit::HANDSHAKE_FAILED);
         }
     };
-    let params = match deflate::client_negotiate(&offers, &upgraded.extensions) {
-        Ok(params) => params,
+    let response_head = Head {
+        line: format!(
+            "HTTP/1.{} {} {}",
+            response.version, response.status, response.reason
+        ),
+        headers: response.headers.clone(),
+    };
+    let negotiated = response
+        .validate_upgrade(&request.key, &request.protocols)
+        .and_then(|upgraded| {
+            deflate::client_negotiate(&offers, &upgraded.extensions).map(|p| (upgraded, p))
+        });
+    let (upgraded, params) = match negotiated {
+        Ok(pair) => pair,
         Err(err) => {
-            eprintln!("wscope: handshake failed: {err}");
+            let (body, diagnosis) = if response.status == 101 {
+                (String::new(), err.to_string())
+            } else {
+                (
+                    String::from_utf8_lossy(&buf[head_len..])
+                        .chars()
+                        .take(4096)
+                        .collect(),
+                    format!("{err}: {}", status::diagnose(response.status)),
+                )
+            };
+            let kind = failed(Some(response.status), Some(response_head), body, diagnosis);
+            emit(&mut sinks, None, kind);
             return Ok(exit::HANDSHAKE_FAILED);
         }
     };
-    tracing::info!(url = %url, compress = params.is_some(), protocol = ?upgraded.protocol, "open");
+    let open = Open {
+        url: url.to_string(),
+        client: stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        server: stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        request: request_head.clone(),
+        response: response_head,
+        subprotocol: upgraded.protocol.clone(),
+        extensions: upgraded
+            .extensions
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        timings: Timings {
+            tcp_us: Some(tcp_us),
+            upgrade_us: Some(upgrade_started.elapsed().as_micros() as u64),
+            ..Timings::default()
+        },
+    };
+    emit(&mut sinks, None, EventKind::Open(open));
 
     let mut conn = Connection::new(
         stream,
@@ -166,7 +259,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
         params,
         args.limits.max_message,
     );
-    let mut stdin_open = session.lines.is_some();
+    let mut lines_open = session.lines.is_some();
     let (_, mut lines) = mpsc::channel::<String>(1);
     if let Some(session_lines) = session.lines {
         lines = session_lines;
@@ -174,34 +267,35 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     // Set when stdin has ended: the close goes out once the connection has
     // been quiet for `--wait`.
     let mut linger: Option<tokio::time::Instant> = None;
-    let mut stdout = tokio::io::stdout();
-    let started = std::time::Instant::now();
+    let mut we_closed_first = false;
+    let opened = Instant::now();
 
-    let status = loop {
+    let (by, clean, code, reason, status) = loop {
         let incoming = tokio::select! {
             incoming = conn.next() => incoming,
-            line = lines.recv(), if stdin_open => {
+            line = lines.recv(), if lines_open => {
                 match line {
                     Some(line) => {
                         conn.send(OpCode::Text, line.as_bytes()).await?;
-                        if session.arrows {
-                            stdout.write_all(format!("> {line}\n").as_bytes()).await?;
-                        }
+                        let message = sent_message(OpCode::Text, line.as_bytes());
+                        emit(&mut sinks, Some(Direction::ClientToServer), EventKind::Message(message));
                     }
                     None => {
-                        stdin_open = false;
+                        lines_open = false;
                         linger = Some(tokio::time::Instant::now() + args.wait);
                     }
                 }
                 continue;
             }
             _ = sleep_until(linger), if linger.is_some() && !conn.close_sent() => {
-                // stdin ended and the replies have stopped: close, and keep
-                // printing until the server answers the close.
+                // Input ended and the replies have stopped: close, and keep
+                // reading until the server answers the close.
+                we_closed_first = true;
                 conn.close(Some(CloseCode::NORMAL), "").await?;
                 continue;
             }
             _ = tokio::signal::ctrl_c() => {
+                we_closed_first = !conn.close_sent();
                 conn.close(Some(CloseCode::GOING_AWAY), "client interrupted").await?;
                 continue;
             }
@@ -214,37 +308,121 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 if args.echo {
                     conn.send(message.opcode, &message.data).await?;
                 }
-                if !args.quiet {
-                    if session.arrows {
-                        stdout.write_all(b"< ").await?;
-                    }
-                    print_message(&mut stdout, message.opcode, &message.data).await?;
+                let event = Message::capture(&message, usize::MAX);
+                emit(
+                    &mut sinks,
+                    Some(Direction::ServerToClient),
+                    EventKind::Message(event),
+                );
+                if args.echo {
+                    let echoed = sent_message(message.opcode, &message.data);
+                    emit(
+                        &mut sinks,
+                        Some(Direction::ClientToServer),
+                        EventKind::Message(echoed),
+                    );
                 }
             }
             Ok(Incoming::Ping(payload)) => tracing::debug!(len = payload.len(), "ping (answered)"),
             Ok(Incoming::Pong(payload)) => tracing::debug!(len = payload.len(), "pong"),
             Ok(Incoming::Close(close)) => {
+                let code = close.code.unwrap_or(CloseCode::NO_STATUS);
+                let info = Close::new(close.code, &close.reason);
+                emit(
+                    &mut sinks,
+                    Some(Direction::ServerToClient),
+                    EventKind::Close(info),
+                );
                 conn.finish(Duration::from_secs(2)).await;
-                report_close("server", &close, started, conn.stats());
-                break close_status(&close);
+                let by = if we_closed_first {
+                    ClosedBy::Client
+                } else {
+                    ClosedBy::Server
+                };
+                let status = match close.code {
+                    None | Some(CloseCode::NORMAL) => exit::NORMAL,
+                    Some(_) => exit::CLOSED_WITH_ERROR,
+                };
+                break (by, true, code, close.reason, status);
             }
             Ok(Incoming::Eof) => {
-                eprintln!(
-                    "wscope: connection dropped without a close frame: 1006 ({}) after {:.1?}",
-                    CloseCode::ABNORMAL.meaning(),
-                    started.elapsed()
+                break (
+                    ClosedBy::Unknown,
+                    false,
+                    CloseCode::ABNORMAL,
+                    String::new(),
+                    exit::ABNORMAL,
                 );
-                break exit::ABNORMAL;
             }
-            Err(err) => {
+            Err(ConnError::Proto(err)) => {
                 conn.finish(Duration::from_secs(2)).await;
-                eprintln!("wscope: connection failed: {err}");
-                break exit::ABNORMAL;
+                let message = format!(
+                    "the server broke the protocol, so wscope closed the connection: {err}"
+                );
+                emit(&mut sinks, None, EventKind::Error { message });
+                let code = crate::connection::close_code_for(&err);
+                break (
+                    ClosedBy::Client,
+                    false,
+                    code,
+                    err.to_string(),
+                    exit::PROTOCOL_ERROR,
+                );
+            }
+            Err(ConnError::Io(err)) => {
+                let message = format!("connection error: {err}");
+                emit(&mut sinks, None, EventKind::Error { message });
+                break (
+                    ClosedBy::Unknown,
+                    false,
+                    CloseCode::ABNORMAL,
+                    String::new(),
+                    exit::ABNORMAL,
+                );
             }
         }
     };
-    stdout.flush().await?;
+    let stats = conn.stats();
+    let closed = Closed {
+        by,
+        clean,
+        code: code.0,
+        reason,
+        meaning: format!("{}: {}", code.name(), code.meaning()),
+        duration_us: opened.elapsed().as_micros() as u64,
+        messages_c2s: stats.messages_out,
+        messages_s2c: stats.messages_in,
+        bytes_c2s: stats.bytes_out,
+        bytes_s2c: stats.bytes_in,
+    };
+    emit(&mut sinks, None, EventKind::Closed(closed));
     Ok(status)
+}
+
+/// A message we sent, as an event.
+fn sent_message(opcode: OpCode, data: &[u8]) -> Message {
+    let message = wscope_proto::message::Message {
+        opcode,
+        data: data.to_vec(),
+        compressed: false,
+        frames: 1,
+        wire_len: data.len() as u64,
+    };
+    Message::capture(&message, usize::MAX)
+}
+
+/// The request head we wrote, read back so the event shows it as sent.
+fn head_of_request(bytes: &[u8]) -> Head {
+    match Request::parse(bytes) {
+        Ok(Parsed::Complete(request, _)) => Head {
+            line: format!(
+                "{} {} HTTP/1.{}",
+                request.method, request.target, request.version
+            ),
+            headers: request.headers,
+        },
+        _ => Head::default(),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -252,55 +430,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-fn close_status(close: &ClosePayload) -> i32 {
-    match close.code {
-        None | Some(CloseCode::NORMAL) => exit::NORMAL,
-        Some(_) => exit::CLOSED_WITH_ERROR,
-    }
-}
-
-fn report_close(by: &str, close: &ClosePayload, started: std::time::Instant, stats: Stats) {
-    let elapsed = started.elapsed();
-    let counts = format!(
-        "{} messages / {} bytes sent, {} messages / {} bytes received",
-        stats.messages_out, stats.bytes_out, stats.messages_in, stats.bytes_in
-    );
-    let reason = if close.reason.is_empty() {
-        String::new()
-    } else {
-        format!(", reason {:?}", close.reason)
-    };
-    match close.code {
-        Some(code) => eprintln!(
-            "wscope: closed by {by}: {code}{reason} after {elapsed:.1?} ({counts}): {}",
-            code.meaning()
-        ),
-        None => {
-            eprintln!("wscope: closed by {by} without a status code after {elapsed:.1?} ({counts})")
-        }
-    }
-}
-
-async fn print_message(
-    stdout: &mut tokio::io::Stdout,
-    opcode: OpCode,
-    data: &[u8],
-) -> std::io::Result<()> {
-    if opcode == OpCode::Text {
-        stdout.write_all(data).await?;
-    } else {
-        let mut hex = String::with_capacity(data.len() * 2 + 16);
-        hex.push_str("<binary> ");
-        for byte in data {
-            use std::fmt::Write;
-            let _ = write!(hex, "{byte:02x}");
-        }
-        stdout.write_all(hex.as_bytes()).await?;
-    }
-    stdout.write_all(b"\n").await?;
-    stdout.flush().await
 }
 
 async fn read_response(
@@ -328,7 +457,7 @@ async fn read_response(
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(anyhow!(
-                "server closed the connection before answering the upgrade"
+                "the server closed the connection before answering the upgrade"
             ));
         }
         buf.extend_from_slice(&chunk[..n]);

@@ -55,6 +55,17 @@ struct InFrame {
     unmasked: usize,
 }
 
+/// The close code a connection is failed with for `err` (RFC 6455 section
+/// 7.4.1).
+pub fn close_code_for(err: &wscope_proto::Error) -> CloseCode {
+    match err {
+        wscope_proto::Error::Protocol(violation) => violation.close_code(),
+        wscope_proto::Error::TooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
+        wscope_proto::Error::Inflate(_) => CloseCode::INVALID_PAYLOAD,
+        _ => CloseCode::PROTOCOL_ERROR,
+    }
+}
+
 /// One side of a WebSocket connection.
 pub struct Connection<S> {
     stream: S,
@@ -237,12 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Sends a close frame that says why we fail the connection, then hands
     /// the error back.
     async fn fail(&mut self, err: wscope_proto::Error) -> ConnError {
-        let code = match &err {
-            wscope_proto::Error::Protocol(violation) => violation.close_code(),
-            wscope_proto::Error::TooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
-            wscope_proto::Error::Inflate(_) => CloseCode::INVALID_PAYLOAD,
-            _ => CloseCode::PROTOCOL_ERROR,
-        };
+        let code = close_code_for(&err);
         if !self.close_sent {
             let reason = match &err {
                 wscope_proto::Error::Protocol(violation) => violation.short(),

@@ -9,6 +9,7 @@ mod connect;
 mod connection;
 mod demo;
 mod serve;
+mod sink;
 
 use clap::Parser;
 

@@ -218,3 +218,105 @@ fn wscope_frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(payload);
 }
+
+fn events_of(jsonl: &str) -> Vec<serde_json::Value> {
+    jsonl
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[test]
+fn record_file_holds_the_session_with_secrets_redacted() {
+    let (_server, url) = start_python_server();
+    let dir = std::env::temp_dir().join(format!("wscope-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("session.jsonl");
+    let out = connect_to(
+        &format!("{url}/echo"),
+        "one\ntwo\n",
+        &[
+            "--compress",
+            "-H",
+            "Authorization: Bearer s3cret",
+            "--record",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("s3cret"), "the token is redacted:\n{text}");
+    let lines = events_of(&text);
+    assert_eq!(lines[0]["format"], "wscope-record");
+    assert_eq!(lines[0]["redacted"], true);
+    let kinds: Vec<&str> = lines[1..]
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"open"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"closed"), "{kinds:?}");
+    let open = &lines[1];
+    assert!(open["response"]["line"].as_str().unwrap().contains("101"));
+    assert_eq!(
+        open["extensions"][0].as_str().unwrap().split(';').next(),
+        Some("permessage-deflate")
+    );
+    let messages: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["dir"].as_str().unwrap(),
+                e["payload"]["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Sends and echoes may interleave; each direction keeps its order.
+    let sent: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.0 == "c2s")
+        .map(|m| m.1)
+        .collect();
+    let received: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.0 == "s2c")
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(sent, ["one", "two"]);
+    assert_eq!(received, ["one", "two"]);
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    let closed = lines.last().unwrap();
+    assert_eq!(closed["code"], 1000);
+    assert_eq!(closed["clean"], true);
+    assert_eq!(closed["by"], "client");
+    assert_eq!(closed["messages_c2s"], 2);
+    assert_eq!(closed["messages_s2c"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn json_output_reports_a_refused_handshake() {
+    let (_server, url) = start_python_server();
+    let out = connect_to(&format!("{url}/forbidden"), "", &["--json"]);
+    assert_eq!(out.status.code(), Some(4), "handshake refused exits 4");
+    let events = events_of(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(events.len(), 1, "{events:?}");
+    let failed = &events[0];
+    assert_eq!(failed["event"], "handshake_failed");
+    assert_eq!(failed["status"], 403);
+    assert!(
+        failed["body"]
+            .as_str()
+            .unwrap()
+            .contains("origin not allowed")
+    );
+    assert!(
+        failed["diagnosis"].as_str().unwrap().contains("Origin"),
+        "{failed}"
+    );
+}

@@ -11,6 +11,7 @@
 pub mod extension;
 pub mod request;
 pub mod response;
+pub mod status;
 
 pub use extension::{Extension, ExtensionParam, parse_extensions};
 pub use request::{ClientRequest, Rejection, Request, UpgradeRequest};

@@ -104,6 +104,70 @@ impl CloseCode {
     }
 }
 
+impl CloseCode {
+    /// Whether the code is only ever reported locally (1005, 1006, 1015):
+    /// no endpoint puts it in a close frame.
+    pub fn is_local_only(self) -> bool {
+        matches!(self.0, 1005 | 1006 | 1015)
+    }
+
+    /// Typical causes and what to check, for a person debugging.
+    pub fn advice(self) -> &'static str {
+        match self.0 {
+            1000 => {
+                "nothing is wrong; if the close was unexpected, look at which side sent it and why its code path closes"
+            }
+            1001 => {
+                "the server restarted or deployed, a load balancer drained the connection, or a browser tab navigated away; clients should reconnect with backoff"
+            }
+            1002 => {
+                "a bug in one side's framing: masking, reserved bits, fragmentation or control frames; record the frames (wscope connect --record) and look for violations"
+            }
+            1003 => {
+                "a text-only endpoint got binary (or the reverse); check the message type the client sends"
+            }
+            1005 => {
+                "the peer sent a close frame with no code; that is legal, but says nothing about why"
+            }
+            1006 => {
+                "look for whatever dropped the TCP connection: a crash or restart, an idle timeout in a proxy or load balancer (often 60 s), a network change, a failed TLS handshake or upgrade; send pings to keep idle connections alive"
+            }
+            1007 => {
+                "a text message was not valid UTF-8 (often binary data sent as text, or a string cut in the middle of a character)"
+            }
+            1008 => {
+                "the server's own rules refused the message or the client: authentication, rate limits, message content; look at the reason and the server's logs"
+            }
+            1009 => {
+                "a message exceeded the peer's size limit; raise the limit or split the message"
+            }
+            1010 => {
+                "the client requires an extension (e.g. permessage-deflate) the server did not accept; check Sec-WebSocket-Extensions in the handshake"
+            }
+            1011 => {
+                "the server threw an error while handling a message; look at the server's logs around the close time"
+            }
+            1012 => "the server is restarting; reconnect after a short delay",
+            1013 => "the server is overloaded or rate-limiting; reconnect with exponential backoff",
+            1014 => {
+                "a gateway or proxy got a bad answer from the server behind it; check the upstream's health"
+            }
+            1015 => {
+                "the TLS handshake failed: certificate not trusted, wrong host name, expired, or a protocol mismatch"
+            }
+            3000..=3999 => {
+                "see the documentation of the library or framework that registered it (IANA WebSocket close code registry)"
+            }
+            4000..=4999 => {
+                "the application defined it; look it up in the application's source or documentation, and read the reason text"
+            }
+            _ => {
+                "an endpoint that receives this code should fail the connection with 1002; look for a bug in the side that sent it"
+            }
+        }
+    }
+}
+
 impl From<u16> for CloseCode {
     fn from(code: u16) -> Self {
         CloseCode(code)

@@ -35,6 +35,19 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
+    /// Explain a close code (1000-4999) or an HTTP status from a failed
+    /// handshake (100-599): meaning, usual causes, what to check.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A close code such as 1006, or an HTTP status such as 403.
+    pub code: String,
+
+    /// Print the explanation as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +100,10 @@ pub struct ConnectArgs {
     /// Extra request header, as 'Name: value'. Repeatable.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
+
+    /// HTTP Basic credentials, as user:password.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub auth: Option<String>,
 
     /// Origin header to send.
     #[arg(long)]

@@ -139,6 +139,11 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             .ok_or_else(|| anyhow!("header {header:?} should look like 'Name: value'"))?;
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
+    if let Some(auth) = &args.auth {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(auth);
+        headers.push(("Authorization".to_owned(), format!("Basic {token}")));
+    }
     let offers = if args.compress {
         deflate::client_offers()
     } else {

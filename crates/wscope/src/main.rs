@@ -8,6 +8,7 @@ mod cli;
 mod connect;
 mod connection;
 mod demo;
+mod explain;
 mod serve;
 mod sink;
 
@@ -39,6 +40,7 @@ fn main() {
             Command::Serve(args) => serve::run(args).await.map(|()| 0),
             Command::Connect(args) => connect::run(args).await,
             Command::Demo => demo::run().await,
+            Command::Explain(args) => Ok(explain::run(args)),
         }
     });
     match status {

@@ -7,10 +7,18 @@ Prints "listening on ws://127.0.0.1:PORT" as its first line, then serves:
   /pingme     send a ping and report the pong in a message
   /forbidden  refuse the upgrade with 403 and a body
 Runs until killed.
+
+With --tls DIR it serves wss:// with a certificate for localhost (only)
+issued by a throwaway CA (trustme), and writes DIR/ca.pem plus a
+client certificate (DIR/client-cert.pem, DIR/client-key.pem). With
+--require-client-cert it also asks for and checks a client certificate.
 """
 
+import argparse
 import asyncio
+import ssl
 from http import HTTPStatus
+from pathlib import Path
 
 from websockets.asyncio.server import serve
 
@@ -42,10 +50,35 @@ async def handler(ws):
         await ws.close(code=1008, reason="unknown path")
 
 
+def tls_context(directory: Path, require_client_cert: bool) -> ssl.SSLContext:
+    import trustme
+
+    ca = trustme.CA()
+    directory.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    client = ca.issue_cert("wscope-test-client")
+    client.cert_chain_pems[0].write_to_path(str(directory / "client-cert.pem"))
+    client.private_key_pem.write_to_path(str(directory / "client-key.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    if require_client_cert:
+        ca.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 async def main() -> None:
-    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tls", type=Path)
+    parser.add_argument("--require-client-cert", action="store_true")
+    args = parser.parse_args()
+    context = tls_context(args.tls, args.require_client_cert) if args.tls else None
+    scheme = "wss" if context else "ws"
+    async with serve(
+        handler, "127.0.0.1", 0, process_request=process_request, ssl=context
+    ) as server:
         port = server.sockets[0].getsockname()[1]
-        print(f"listening on ws://127.0.0.1:{port}", flush=True)
+        print(f"listening on {scheme}://127.0.0.1:{port}", flush=True)
         await asyncio.Future()
 
 

@@ -31,7 +31,9 @@ pub enum Command {
     /// Exit status: 0 after a normal closure (1000, or a close without a
     /// code), 3 if the TCP connection failed, 4 if the handshake failed, 5 if
     /// the connection closed with another code, 6 if it dropped without a
-    /// close frame (1006), 7 if the server broke the protocol.
+    /// close frame (1006), 7 if the server broke the protocol, 8 if the TLS
+    /// handshake failed. With SSLKEYLOGFILE set, TLS secrets are written to
+    /// that file so Wireshark can decrypt the session.
     Connect(ConnectArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
@@ -62,7 +64,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// ws:// URL to connect to.
+    /// ws:// or wss:// URL to connect to.
     pub url: String,
 
     /// Send every text and binary message back unchanged, instead of reading
@@ -118,12 +120,40 @@ pub struct ConnectArgs {
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub wait: Duration,
 
+    /// Trust only the CA certificate(s) in this PEM file for wss://.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// Accept any server certificate (test servers only).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// Client certificate chain (PEM) for servers that ask for one.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) for --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+
     /// Give up on the TCP connection and handshake after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+impl ConnectArgs {
+    /// The TLS flags, for wss:// URLs.
+    pub fn tls_options(&self) -> crate::tls::TlsOptions {
+        crate::tls::TlsOptions {
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// Limits that keep a connection from eating memory.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use url::Url;
@@ -18,8 +18,9 @@ use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate
 use wscope_proto::{CloseCode, OpCode, Role};
 
 use crate::cli::ConnectArgs;
-use crate::connection::{ConnError, Connection, Incoming};
+use crate::connection::{ConnError, Connection, Incoming, Stream};
 use crate::sink::{Human, JsonLines, Record, Sinks};
+use crate::tls;
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
 pub mod exit {
@@ -29,6 +30,7 @@ pub mod exit {
     pub const CLOSED_WITH_ERROR: i32 = 5;
     pub const ABNORMAL: i32 = 6;
     pub const PROTOCOL_ERROR: i32 = 7;
+    pub const TLS_FAILED: i32 = 8;
 }
 
 /// The connection id in events: one connection per run, for now.
@@ -93,11 +95,18 @@ fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
     let url = Url::parse(&args.url).with_context(|| format!("{:?} is not a URL", args.url))?;
-    match url.scheme() {
-        "ws" => {}
-        "wss" => return Err(anyhow!("wss:// (TLS) is not supported yet; use ws://")),
-        other => return Err(anyhow!("unsupported scheme {other}:// (use ws://)")),
-    }
+    let secure = match url.scheme() {
+        "ws" | "http" => false,
+        "wss" | "https" => true,
+        other => {
+            return Err(anyhow!(
+                "unsupported scheme {other}:// (use ws:// or wss://)"
+            ));
+        }
+    };
+    let tls_config = secure
+        .then(|| tls::client_config(&args.tls_options()))
+        .transpose()?;
     let host = url
         .host_str()
         .ok_or_else(|| anyhow!("{url} has no host"))?
@@ -113,7 +122,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
         args.connect_timeout,
         TcpStream::connect((host.as_str(), port)),
     );
-    let mut stream = match connecting.await {
+    let tcp = match connecting.await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {
             let message = format!("cannot connect to {host}:{port}: {err}");
@@ -130,7 +139,37 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
         }
     };
     let tcp_us = started.elapsed().as_micros() as u64;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let client_addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let server_addr = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let mut tls_us = None;
+    let mut stream: Box<dyn Stream> = match tls_config {
+        None => Box::new(tcp),
+        Some(config) => {
+            let tls_started = Instant::now();
+            let handshake =
+                tokio::time::timeout(args.connect_timeout, tls::connect(tcp, &host, config));
+            match handshake.await {
+                Ok(Ok(stream)) => {
+                    tls_us = Some(tls_started.elapsed().as_micros() as u64);
+                    Box::new(stream)
+                }
+                Ok(Err(err)) => {
+                    let message = tls::describe(&err, &host);
+                    emit(&mut sinks, None, EventKind::Error { message });
+                    return Ok(exit::TLS_FAILED);
+                }
+                Err(_) => {
+                    let message = format!(
+                        "no TLS handshake with {host} within {:?}",
+                        args.connect_timeout
+                    );
+                    emit(&mut sinks, None, EventKind::Error { message });
+                    return Ok(exit::TLS_FAILED);
+                }
+            }
+        }
+    };
 
     let mut headers = Vec::new();
     for header in &args.headers {
@@ -233,14 +272,8 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     };
     let open = Open {
         url: url.to_string(),
-        client: stream
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-        server: stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
+        client: client_addr,
+        server: server_addr,
         request: request_head.clone(),
         response: response_head,
         subprotocol: upgraded.protocol.clone(),
@@ -251,6 +284,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             .collect(),
         timings: Timings {
             tcp_us: Some(tcp_us),
+            tls_us,
             upgrade_us: Some(upgrade_started.elapsed().as_micros() as u64),
             ..Timings::default()
         },
@@ -438,7 +472,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 async fn read_response(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<(Response, usize)> {
     loop {

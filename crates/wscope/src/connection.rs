@@ -26,6 +26,11 @@ use wscope_proto::{CloseCode, ClosePayload, Decoded, FrameHeader, OpCode, Role, 
 /// How much to ask the socket for at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Any byte stream a connection can run over: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// Something the peer did.
 #[derive(Debug)]
 pub enum Incoming {

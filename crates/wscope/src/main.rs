@@ -11,6 +11,7 @@ mod demo;
 mod explain;
 mod serve;
 mod sink;
+mod tls;
 
 use clap::Parser;
 

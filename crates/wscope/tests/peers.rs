@@ -15,8 +15,13 @@ fn peer_script(name: &str) -> std::path::PathBuf {
 }
 
 fn start_python_server() -> (Running, String) {
+    start_python_server_with(&[])
+}
+
+fn start_python_server_with(args: &[&str]) -> (Running, String) {
     let mut child = Command::new(venv_bin("python"))
         .arg(peer_script("ws_server.py"))
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python server starts");
@@ -27,7 +32,7 @@ fn start_python_server() -> (Running, String) {
         .expect("the server names its address");
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
+        .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
         .unwrap_or_else(|| panic!("ws:// URL in {line:?}"))
         .to_owned();
     (
@@ -319,4 +324,114 @@ fn json_output_reports_a_refused_handshake() {
         failed["diagnosis"].as_str().unwrap().contains("Origin"),
         "{failed}"
     );
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wscope-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn wss_with_a_private_ca_insecure_and_keylog() {
+    let dir = temp_dir("tls");
+    let (_server, url) = start_python_server_with(&["--tls", dir.to_str().unwrap()]);
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let ca = dir.join("ca.pem");
+    let localhost = format!("wss://localhost:{port}/echo");
+
+    // Not trusted by default: a plain message and its own exit status.
+    let out = connect_to(&localhost, "", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("not signed by a CA this machine trusts"),
+        "{stderr}"
+    );
+
+    // Trusted with --ca; the key log gets the session's secrets.
+    let keylog = dir.join("keys.log");
+    let mut child = wscope()
+        .args(["connect", "--ca", ca.to_str().unwrap(), &localhost])
+        .env("SSLKEYLOGFILE", &keylog)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"over tls\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "over tls\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let keys = std::fs::read_to_string(&keylog).expect("SSLKEYLOGFILE written");
+    assert!(
+        keys.contains("CLIENT_TRAFFIC_SECRET_0") || keys.contains("CLIENT_RANDOM"),
+        "{keys}"
+    );
+
+    // The certificate names localhost only, not 127.0.0.1.
+    let out = connect_to(
+        &format!("wss://127.0.0.1:{port}/echo"),
+        "",
+        &["--ca", ca.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("not valid for the name"), "{stderr}");
+
+    // --insecure accepts the untrusted certificate.
+    let out = connect_to(&localhost, "hi\n", &["--insecure"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wss_client_certificate() {
+    let dir = temp_dir("mtls");
+    let (_server, url) =
+        start_python_server_with(&["--tls", dir.to_str().unwrap(), "--require-client-cert"]);
+    let ca = dir.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let port = url.rsplit(':').next().unwrap();
+    let url = format!("wss://localhost:{port}/echo");
+    let out = connect_to(&url, "no cert\n", &["--ca", ca]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a server that requires a client certificate refuses us"
+    );
+    let cert = dir.join("client-cert.pem");
+    let key = dir.join("client-key.pem");
+    let out = connect_to(
+        &url,
+        "with cert\n",
+        &[
+            "--ca",
+            ca,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "with cert\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -75,6 +75,41 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub echo: bool,
 
+    /// Send this message after connecting, instead of reading stdin.
+    /// Repeatable; sent in order.
+    #[arg(long, value_name = "MESSAGE")]
+    pub send: Vec<String>,
+
+    /// Send stdin lines and --send messages as binary messages.
+    #[arg(long)]
+    pub binary: bool,
+
+    /// Close normally once this many messages have arrived.
+    #[arg(long, value_name = "N")]
+    pub expect: Option<u64>,
+
+    /// Show control frames: pings, pongs, close frames with the code's
+    /// meaning.
+    #[arg(long)]
+    pub show_control: bool,
+
+    /// Send a ping this often and print the round-trip time of each pong.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ping_interval: Option<Duration>,
+
+    /// End the connection when a ping gets no pong within this long (needs
+    /// --ping-interval).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "ping_interval")]
+    pub ping_timeout: Option<Duration>,
+
+    /// Prefix every printed line with the time (UTC).
+    #[arg(long, short = 't')]
+    pub timestamps: bool,
+
+    /// Pretty-print JSON payloads; show binary as a hex dump.
+    #[arg(long)]
+    pub pretty: bool,
+
     /// Do not print received messages.
     #[arg(long, short)]
     pub quiet: bool,
@@ -118,8 +153,8 @@ pub struct ConnectArgs {
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
 
-    /// After stdin ends, close once nothing has arrived for this long, so
-    /// replies to the last lines are not lost.
+    /// After stdin (or --send) ends, close once nothing has arrived for
+    /// this long, so replies to the last messages are not lost.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub wait: Duration,
 

@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use url::Url;
 use wscope_events::{
-    Close, Closed, ClosedBy, Direction, Event, EventKind, HandshakeFailed, Head, Message, Open,
-    Timings,
+    Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, HandshakeFailed, Head, Message,
+    Open, Payload, Timings,
 };
 use wscope_proto::deflate;
 use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
@@ -46,6 +46,23 @@ pub struct Session {
 
 /// Runs the client on stdin; returns the process exit status.
 pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
+    if !args.send.is_empty() {
+        // --send replaces stdin: the messages, then the input ends.
+        let (tx, lines) = mpsc::channel::<String>(args.send.len());
+        for message in &args.send {
+            tx.try_send(message.clone())
+                .expect("the channel holds exactly the --send messages");
+        }
+        drop(tx);
+        return run_session(
+            args,
+            Session {
+                lines: Some(lines),
+                arrows: false,
+            },
+        )
+        .await;
+    }
     let lines = (!args.echo).then(|| {
         let (lines_tx, lines) = mpsc::channel::<String>(64);
         tokio::spawn(async move {
@@ -81,6 +98,9 @@ fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
             Box::new(Human {
                 arrows,
                 quiet: args.quiet,
+                show_control: args.show_control,
+                timestamps: args.timestamps,
+                pretty: args.pretty,
             }),
         );
     }
@@ -308,6 +328,20 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     let mut linger: Option<tokio::time::Instant> = None;
     let mut we_closed_first = false;
     let opened = Instant::now();
+    let send_opcode = if args.binary {
+        OpCode::Binary
+    } else {
+        OpCode::Text
+    };
+    let mut received = 0u64;
+    let mut pings = args.ping_interval.map(|every| {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    let mut ping_seq = 0u64;
+    // The ping awaiting its pong: its payload and when it left.
+    let mut ping_out: Option<([u8; 8], tokio::time::Instant)> = None;
 
     let (by, clean, code, reason, status) = loop {
         let incoming = tokio::select! {
@@ -315,9 +349,11 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             line = lines.recv(), if lines_open => {
                 match line {
                     Some(line) => {
-                        conn.send(OpCode::Text, line.as_bytes()).await?;
-                        let message = sent_message(OpCode::Text, line.as_bytes());
-                        emit(&mut sinks, Some(Direction::ClientToServer), EventKind::Message(message));
+                        conn.send(send_opcode, line.as_bytes()).await?;
+                        if sinks.wants_payloads() {
+                            let message = sent_message(send_opcode, line.as_bytes());
+                            emit(&mut sinks, Some(Direction::ClientToServer), EventKind::Message(message));
+                        }
                     }
                     None => {
                         lines_open = false;
@@ -333,6 +369,23 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 conn.close(Some(CloseCode::NORMAL), "").await?;
                 continue;
             }
+            _ = tick(&mut pings), if pings.is_some() && !conn.close_sent() => {
+                ping_seq += 1;
+                let payload = ping_seq.to_be_bytes();
+                conn.send_control(OpCode::Ping, &payload).await?;
+                emit(&mut sinks, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload));
+                if ping_out.is_none() {
+                    ping_out = Some((payload, tokio::time::Instant::now()));
+                }
+                continue;
+            }
+            _ = sleep_until(ping_out.zip(args.ping_timeout).map(|((_, sent), timeout)| sent + timeout)), if ping_out.is_some() && args.ping_timeout.is_some() => {
+                let timeout = args.ping_timeout.unwrap_or_default();
+                let message = format!("no pong within {timeout:?}: the server or the network stopped answering; closing");
+                emit(&mut sinks, None, EventKind::Error { message });
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(Some(CloseCode::GOING_AWAY), "ping timeout")).await;
+                break (ClosedBy::Client, false, CloseCode::ABNORMAL, "no pong (ping timeout)".to_owned(), exit::ABNORMAL);
+            }
             _ = tokio::signal::ctrl_c() => {
                 we_closed_first = !conn.close_sent();
                 conn.close(Some(CloseCode::GOING_AWAY), "client interrupted").await?;
@@ -347,13 +400,15 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 if args.echo {
                     conn.send(message.opcode, &message.data).await?;
                 }
-                let event = Message::capture(&message, usize::MAX);
-                emit(
-                    &mut sinks,
-                    Some(Direction::ServerToClient),
-                    EventKind::Message(event),
-                );
-                if args.echo {
+                if sinks.wants_payloads() {
+                    let event = Message::capture(&message, usize::MAX);
+                    emit(
+                        &mut sinks,
+                        Some(Direction::ServerToClient),
+                        EventKind::Message(event),
+                    );
+                }
+                if args.echo && sinks.wants_payloads() {
                     let echoed = sent_message(message.opcode, &message.data);
                     emit(
                         &mut sinks,
@@ -361,9 +416,33 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                         EventKind::Message(echoed),
                     );
                 }
+                received += 1;
+                if args.expect.is_some_and(|n| received >= n) && !conn.close_sent() {
+                    we_closed_first = true;
+                    conn.close(Some(CloseCode::NORMAL), "").await?;
+                }
             }
-            Ok(Incoming::Ping(payload)) => tracing::debug!(len = payload.len(), "ping (answered)"),
-            Ok(Incoming::Pong(payload)) => tracing::debug!(len = payload.len(), "pong"),
+            Ok(Incoming::Ping(payload)) => {
+                emit(
+                    &mut sinks,
+                    Some(Direction::ServerToClient),
+                    control_frame(OpCode::Ping, &payload),
+                );
+            }
+            Ok(Incoming::Pong(payload)) => {
+                emit(
+                    &mut sinks,
+                    Some(Direction::ServerToClient),
+                    control_frame(OpCode::Pong, &payload),
+                );
+                if let Some((expected, sent)) = ping_out {
+                    if payload[..] == expected[..] {
+                        ping_out = None;
+                        let text = format!("pong: round trip {:.2?}", sent.elapsed());
+                        emit(&mut sinks, None, EventKind::Note { text });
+                    }
+                }
+            }
             Ok(Incoming::Close(close)) => {
                 let code = close.code.unwrap_or(CloseCode::NO_STATUS);
                 let info = Close::new(close.code, &close.reason);
@@ -436,6 +515,30 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     };
     emit(&mut sinks, None, EventKind::Closed(closed));
     Ok(status)
+}
+
+/// A control frame (ping or pong) as an event.
+fn control_frame(opcode: OpCode, payload: &[u8]) -> EventKind {
+    EventKind::Frame(Frame {
+        fin: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode: opcode.name().to_owned(),
+        opcode_bits: opcode.bits(),
+        mask: None,
+        payload: Payload::capture(payload, true, usize::MAX),
+        violations: Vec::new(),
+    })
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// A message we sent, as an event.

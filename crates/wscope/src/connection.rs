@@ -317,6 +317,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(self.flush().await?)
     }
 
+    /// Sends a control frame (ping or pong) now.
+    pub async fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> io::Result<()> {
+        self.queue_frame(opcode, payload);
+        self.flush().await
+    }
+
     /// Sends a close frame now.
     pub async fn close(&mut self, code: Option<CloseCode>, reason: &str) -> io::Result<()> {
         self.queue_close(code, reason);

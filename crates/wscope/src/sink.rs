@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use wscope_events::{ClosedBy, Direction, Event, EventKind, RecordWriter, redact};
+use wscope_events::{ClosedBy, Direction, Event, EventKind, Payload, RecordWriter, redact};
 use wscope_proto::CloseCode;
 
 /// One consumer of the event stream.
@@ -16,6 +16,11 @@ pub trait Sink: Send {
     /// Ends a batch of events.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+    /// Whether this sink looks at message and frame payloads at all; when
+    /// no sink does, sources skip building those events.
+    fn wants_payloads(&self) -> bool {
+        true
     }
 }
 
@@ -28,6 +33,11 @@ pub struct Sinks {
 impl Sinks {
     pub fn add(&mut self, name: &'static str, sink: Box<dyn Sink>) {
         self.sinks.push((name, sink));
+    }
+
+    /// Whether any sink wants message and frame events.
+    pub fn wants_payloads(&self) -> bool {
+        self.sinks.iter().any(|(_, sink)| sink.wants_payloads())
     }
 
     /// Hands `event` to every sink. A sink that fails is reported once and
@@ -132,56 +142,143 @@ impl Sink for Record {
 }
 
 /// What a person reads: received messages on stdout, one per line (text as
-/// is, binary as hex), sent ones marked `>` when asked, and how things ended
-/// on stderr.
+/// is, binary as hex), sent ones marked `>` when asked, control frames with
+/// `--show-control`, and how things ended on stderr.
 pub struct Human {
     /// Mark sent (`>`) and received (`<`) messages.
     pub arrows: bool,
     /// Print no messages (only how the connection ended).
     pub quiet: bool,
+    /// Print pings, pongs and close frames.
+    pub show_control: bool,
+    /// Prefix lines with the time of day (UTC).
+    pub timestamps: bool,
+    /// Pretty-print JSON; hex-dump binary.
+    pub pretty: bool,
+}
+
+impl Human {
+    fn prefix(&self, event: &Event, line: &mut Vec<u8>, marked: bool) {
+        if self.timestamps {
+            let micros = event.ts % 86_400_000_000;
+            let (h, m) = (micros / 3_600_000_000, micros / 60_000_000 % 60);
+            let (sec, ms) = (micros / 1_000_000 % 60, micros / 1000 % 1000);
+            let _ = write!(line, "{h:02}:{m:02}:{sec:02}.{ms:03}Z ");
+        }
+        if marked {
+            let sent = event.dir == Some(Direction::ClientToServer);
+            line.extend_from_slice(if sent { b"> " } else { b"< " });
+        }
+    }
+
+    fn payload(&self, payload: &Payload, line: &mut Vec<u8>) {
+        match (&payload.text, payload.bytes()) {
+            (Some(text), _) if self.pretty => {
+                match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(json) if json.is_object() || json.is_array() => {
+                        let pretty =
+                            serde_json::to_string_pretty(&json).unwrap_or_else(|_| text.clone());
+                        line.extend_from_slice(pretty.as_bytes());
+                    }
+                    _ => line.extend_from_slice(text.as_bytes()),
+                }
+            }
+            (Some(text), _) => line.extend_from_slice(text.as_bytes()),
+            (None, Ok(bytes)) if self.pretty => hex_dump(&bytes, line),
+            (None, Ok(bytes)) => {
+                let _ = write!(line, "<binary {} bytes> ", payload.len);
+                for byte in bytes {
+                    let _ = write!(line, "{byte:02x}");
+                }
+            }
+            (None, Err(_)) => line.extend_from_slice(b"<binary: undecodable payload>"),
+        }
+    }
+}
+
+/// `offset  hex bytes  |ascii|`, 16 bytes a row.
+fn hex_dump(bytes: &[u8], line: &mut Vec<u8>) {
+    let _ = write!(line, "<binary {} bytes>", bytes.len());
+    for (row, chunk) in bytes.chunks(16).enumerate() {
+        let _ = write!(line, "\n  {:08x}  ", row * 16);
+        for i in 0..16 {
+            match chunk.get(i) {
+                Some(byte) => {
+                    let _ = write!(line, "{byte:02x} ");
+                }
+                None => line.extend_from_slice(b"   "),
+            }
+            if i == 7 {
+                line.push(b' ');
+            }
+        }
+        line.extend_from_slice(b" |");
+        for &byte in chunk {
+            line.push(if byte.is_ascii_graphic() || byte == b' ' {
+                byte
+            } else {
+                b'.'
+            });
+        }
+        line.push(b'|');
+    }
 }
 
 impl Sink for Human {
+    fn wants_payloads(&self) -> bool {
+        !self.quiet || self.show_control
+    }
+
     fn event(&mut self, event: &Event) -> io::Result<()> {
+        let mut line = Vec::new();
         match &event.kind {
             EventKind::Message(message) if !self.quiet => {
                 let sent = event.dir == Some(Direction::ClientToServer);
                 if sent && !self.arrows {
                     return Ok(());
                 }
-                let mut line = Vec::with_capacity(message.payload.len as usize + 3);
-                if self.arrows {
-                    line.extend_from_slice(if sent { b"> " } else { b"< " });
-                }
-                match (&message.payload.text, message.payload.bytes()) {
-                    (Some(text), _) => line.extend_from_slice(text.as_bytes()),
-                    (None, Ok(bytes)) => {
-                        line.extend_from_slice(b"<binary> ");
-                        for byte in bytes {
-                            let _ = write!(line, "{byte:02x}");
-                        }
+                self.prefix(event, &mut line, self.arrows);
+                self.payload(&message.payload, &mut line);
+            }
+            EventKind::Frame(frame)
+                if self.show_control
+                    && frame.opcode != "text"
+                    && frame.opcode != "binary"
+                    && frame.opcode != "cont" =>
+            {
+                self.prefix(event, &mut line, true);
+                let _ = write!(line, "{} ", frame.opcode);
+                self.payload(&frame.payload, &mut line);
+            }
+            EventKind::Close(close) if self.show_control => {
+                self.prefix(event, &mut line, true);
+                match close.code {
+                    Some(code) => {
+                        let _ = write!(line, "close {}", CloseCode(code));
                     }
-                    (None, Err(_)) => line.extend_from_slice(b"<binary: undecodable payload>"),
+                    None => line.extend_from_slice(b"close (no status code)"),
                 }
-                line.push(b'\n');
-                let mut stdout = io::stdout().lock();
-                stdout.write_all(&line)?;
-                stdout.flush()
+                if !close.reason.is_empty() {
+                    let _ = write!(line, " {:?}", close.reason);
+                }
+                if let Some(code) = close.code {
+                    let _ = write!(line, ": {}", CloseCode(code).meaning());
+                }
             }
             EventKind::HandshakeFailed(failed) => {
                 eprintln!("wscope: handshake failed: {}", failed.diagnosis);
                 if !failed.body.is_empty() {
                     eprintln!("{}", failed.body.trim_end());
                 }
-                Ok(())
+                return Ok(());
             }
             EventKind::Error { message } => {
                 eprintln!("wscope: {message}");
-                Ok(())
+                return Ok(());
             }
             EventKind::Note { text } => {
                 eprintln!("wscope: {text}");
-                Ok(())
+                return Ok(());
             }
             EventKind::Closed(closed) => {
                 let by = match closed.by {
@@ -205,9 +302,13 @@ impl Sink for Human {
                     closed.bytes_s2c,
                     code.meaning()
                 );
-                Ok(())
+                return Ok(());
             }
-            _ => Ok(()),
+            _ => return Ok(()),
         }
+        line.push(b'\n');
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(&line)?;
+        stdout.flush()
     }
 }

@@ -435,3 +435,135 @@ fn wss_client_certificate() {
     assert_eq!(out.status.code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn scripted_send_and_expect() {
+    let (_server, url) = start_python_server();
+    let out = wscope()
+        .args([
+            "connect",
+            "--send",
+            "one",
+            "--send",
+            "{\"n\":2}",
+            "--expect",
+            "2",
+            &format!("{url}/echo"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "one\n{\"n\":2}\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    // --pretty spreads JSON over lines; --binary sends binary (echoed as binary).
+    let out = wscope()
+        .args([
+            "connect",
+            "--send",
+            "{\"n\":2}",
+            "--expect",
+            "1",
+            "--pretty",
+            &format!("{url}/echo"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\n  \"n\": 2\n}\n");
+    let out = wscope()
+        .args([
+            "connect",
+            "--binary",
+            "--send",
+            "AB",
+            "--expect",
+            "1",
+            &format!("{url}/echo"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<binary 2 bytes> 4142\n"
+    );
+}
+
+#[test]
+fn control_frames_are_shown_on_request() {
+    let (_server, url) = start_python_server();
+    // The server pings us once, then closes.
+    let out = connect_to(&format!("{url}/pingme"), "", &["--show-control"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("< ping x\n"), "{stdout}");
+    assert!(stdout.contains("< close 1000 (Normal Closure)"), "{stdout}");
+    // Our own pings get pongs with round-trip times.
+    let out = wscope()
+        .args([
+            "connect",
+            "--ping-interval",
+            "50ms",
+            "--send",
+            "hi",
+            "--wait",
+            "400ms",
+            &format!("{url}/echo"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pong: round trip"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn ping_timeout_ends_a_silent_connection() {
+    // A server that completes the upgrade and then never answers anything.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            request.push(byte[0]);
+        }
+        let request = String::from_utf8_lossy(&request).into_owned();
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let accept = wscope_proto::handshake::accept_key(&key);
+        write!(stream, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").unwrap();
+        // Read and ignore until the client goes away.
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let out = wscope()
+        .args([
+            "connect",
+            "--ping-interval",
+            "100ms",
+            "--ping-timeout",
+            "300ms",
+            "--wait",
+            "30s",
+            &format!("ws://127.0.0.1:{port}/"),
+        ])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no pong within"), "{stderr}");
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    silent.join().unwrap();
+}

@@ -6,6 +6,9 @@ Prints "listening on ws://127.0.0.1:PORT" as its first line, then serves:
   /drop       send "welcome", then drop TCP without a close frame (1006)
   /pingme     send a ping and report the pong in a message
   /forbidden  refuse the upgrade with 403 and a body
+  /origin     echo, but only for Origin http://allowed.test (else 403)
+  /subprotocol echo, only when chat.v1 is offered (and select it; else 400)
+  /header     echo, only with X-Api-Key: secret (else 401)
 Runs until killed.
 
 With --tls DIR it serves wss:// with a certificate for localhost (only)
@@ -23,15 +26,27 @@ from pathlib import Path
 from websockets.asyncio.server import serve
 
 
+def select_subprotocol(connection, subprotocols):
+    # Select chat.v1 when offered; otherwise go on without a subprotocol.
+    return "chat.v1" if "chat.v1" in subprotocols else None
+
+
 def process_request(connection, request):
-    if request.path == "/forbidden":
+    path, headers = request.path, request.headers
+    if path == "/forbidden":
         return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+    if path == "/origin" and headers.get("Origin") != "http://allowed.test":
+        return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+    if path == "/subprotocol" and "chat.v1" not in headers.get("Sec-WebSocket-Protocol", ""):
+        return connection.respond(HTTPStatus.BAD_REQUEST, "subprotocol chat.v1 required\n")
+    if path == "/header" and headers.get("X-Api-Key") != "secret":
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "X-Api-Key required\n")
     return None
 
 
 async def handler(ws):
     path = ws.request.path
-    if path.startswith("/echo"):
+    if path.startswith("/echo") or path in ("/origin", "/subprotocol", "/header"):
         async for message in ws:
             await ws.send(message)
     elif path == "/close4000":
@@ -75,7 +90,12 @@ async def main() -> None:
     context = tls_context(args.tls, args.require_client_cert) if args.tls else None
     scheme = "wss" if context else "ws"
     async with serve(
-        handler, "127.0.0.1", 0, process_request=process_request, ssl=context
+        handler,
+        "127.0.0.1",
+        0,
+        process_request=process_request,
+        ssl=context,
+        select_subprotocol=select_subprotocol,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"listening on {scheme}://127.0.0.1:{port}", flush=True)

@@ -38,11 +38,33 @@ pub enum Command {
     /// handshake failed. With SSLKEYLOGFILE set, TLS secrets are written to
     /// that file so Wireshark can decrypt the session.
     Connect(ConnectArgs),
+    /// Open a connection, show the handshake as sent and received with each
+    /// step timed, check it, close cleanly (the curl -i of WebSockets).
+    ///
+    /// Exit status as for connect: 0 upgraded, 3 no TCP connection, 4
+    /// upgrade refused or invalid, 8 TLS failed.
+    Probe(ProbeArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
     /// Explain a close code (1000-4999) or an HTTP status from a failed
     /// handshake (100-599): meaning, usual causes, what to check.
     Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
+
+    /// Print the events (open or handshake_failed, with headers and
+    /// timings) as JSON Lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Show Authorization, Cookie and other secret headers (redacted by
+    /// default).
+    #[arg(long)]
+    pub no_redact: bool,
 }
 
 #[derive(Debug, Args)]
@@ -65,10 +87,57 @@ pub struct ServeArgs {
     pub limits: Limits,
 }
 
+/// What it takes to open a client connection: shared by connect and probe.
 #[derive(Debug, Args)]
-pub struct ConnectArgs {
+pub struct HandshakeArgs {
     /// ws:// or wss:// URL to connect to.
     pub url: String,
+
+    /// Offer permessage-deflate compression.
+    #[arg(long)]
+    pub compress: bool,
+
+    /// Extra request header, as 'Name: value'. Repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// HTTP Basic credentials, as user:password.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub auth: Option<String>,
+
+    /// Origin header to send.
+    #[arg(long)]
+    pub origin: Option<String>,
+
+    /// Subprotocol to offer (Sec-WebSocket-Protocol). Repeatable.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+
+    /// Trust only the CA certificate(s) in this PEM file for wss://.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// Accept any server certificate (test servers only).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// Client certificate chain (PEM) for servers that ask for one.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) for --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Give up on the TCP connection and handshake after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
 
     /// Send every text and binary message back unchanged, instead of reading
     /// stdin (how a conformance suite tests a client).
@@ -133,56 +202,16 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub no_redact: bool,
 
-    /// Offer permessage-deflate compression.
-    #[arg(long)]
-    pub compress: bool,
-
-    /// Extra request header, as 'Name: value'. Repeatable.
-    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-
-    /// HTTP Basic credentials, as user:password.
-    #[arg(long, value_name = "USER:PASSWORD")]
-    pub auth: Option<String>,
-
-    /// Origin header to send.
-    #[arg(long)]
-    pub origin: Option<String>,
-
-    /// Subprotocol to offer (Sec-WebSocket-Protocol). Repeatable.
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
-
     /// After stdin (or --send) ends, close once nothing has arrived for
     /// this long, so replies to the last messages are not lost.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub wait: Duration,
 
-    /// Trust only the CA certificate(s) in this PEM file for wss://.
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
-
-    /// Accept any server certificate (test servers only).
-    #[arg(long, short = 'k')]
-    pub insecure: bool,
-
-    /// Client certificate chain (PEM) for servers that ask for one.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<std::path::PathBuf>,
-
-    /// Private key (PEM) for --cert.
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<std::path::PathBuf>,
-
-    /// Give up on the TCP connection and handshake after this long.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
-
     #[command(flatten)]
     pub limits: Limits,
 }
 
-impl ConnectArgs {
+impl HandshakeArgs {
     /// The TLS flags, for wss:// URLs.
     pub fn tls_options(&self) -> crate::tls::TlsOptions {
         crate::tls::TlsOptions {

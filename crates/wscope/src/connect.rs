@@ -4,23 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-use url::Url;
 use wscope_events::{
-    Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, HandshakeFailed, Head, Message,
-    Open, Payload, Timings,
+    Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, Message, Payload,
 };
-use wscope_proto::deflate;
-use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
-use wscope_proto::{CloseCode, OpCode, Role};
+use wscope_proto::{CloseCode, OpCode};
 
 use crate::cli::ConnectArgs;
-use crate::connection::{ConnError, Connection, Incoming, Stream};
+use crate::connection::{ConnError, Incoming};
 use crate::sink::{Human, JsonLines, Record, Sinks};
-use crate::tls;
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
 pub mod exit {
@@ -34,7 +28,7 @@ pub mod exit {
 }
 
 /// The connection id in events: one connection per run, for now.
-const CONN: &str = "c1";
+pub const CONN: &str = "c1";
 
 /// Where the messages to send come from, and how to show traffic.
 pub struct Session {
@@ -114,210 +108,15 @@ fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
 
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
-    let url = Url::parse(&args.url).with_context(|| format!("{:?} is not a URL", args.url))?;
-    let secure = match url.scheme() {
-        "ws" | "http" => false,
-        "wss" | "https" => true,
-        other => {
-            return Err(anyhow!(
-                "unsupported scheme {other}:// (use ws:// or wss://)"
-            ));
-        }
-    };
-    let tls_config = secure
-        .then(|| tls::client_config(&args.tls_options()))
-        .transpose()?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| anyhow!("{url} has no host"))?
-        .to_owned();
-    let port = url.port_or_known_default().unwrap_or(80);
     let mut sinks = sinks_for(&args, session.arrows)?;
     let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
         sinks.emit(&Event::now(CONN, dir, kind));
     };
-
-    let started = Instant::now();
-    let connecting = tokio::time::timeout(
-        args.connect_timeout,
-        TcpStream::connect((host.as_str(), port)),
-    );
-    let tcp = match connecting.await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(err)) => {
-            let message = format!("cannot connect to {host}:{port}: {err}");
-            emit(&mut sinks, None, EventKind::Error { message });
-            return Ok(exit::CONNECT_FAILED);
-        }
-        Err(_) => {
-            let message = format!(
-                "no TCP connection to {host}:{port} within {:?}",
-                args.connect_timeout
-            );
-            emit(&mut sinks, None, EventKind::Error { message });
-            return Ok(exit::CONNECT_FAILED);
-        }
-    };
-    let tcp_us = started.elapsed().as_micros() as u64;
-    let _ = tcp.set_nodelay(true);
-    let client_addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let server_addr = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let mut tls_us = None;
-    let mut stream: Box<dyn Stream> = match tls_config {
-        None => Box::new(tcp),
-        Some(config) => {
-            let tls_started = Instant::now();
-            let handshake =
-                tokio::time::timeout(args.connect_timeout, tls::connect(tcp, &host, config));
-            match handshake.await {
-                Ok(Ok(stream)) => {
-                    tls_us = Some(tls_started.elapsed().as_micros() as u64);
-                    Box::new(stream)
-                }
-                Ok(Err(err)) => {
-                    let message = tls::describe(&err, &host);
-                    emit(&mut sinks, None, EventKind::Error { message });
-                    return Ok(exit::TLS_FAILED);
-                }
-                Err(_) => {
-                    let message = format!(
-                        "no TLS handshake with {host} within {:?}",
-                        args.connect_timeout
-                    );
-                    emit(&mut sinks, None, EventKind::Error { message });
-                    return Ok(exit::TLS_FAILED);
-                }
-            }
-        }
-    };
-
-    let mut headers = Vec::new();
-    for header in &args.headers {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| anyhow!("header {header:?} should look like 'Name: value'"))?;
-        headers.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
-    if let Some(auth) = &args.auth {
-        use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD.encode(auth);
-        headers.push(("Authorization".to_owned(), format!("Basic {token}")));
-    }
-    let offers = if args.compress {
-        deflate::client_offers()
-    } else {
-        Vec::new()
-    };
-    let target = match url.query() {
-        Some(query) => format!("{}?{query}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let request = ClientRequest {
-        host: match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.clone(),
-        },
-        target,
-        key: generate_key(rand::random()),
-        protocols: args.subprotocols.clone(),
-        extensions: offers.clone(),
-        origin: args.origin.clone(),
-        headers,
-    };
-    let mut out = Vec::new();
-    request.encode(&mut out);
-    let request_head = head_of_request(&out);
-    stream.write_all(&out).await?;
-
-    let mut buf = Vec::with_capacity(4096);
-    let upgrade_started = Instant::now();
-    let handshake =
-        tokio::time::timeout(args.connect_timeout, read_response(&mut stream, &mut buf));
-    let failed = |status: Option<u16>, response: Option<Head>, body: String, diagnosis: String| {
-        EventKind::HandshakeFailed(HandshakeFailed {
-            url: url.to_string(),
-            request: Some(request_head.clone()),
-            response,
-            status,
-            body,
-            diagnosis,
-        })
-    };
-    let (response, head_len) = match handshake.await {
-        Ok(Ok(parsed)) => parsed,
-        Ok(Err(err)) => {
-            emit(
-                &mut sinks,
-                None,
-                failed(None, None, String::new(), err.to_string()),
-            );
-            return Ok(exit::HANDSHAKE_FAILED);
-        }
-        Err(_) => {
-            let why = format!("no handshake response within {:?}", args.connect_timeout);
-            emit(&mut sinks, None, failed(None, None, String::new(), why));
-            return Ok(exit::HANDSHAKE_FAILED);
-        }
-    };
-    let response_head = Head {
-        line: format!(
-            "HTTP/1.{} {} {}",
-            response.version, response.status, response.reason
-        ),
-        headers: response.headers.clone(),
-    };
-    let negotiated = response
-        .validate_upgrade(&request.key, &request.protocols)
-        .and_then(|upgraded| {
-            deflate::client_negotiate(&offers, &upgraded.extensions).map(|p| (upgraded, p))
-        });
-    let (upgraded, params) = match negotiated {
-        Ok(pair) => pair,
-        Err(err) => {
-            let (body, diagnosis) = if response.status == 101 {
-                (String::new(), err.to_string())
-            } else {
-                (
-                    String::from_utf8_lossy(&buf[head_len..])
-                        .chars()
-                        .take(4096)
-                        .collect(),
-                    format!("{err}: {}", status::diagnose(response.status)),
-                )
-            };
-            let kind = failed(Some(response.status), Some(response_head), body, diagnosis);
-            emit(&mut sinks, None, kind);
-            return Ok(exit::HANDSHAKE_FAILED);
-        }
-    };
-    let open = Open {
-        url: url.to_string(),
-        client: client_addr,
-        server: server_addr,
-        request: request_head.clone(),
-        response: response_head,
-        subprotocol: upgraded.protocol.clone(),
-        extensions: upgraded
-            .extensions
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        timings: Timings {
-            tcp_us: Some(tcp_us),
-            tls_us,
-            upgrade_us: Some(upgrade_started.elapsed().as_micros() as u64),
-            ..Timings::default()
-        },
-    };
-    emit(&mut sinks, None, EventKind::Open(open));
-
-    let mut conn = Connection::new(
-        stream,
-        Role::Client,
-        &buf[head_len..],
-        params,
-        args.limits.max_message,
-    );
+    let mut conn =
+        match crate::dial::dial(&args.handshake, args.limits.max_message, &mut sinks).await? {
+            Ok(conn) => conn,
+            Err(status) => return Ok(status),
+        };
     let mut lines_open = session.lines.is_some();
     let (_, mut lines) = mpsc::channel::<String>(1);
     if let Some(session_lines) = session.lines {
@@ -553,55 +352,9 @@ fn sent_message(opcode: OpCode, data: &[u8]) -> Message {
     Message::capture(&message, usize::MAX)
 }
 
-/// The request head we wrote, read back so the event shows it as sent.
-fn head_of_request(bytes: &[u8]) -> Head {
-    match Request::parse(bytes) {
-        Ok(Parsed::Complete(request, _)) => Head {
-            line: format!(
-                "{} {} HTTP/1.{}",
-                request.method, request.target, request.version
-            ),
-            headers: request.headers,
-        },
-        _ => Head::default(),
-    }
-}
-
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-async fn read_response(
-    stream: &mut (impl AsyncRead + Unpin),
-    buf: &mut Vec<u8>,
-) -> anyhow::Result<(Response, usize)> {
-    loop {
-        if let Parsed::Complete(response, len) = Response::parse(buf)? {
-            // Read the rest of a refusal's body so it can be shown.
-            if response.status != 101 {
-                let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                    let mut chunk = [0u8; 4096];
-                    while let Ok(n) = stream.read(&mut chunk).await {
-                        if n == 0 || buf.len() > 64 * 1024 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                })
-                .await;
-            }
-            return Ok((response, len));
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(anyhow!(
-                "the server closed the connection before answering the upgrade"
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }

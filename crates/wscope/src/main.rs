@@ -8,7 +8,9 @@ mod cli;
 mod connect;
 mod connection;
 mod demo;
+mod dial;
 mod explain;
+mod probe;
 mod serve;
 mod sink;
 mod tls;
@@ -40,6 +42,7 @@ fn main() {
         match cli.command {
             Command::Serve(args) => serve::run(args).await.map(|()| 0),
             Command::Connect(args) => connect::run(args).await,
+            Command::Probe(args) => probe::run(args).await,
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),
         }

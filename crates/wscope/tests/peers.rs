@@ -567,3 +567,68 @@ fn ping_timeout_ends_a_silent_connection() {
     assert_eq!(out.status.code(), Some(6), "{stderr}");
     silent.join().unwrap();
 }
+
+fn probe(url: &str, extra: &[&str]) -> (i32, String) {
+    let out = wscope()
+        .arg("probe")
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn probe_shows_the_handshake_and_explains_refusals() {
+    let (_server, url) = start_python_server();
+
+    let (code, out) = probe(
+        &format!("{url}/origin"),
+        &["--origin", "http://allowed.test", "--compress"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("> GET /origin HTTP/1.1"), "{out}");
+    assert!(out.contains("> Origin: http://allowed.test"), "{out}");
+    assert!(out.contains("< HTTP/1.1 101"), "{out}");
+    assert!(
+        out.contains("extensions            permessage-deflate"),
+        "{out}"
+    );
+    assert!(out.contains("timings"), "{out}");
+    assert!(out.contains("closed cleanly"), "{out}");
+
+    let (code, out) = probe(&format!("{url}/origin"), &["--origin", "http://evil.test"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("< HTTP/1.1 403"), "{out}");
+    assert!(out.contains("Origin sent: http://evil.test"), "{out}");
+
+    let (code, out) = probe(&format!("{url}/subprotocol"), &["--subprotocol", "chat.v1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("subprotocol           chat.v1"), "{out}");
+    let (code, out) = probe(&format!("{url}/subprotocol"), &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("400"), "{out}");
+
+    let (code, out) = probe(&format!("{url}/header"), &["-H", "X-Api-Key: secret"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = probe(&format!("{url}/header"), &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("authentication required"), "{out}");
+
+    // --json: one open event with the heads and timings, then the note.
+    let (code, out) = probe(
+        &format!("{url}/echo"),
+        &["--json", "-H", "Authorization: Bearer t0ken"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("t0ken"), "redacted: {out}");
+    let open = events_of(&out)
+        .into_iter()
+        .find(|e| e["event"] == "open")
+        .expect("an open event");
+    assert!(open["timings"]["tcp_us"].as_u64().is_some(), "{open}");
+    assert!(open["timings"]["upgrade_us"].as_u64().is_some(), "{open}");
+}

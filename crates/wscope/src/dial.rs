@@ -1,0 +1,326 @@
+//! Opening a client connection: name resolution, TCP, TLS, the upgrade,
+//! each timed on its own; what happened is reported as events (`open`,
+//! `handshake_failed`, `error`). `connect` and `probe` both start here.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use url::Url;
+use wscope_events::{Direction, Event, EventKind, HandshakeFailed, Head, Open, Timings};
+use wscope_proto::Role;
+use wscope_proto::deflate;
+use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
+
+use crate::cli::HandshakeArgs;
+use crate::connect::{CONN, exit};
+use crate::connection::{Connection, Stream};
+use crate::sink::Sinks;
+use crate::tls;
+
+/// A client connection, open and upgraded.
+pub type Dialed = Connection<Box<dyn Stream>>;
+
+fn emit(sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind) {
+    sinks.emit(&Event::now(CONN, dir, kind));
+}
+
+/// Opens the connection `h` describes. `Ok(Err(status))` is a failure that
+/// has been reported through `sinks`, with the exit status it maps to;
+/// `Err` is a usage error (a bad URL or flag).
+pub async fn dial(
+    h: &HandshakeArgs,
+    max_message: u64,
+    sinks: &mut Sinks,
+) -> anyhow::Result<Result<Dialed, i32>> {
+    let url = Url::parse(&h.url).with_context(|| format!("{:?} is not a URL", h.url))?;
+    let secure = match url.scheme() {
+        "ws" | "http" => false,
+        "wss" | "https" => true,
+        other => {
+            return Err(anyhow!(
+                "unsupported scheme {other}:// (use ws:// or wss://)"
+            ));
+        }
+    };
+    let tls_config = secure
+        .then(|| tls::client_config(&h.tls_options()))
+        .transpose()?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| anyhow!("{url} has no host"))?
+        .to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+
+    let connecting = tokio::time::timeout(h.connect_timeout, resolve_and_connect(&host, port));
+    let (tcp, dns_us, tcp_us) = match connecting.await {
+        Ok(Ok(connected)) => connected,
+        Ok(Err(message)) => {
+            emit(sinks, None, EventKind::Error { message });
+            return Ok(Err(exit::CONNECT_FAILED));
+        }
+        Err(_) => {
+            let message = format!(
+                "no TCP connection to {host}:{port} within {:?}",
+                h.connect_timeout
+            );
+            emit(sinks, None, EventKind::Error { message });
+            return Ok(Err(exit::CONNECT_FAILED));
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let client_addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let server_addr = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let mut tls_us = None;
+    let mut stream: Box<dyn Stream> = match tls_config {
+        None => Box::new(tcp),
+        Some(config) => {
+            let tls_started = Instant::now();
+            let handshake =
+                tokio::time::timeout(h.connect_timeout, tls::connect(tcp, &host, config));
+            match handshake.await {
+                Ok(Ok(stream)) => {
+                    tls_us = Some(tls_started.elapsed().as_micros() as u64);
+                    Box::new(stream)
+                }
+                Ok(Err(err)) => {
+                    let message = tls::describe(&err, &host);
+                    emit(sinks, None, EventKind::Error { message });
+                    return Ok(Err(exit::TLS_FAILED));
+                }
+                Err(_) => {
+                    let message = format!(
+                        "no TLS handshake with {host} within {:?}",
+                        h.connect_timeout
+                    );
+                    emit(sinks, None, EventKind::Error { message });
+                    return Ok(Err(exit::TLS_FAILED));
+                }
+            }
+        }
+    };
+
+    let mut headers = Vec::new();
+    for header in &h.headers {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| anyhow!("header {header:?} should look like 'Name: value'"))?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    if let Some(auth) = &h.auth {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(auth);
+        headers.push(("Authorization".to_owned(), format!("Basic {token}")));
+    }
+    let offers = if h.compress {
+        deflate::client_offers()
+    } else {
+        Vec::new()
+    };
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let request = ClientRequest {
+        host: match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        },
+        target,
+        key: generate_key(rand::random()),
+        protocols: h.subprotocols.clone(),
+        extensions: offers.clone(),
+        origin: h.origin.clone(),
+        headers,
+    };
+    let mut out = Vec::new();
+    request.encode(&mut out);
+    let request_head = head_of_request(&out);
+    stream.write_all(&out).await?;
+
+    let mut buf = Vec::with_capacity(4096);
+    let upgrade_started = Instant::now();
+    let handshake = tokio::time::timeout(h.connect_timeout, read_response(&mut stream, &mut buf));
+    let failed = |status: Option<u16>, response: Option<Head>, body: String, diagnosis: String| {
+        EventKind::HandshakeFailed(HandshakeFailed {
+            url: url.to_string(),
+            request: Some(request_head.clone()),
+            response,
+            status,
+            body,
+            diagnosis,
+        })
+    };
+    let (response, head_len) = match handshake.await {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(err)) => {
+            emit(
+                sinks,
+                None,
+                failed(None, None, String::new(), err.to_string()),
+            );
+            return Ok(Err(exit::HANDSHAKE_FAILED));
+        }
+        Err(_) => {
+            let why = format!("no handshake response within {:?}", h.connect_timeout);
+            emit(sinks, None, failed(None, None, String::new(), why));
+            return Ok(Err(exit::HANDSHAKE_FAILED));
+        }
+    };
+    let response_head = Head {
+        line: format!(
+            "HTTP/1.{} {} {}",
+            response.version, response.status, response.reason
+        ),
+        headers: response.headers.clone(),
+    };
+    let negotiated = response
+        .validate_upgrade(&request.key, &request.protocols)
+        .and_then(|upgraded| {
+            deflate::client_negotiate(&offers, &upgraded.extensions).map(|p| (upgraded, p))
+        });
+    let (upgraded, params) = match negotiated {
+        Ok(pair) => pair,
+        Err(err) => {
+            let (body, diagnosis) = if response.status == 101 {
+                (String::new(), err.to_string())
+            } else {
+                (
+                    String::from_utf8_lossy(&buf[head_len..])
+                        .chars()
+                        .take(4096)
+                        .collect(),
+                    format!(
+                        "{err}: {}{}",
+                        status::diagnose(response.status),
+                        origin_note(response.status, h.origin.as_deref())
+                    ),
+                )
+            };
+            let kind = failed(Some(response.status), Some(response_head), body, diagnosis);
+            emit(sinks, None, kind);
+            return Ok(Err(exit::HANDSHAKE_FAILED));
+        }
+    };
+    let open = Open {
+        url: url.to_string(),
+        client: client_addr,
+        server: server_addr,
+        request: request_head.clone(),
+        response: response_head,
+        subprotocol: upgraded.protocol.clone(),
+        extensions: upgraded
+            .extensions
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        timings: Timings {
+            dns_us,
+            tcp_us: Some(tcp_us),
+            tls_us,
+            upgrade_us: Some(upgrade_started.elapsed().as_micros() as u64),
+        },
+    };
+    emit(sinks, None, EventKind::Open(open));
+
+    let conn = Connection::new(stream, Role::Client, &buf[head_len..], params, max_message);
+    Ok(Ok(conn))
+}
+
+/// Resolves `host` and connects to the first address that answers; returns
+/// the stream and the resolution and connection times in microseconds.
+async fn resolve_and_connect(
+    host: &str,
+    port: u16,
+) -> Result<(TcpStream, Option<u64>, u64), String> {
+    let started = Instant::now();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let (addrs, dns_us) = match literal.parse::<std::net::IpAddr>() {
+        Ok(ip) => (vec![std::net::SocketAddr::new(ip, port)], None),
+        Err(_) => {
+            let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| format!("cannot resolve {host}: {e} (check the host name and DNS)"))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no address"));
+            }
+            (addrs, Some(started.elapsed().as_micros() as u64))
+        }
+    };
+    let tcp_started = Instant::now();
+    let mut last_error = None;
+    for addr in &addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok((stream, dns_us, tcp_started.elapsed().as_micros() as u64)),
+            Err(err) => last_error = Some((addr, err)),
+        }
+    }
+    let (addr, err) = last_error.expect("at least one address was tried");
+    let hint = match err.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            ": nothing listens there (is the server running, and on this port?)"
+        }
+        std::io::ErrorKind::TimedOut => ": no answer (a firewall, or the wrong address)",
+        _ => "",
+    };
+    Err(format!(
+        "cannot connect to {host}:{port} ({addr}): {err}{hint}"
+    ))
+}
+
+/// The request head we wrote, read back so the event shows it as sent.
+fn head_of_request(bytes: &[u8]) -> Head {
+    match Request::parse(bytes) {
+        Ok(Parsed::Complete(request, _)) => Head {
+            line: format!(
+                "{} {} HTTP/1.{}",
+                request.method, request.target, request.version
+            ),
+            headers: request.headers,
+        },
+        _ => Head::default(),
+    }
+}
+
+async fn read_response(
+    stream: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<(Response, usize)> {
+    loop {
+        if let Parsed::Complete(response, len) = Response::parse(buf)? {
+            // Read the rest of a refusal's body so it can be shown.
+            if response.status != 101 {
+                let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut chunk).await {
+                        if n == 0 || buf.len() > 64 * 1024 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                })
+                .await;
+            }
+            return Ok((response, len));
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(anyhow!(
+                "the server closed the connection before answering the upgrade"
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// For a 403, which Origin was sent: the usual suspect.
+fn origin_note(status: u16, origin: Option<&str>) -> String {
+    match (status, origin) {
+        (403, Some(origin)) => format!(" (Origin sent: {origin})"),
+        (403, None) => " (no Origin header was sent; try --origin)".to_owned(),
+        _ => String::new(),
+    }
+}

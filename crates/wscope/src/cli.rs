@@ -129,6 +129,11 @@ pub struct HandshakeArgs {
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
 
+    /// Go through this HTTP proxy (HTTP CONNECT), e.g.
+    /// http://user:password@proxy.example:3128.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
     /// Give up on the TCP connection and handshake after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,

@@ -53,7 +53,28 @@ pub async fn dial(
         .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
 
-    let connecting = tokio::time::timeout(h.connect_timeout, resolve_and_connect(&host, port));
+    let proxy = h
+        .proxy
+        .as_deref()
+        .map(|p| Url::parse(p).with_context(|| format!("--proxy {p:?} is not a URL")))
+        .transpose()?;
+    let (dial_host, dial_port) = match &proxy {
+        Some(proxy) => (
+            proxy
+                .host_str()
+                .ok_or_else(|| anyhow!("--proxy {proxy} has no host"))?
+                .to_owned(),
+            proxy.port_or_known_default().unwrap_or(8080),
+        ),
+        None => (host.clone(), port),
+    };
+    let connecting = tokio::time::timeout(h.connect_timeout, async {
+        let (mut tcp, dns_us, tcp_us) = resolve_and_connect(&dial_host, dial_port).await?;
+        if let Some(proxy) = &proxy {
+            tunnel(&mut tcp, proxy, &host, port).await?;
+        }
+        Ok::<_, String>((tcp, dns_us, tcp_us))
+    });
     let (tcp, dns_us, tcp_us) = match connecting.await {
         Ok(Ok(connected)) => connected,
         Ok(Err(message)) => {
@@ -323,4 +344,51 @@ fn origin_note(status: u16, origin: Option<&str>) -> String {
         (403, None) => " (no Origin header was sent; try --origin)".to_owned(),
         _ => String::new(),
     }
+}
+
+/// Asks an HTTP proxy for a tunnel to `host:port` (HTTP CONNECT, RFC 9110
+/// section 9.3.6), with Basic credentials from the proxy URL if it has any.
+async fn tunnel(tcp: &mut TcpStream, proxy: &Url, host: &str, port: u16) -> Result<(), String> {
+    use base64::Engine;
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if !proxy.username().is_empty() {
+        let user = percent_decode(proxy.username());
+        let password = percent_decode(proxy.password().unwrap_or(""));
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        request.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    let proxy_name = format!(
+        "{}:{}",
+        proxy.host_str().unwrap_or(""),
+        proxy.port_or_known_default().unwrap_or(8080)
+    );
+    tcp.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("proxy {proxy_name}: cannot send CONNECT: {e}"))?;
+    let mut buf = Vec::new();
+    let (response, _) = read_response(tcp, &mut buf)
+        .await
+        .map_err(|e| format!("proxy {proxy_name} did not answer CONNECT: {e}"))?;
+    match response.status {
+        200..=299 => Ok(()),
+        407 => Err(format!(
+            "proxy {proxy_name} wants credentials (407 Proxy Authentication Required): put them in the URL, --proxy http://user:password@host:port"
+        )),
+        status => Err(format!(
+            "proxy {proxy_name} refused to open a tunnel to {authority}: {status} {}",
+            response.reason
+        )),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }

@@ -632,3 +632,79 @@ fn probe_shows_the_handshake_and_explains_refusals() {
     assert!(open["timings"]["tcp_us"].as_u64().is_some(), "{open}");
     assert!(open["timings"]["upgrade_us"].as_u64().is_some(), "{open}");
 }
+
+/// Starts proxy.py (an HTTP proxy from PyPI) on a free port.
+fn start_http_proxy(extra: &[&str]) -> (Running, u16) {
+    let dir = temp_dir(&format!("proxy-{}", extra.len()));
+    let port_file = dir.join("port");
+    let child = Command::new(venv_bin("proxy"))
+        .args([
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--num-workers",
+            "1",
+            "--num-acceptors",
+            "1",
+            "--port-file",
+        ])
+        .arg(&port_file)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("proxy.py starts");
+    let running = Running {
+        child,
+        stdout: None,
+    };
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            if let Ok(port) = text.trim().parse() {
+                return (running, port);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("proxy.py wrote no port file");
+}
+
+#[test]
+fn connect_through_an_http_connect_proxy() {
+    let (_server, url) = start_python_server();
+    let (_proxy, port) = start_http_proxy(&[]);
+    let out = connect_to(
+        &format!("{url}/echo"),
+        "via proxy\n",
+        &["--proxy", &format!("http://127.0.0.1:{port}")],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "via proxy\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    let (_auth_proxy, port) = start_http_proxy(&["--basic-auth", "user:pa:ss"]);
+    let out = connect_to(
+        &format!("{url}/echo"),
+        "x\n",
+        &["--proxy", &format!("http://127.0.0.1:{port}")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("407"), "{stderr}");
+    let out = connect_to(
+        &format!("{url}/echo"),
+        "with credentials\n",
+        &["--proxy", &format!("http://user:pa%3Ass@127.0.0.1:{port}")],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "with credentials\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

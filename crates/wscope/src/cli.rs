@@ -184,6 +184,15 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub pretty: bool,
 
+    /// When the connection ends (other than by you: input done, --expect met,
+    /// Ctrl-C), connect again, with exponential backoff and jitter.
+    #[arg(long)]
+    pub reconnect: bool,
+
+    /// The longest wait between reconnection attempts.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub reconnect_max_delay: Duration,
+
     /// Do not print received messages.
     #[arg(long, short)]
     pub quiet: bool,

@@ -27,7 +27,7 @@ pub mod exit {
     pub const TLS_FAILED: i32 = 8;
 }
 
-/// The connection id in events: one connection per run, for now.
+/// The id of a run's first connection (later ones, after --reconnect, count up).
 pub const CONN: &str = "c1";
 
 /// Where the messages to send come from, and how to show traffic.
@@ -109,19 +109,85 @@ fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
     let mut sinks = sinks_for(&args, session.arrows)?;
+    let mut input = Input {
+        open: session.lines.is_some(),
+        lines: session.lines.unwrap_or_else(|| mpsc::channel(1).1),
+    };
+    // Attempts since the last connection that opened; resets on success.
+    let mut attempt = 0u32;
+    let mut number = 0u64;
+    loop {
+        number += 1;
+        let conn_id = format!("c{number}");
+        let outcome = one_connection(&args, &mut sinks, &mut input, &conn_id).await?;
+        if !args.reconnect || outcome.user_ended {
+            return Ok(outcome.status);
+        }
+        if outcome.opened {
+            attempt = 0;
+        }
+        attempt += 1;
+        let delay = backoff(attempt, args.reconnect_max_delay);
+        let text = format!(
+            "reconnecting in {delay:.1?} (attempt {attempt}): {}",
+            outcome.reason
+        );
+        sinks.emit(&Event::now(&conn_id, None, EventKind::Note { text }));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(outcome.status),
+        }
+    }
+}
+
+/// Where messages to send come from, across reconnections.
+struct Input {
+    lines: mpsc::Receiver<String>,
+    /// The source has not ended yet.
+    open: bool,
+}
+
+/// How one connection ended.
+struct Outcome {
+    status: i32,
+    /// The upgrade succeeded (so a reconnect starts its backoff afresh).
+    opened: bool,
+    /// wscope ended it on purpose (input done, --expect met, Ctrl-C).
+    user_ended: bool,
+    reason: String,
+}
+
+/// Exponential backoff from 500 ms, capped at `max`, with jitter (each delay
+/// is drawn from the upper half of its range) so that many clients dropped
+/// together do not come back together.
+fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = base.min(max);
+    capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+/// One connection, from dialing to its end.
+async fn one_connection(
+    args: &ConnectArgs,
+    sinks: &mut Sinks,
+    input: &mut Input,
+    conn_id: &str,
+) -> anyhow::Result<Outcome> {
     let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
-        sinks.emit(&Event::now(CONN, dir, kind));
+        sinks.emit(&Event::now(conn_id, dir, kind));
     };
     let mut conn =
-        match crate::dial::dial(&args.handshake, args.limits.max_message, &mut sinks).await? {
+        match crate::dial::dial(&args.handshake, args.limits.max_message, sinks, conn_id).await? {
             Ok(conn) => conn,
-            Err(status) => return Ok(status),
+            Err(status) => {
+                return Ok(Outcome {
+                    status,
+                    opened: false,
+                    user_ended: false,
+                    reason: "the connection could not be opened".to_owned(),
+                });
+            }
         };
-    let mut lines_open = session.lines.is_some();
-    let (_, mut lines) = mpsc::channel::<String>(1);
-    if let Some(session_lines) = session.lines {
-        lines = session_lines;
-    }
     // Set when stdin has ended: the close goes out once the connection has
     // been quiet for `--wait`.
     let mut linger: Option<tokio::time::Instant> = None;
@@ -145,17 +211,17 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     let (by, clean, code, reason, status) = loop {
         let incoming = tokio::select! {
             incoming = conn.next() => incoming,
-            line = lines.recv(), if lines_open => {
+            line = input.lines.recv(), if input.open => {
                 match line {
                     Some(line) => {
                         conn.send(send_opcode, line.as_bytes()).await?;
                         if sinks.wants_payloads() {
                             let message = sent_message(send_opcode, line.as_bytes());
-                            emit(&mut sinks, Some(Direction::ClientToServer), EventKind::Message(message));
+                            emit(sinks, Some(Direction::ClientToServer), EventKind::Message(message));
                         }
                     }
                     None => {
-                        lines_open = false;
+                        input.open = false;
                         linger = Some(tokio::time::Instant::now() + args.wait);
                     }
                 }
@@ -172,7 +238,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 ping_seq += 1;
                 let payload = ping_seq.to_be_bytes();
                 conn.send_control(OpCode::Ping, &payload).await?;
-                emit(&mut sinks, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload));
+                emit(sinks, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload));
                 if ping_out.is_none() {
                     ping_out = Some((payload, tokio::time::Instant::now()));
                 }
@@ -181,7 +247,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             _ = sleep_until(ping_out.zip(args.ping_timeout).map(|((_, sent), timeout)| sent + timeout)), if ping_out.is_some() && args.ping_timeout.is_some() => {
                 let timeout = args.ping_timeout.unwrap_or_default();
                 let message = format!("no pong within {timeout:?}: the server or the network stopped answering; closing");
-                emit(&mut sinks, None, EventKind::Error { message });
+                emit(sinks, None, EventKind::Error { message });
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(Some(CloseCode::GOING_AWAY), "ping timeout")).await;
                 break (ClosedBy::Client, false, CloseCode::ABNORMAL, "no pong (ping timeout)".to_owned(), exit::ABNORMAL);
             }
@@ -202,7 +268,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 if sinks.wants_payloads() {
                     let event = Message::capture(&message, usize::MAX);
                     emit(
-                        &mut sinks,
+                        sinks,
                         Some(Direction::ServerToClient),
                         EventKind::Message(event),
                     );
@@ -210,7 +276,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 if args.echo && sinks.wants_payloads() {
                     let echoed = sent_message(message.opcode, &message.data);
                     emit(
-                        &mut sinks,
+                        sinks,
                         Some(Direction::ClientToServer),
                         EventKind::Message(echoed),
                     );
@@ -223,14 +289,14 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             }
             Ok(Incoming::Ping(payload)) => {
                 emit(
-                    &mut sinks,
+                    sinks,
                     Some(Direction::ServerToClient),
                     control_frame(OpCode::Ping, &payload),
                 );
             }
             Ok(Incoming::Pong(payload)) => {
                 emit(
-                    &mut sinks,
+                    sinks,
                     Some(Direction::ServerToClient),
                     control_frame(OpCode::Pong, &payload),
                 );
@@ -238,7 +304,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                     if payload[..] == expected[..] {
                         ping_out = None;
                         let text = format!("pong: round trip {:.2?}", sent.elapsed());
-                        emit(&mut sinks, None, EventKind::Note { text });
+                        emit(sinks, None, EventKind::Note { text });
                     }
                 }
             }
@@ -246,7 +312,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 let code = close.code.unwrap_or(CloseCode::NO_STATUS);
                 let info = Close::new(close.code, &close.reason);
                 emit(
-                    &mut sinks,
+                    sinks,
                     Some(Direction::ServerToClient),
                     EventKind::Close(info),
                 );
@@ -276,7 +342,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
                 let message = format!(
                     "the server broke the protocol, so wscope closed the connection: {err}"
                 );
-                emit(&mut sinks, None, EventKind::Error { message });
+                emit(sinks, None, EventKind::Error { message });
                 let code = crate::connection::close_code_for(&err);
                 break (
                     ClosedBy::Client,
@@ -288,7 +354,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
             }
             Err(ConnError::Io(err)) => {
                 let message = format!("connection error: {err}");
-                emit(&mut sinks, None, EventKind::Error { message });
+                emit(sinks, None, EventKind::Error { message });
                 break (
                     ClosedBy::Unknown,
                     false,
@@ -312,8 +378,18 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
         bytes_c2s: stats.bytes_out,
         bytes_s2c: stats.bytes_in,
     };
-    emit(&mut sinks, None, EventKind::Closed(closed));
-    Ok(status)
+    let ended = match by {
+        ClosedBy::Server => format!("the server closed it with {}", code),
+        ClosedBy::Client => format!("wscope closed it with {}", code),
+        ClosedBy::Unknown => format!("it dropped without a close frame ({})", code),
+    };
+    emit(sinks, None, EventKind::Closed(closed));
+    Ok(Outcome {
+        status,
+        opened: true,
+        user_ended: we_closed_first,
+        reason: ended,
+    })
 }
 
 /// A control frame (ping or pong) as an event.

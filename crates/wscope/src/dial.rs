@@ -14,17 +14,13 @@ use wscope_proto::deflate;
 use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
 
 use crate::cli::HandshakeArgs;
-use crate::connect::{CONN, exit};
+use crate::connect::exit;
 use crate::connection::{Connection, Stream};
 use crate::sink::Sinks;
 use crate::tls;
 
 /// A client connection, open and upgraded.
 pub type Dialed = Connection<Box<dyn Stream>>;
-
-fn emit(sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind) {
-    sinks.emit(&Event::now(CONN, dir, kind));
-}
 
 /// Opens the connection `h` describes. `Ok(Err(status))` is a failure that
 /// has been reported through `sinks`, with the exit status it maps to;
@@ -33,7 +29,11 @@ pub async fn dial(
     h: &HandshakeArgs,
     max_message: u64,
     sinks: &mut Sinks,
+    conn_id: &str,
 ) -> anyhow::Result<Result<Dialed, i32>> {
+    let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
+        sinks.emit(&Event::now(conn_id, dir, kind));
+    };
     let url = Url::parse(&h.url).with_context(|| format!("{:?} is not a URL", h.url))?;
     let secure = match url.scheme() {
         "ws" | "http" => false,

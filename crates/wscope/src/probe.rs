@@ -30,7 +30,7 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<i32> {
             }),
         );
     }
-    let mut conn = match dial(&args.handshake, 1 << 20, &mut sinks).await? {
+    let mut conn = match dial(&args.handshake, 1 << 20, &mut sinks, crate::connect::CONN).await? {
         Ok(conn) => conn,
         Err(status) => return Ok(status),
     };

@@ -708,3 +708,76 @@ fn connect_through_an_http_connect_proxy() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs connect with stdin held open, collecting stderr lines until `enough`
+/// says so (or 15 s pass), then kills it.
+fn stderr_until(url: &str, extra: &[&str], enough: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut child = wscope()
+        .arg("connect")
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !enough(&lines) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn reconnect_backs_off_and_resets_after_success() {
+    let (_server, url) = start_python_server();
+    // Each connection opens, then drops: the counter resets every time.
+    let lines = stderr_until(
+        &format!("{url}/drop"),
+        &["--reconnect", "--reconnect-max-delay", "100ms"],
+        |l| l.iter().filter(|l| l.contains("reconnecting")).count() >= 3,
+    );
+    let attempts: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("reconnecting"))
+        .collect();
+    assert!(attempts.len() >= 3, "{lines:#?}");
+    for line in &attempts {
+        assert!(
+            line.contains("(attempt 1)") && line.contains("1006"),
+            "{line}"
+        );
+    }
+    // Nothing listens: the attempts count up.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let lines = stderr_until(
+        &format!("ws://127.0.0.1:{port}/"),
+        &["--reconnect", "--reconnect-max-delay", "100ms"],
+        |l| l.iter().any(|l| l.contains("(attempt 3)")),
+    );
+    let text = lines.join("\n");
+    for n in 1..=3 {
+        assert!(text.contains(&format!("(attempt {n})")), "{text}");
+    }
+    assert!(text.contains("could not be opened"), "{text}");
+}

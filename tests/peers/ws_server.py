@@ -24,6 +24,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 
 def select_subprotocol(connection, subprotocols):
@@ -47,8 +48,11 @@ def process_request(connection, request):
 async def handler(ws):
     path = ws.request.path
     if path.startswith("/echo") or path in ("/origin", "/subprotocol", "/header"):
-        async for message in ws:
-            await ws.send(message)
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except ConnectionClosed:
+            pass  # a client closing with an error code is a test case here
     elif path == "/close4000":
         await ws.send("welcome")
         await ws.close(code=4000, reason="bye")

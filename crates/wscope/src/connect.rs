@@ -14,6 +14,7 @@ use wscope_proto::{CloseCode, OpCode};
 
 use crate::cli::ConnectArgs;
 use crate::connection::{ConnError, Incoming};
+use crate::interactive::{self, Command, Printer};
 use crate::sink::{Human, JsonLines, Record, Sinks};
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
@@ -32,54 +33,77 @@ pub const CONN: &str = "c1";
 
 /// Where the messages to send come from, and how to show traffic.
 pub struct Session {
-    /// Lines to send as text messages; `None` sends nothing (`--echo`).
-    pub lines: Option<mpsc::Receiver<String>>,
+    /// What to send; `None` sends nothing of its own (`--echo`).
+    pub lines: Option<mpsc::Receiver<Command>>,
     /// Mark lines with `>` (sent) and `<` (received), for people watching.
     pub arrows: bool,
+    /// Print through the line editor (interactive mode).
+    pub printer: Option<Printer>,
 }
 
 /// Runs the client on stdin; returns the process exit status.
 pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
-    if !args.send.is_empty() {
+    use std::io::IsTerminal;
+    let opcode = if args.binary {
+        OpCode::Binary
+    } else {
+        OpCode::Text
+    };
+    let interactive = !args.echo
+        && args.send.is_empty()
+        && !args.json
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal();
+    let mut printer = None;
+    let commands = if !args.send.is_empty() {
         // --send replaces stdin: the messages, then the input ends.
-        let (tx, lines) = mpsc::channel::<String>(args.send.len());
+        let (tx, commands) = mpsc::channel(args.send.len());
         for message in &args.send {
-            tx.try_send(message.clone())
+            tx.try_send(Command::Send(opcode, message.as_bytes().to_vec()))
                 .expect("the channel holds exactly the --send messages");
         }
-        drop(tx);
-        return run_session(
-            args,
-            Session {
-                lines: Some(lines),
-                arrows: false,
-            },
-        )
-        .await;
-    }
-    let lines = (!args.echo).then(|| {
-        let (lines_tx, lines) = mpsc::channel::<String>(64);
+        Some(commands)
+    } else if args.echo {
+        None
+    } else if interactive {
+        let (commands, print) = interactive::start()?;
+        printer = Some(print);
+        Some(commands)
+    } else {
+        let (tx, commands) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut stdin = BufReader::new(tokio::io::stdin()).lines();
             while let Ok(Some(line)) = stdin.next_line().await {
-                if lines_tx.send(line).await.is_err() {
+                if tx
+                    .send(Command::Send(opcode, line.into_bytes()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
         });
-        lines
-    });
-    run_session(
+        Some(commands)
+    };
+    let status = run_session(
         args,
         Session {
-            lines,
-            arrows: false,
+            lines: commands,
+            arrows: interactive,
+            printer,
         },
     )
-    .await
+    .await;
+    if interactive {
+        interactive::finish();
+    }
+    status
 }
 
-fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
+fn sinks_for(args: &ConnectArgs, arrows: bool, printer: Option<Printer>) -> anyhow::Result<Sinks> {
+    use std::io::IsTerminal;
+    let color = std::env::var_os("NO_COLOR").is_none()
+        && (printer.is_some() || std::io::stdout().is_terminal());
     let mut sinks = Sinks::default();
     if args.json {
         sinks.add(
@@ -95,6 +119,8 @@ fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
                 show_control: args.show_control,
                 timestamps: args.timestamps,
                 pretty: args.pretty,
+                color,
+                printer,
             }),
         );
     }
@@ -108,7 +134,7 @@ fn sinks_for(args: &ConnectArgs, arrows: bool) -> anyhow::Result<Sinks> {
 
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
-    let mut sinks = sinks_for(&args, session.arrows)?;
+    let mut sinks = sinks_for(&args, session.arrows, session.printer)?;
     let mut input = Input {
         open: session.lines.is_some(),
         lines: session.lines.unwrap_or_else(|| mpsc::channel(1).1),
@@ -142,7 +168,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
 
 /// Where messages to send come from, across reconnections.
 struct Input {
-    lines: mpsc::Receiver<String>,
+    lines: mpsc::Receiver<Command>,
     /// The source has not ended yet.
     open: bool,
 }
@@ -193,11 +219,6 @@ async fn one_connection(
     let mut linger: Option<tokio::time::Instant> = None;
     let mut we_closed_first = false;
     let opened = Instant::now();
-    let send_opcode = if args.binary {
-        OpCode::Binary
-    } else {
-        OpCode::Text
-    };
     let mut received = 0u64;
     let mut pings = args.ping_interval.map(|every| {
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -206,20 +227,45 @@ async fn one_connection(
     });
     let mut ping_seq = 0u64;
     // The ping awaiting its pong: its payload and when it left.
-    let mut ping_out: Option<([u8; 8], tokio::time::Instant)> = None;
+    let mut ping_out: Option<(Vec<u8>, tokio::time::Instant)> = None;
 
     let (by, clean, code, reason, status) = loop {
         let incoming = tokio::select! {
             incoming = conn.next() => incoming,
-            line = input.lines.recv(), if input.open => {
-                match line {
-                    Some(line) => {
-                        conn.send(send_opcode, line.as_bytes()).await?;
+            command = input.lines.recv(), if input.open => {
+                match command {
+                    Some(Command::Send(opcode, data)) => {
+                        conn.send(opcode, &data).await?;
                         if sinks.wants_payloads() {
-                            let message = sent_message(send_opcode, line.as_bytes());
+                            let message = sent_message(opcode, &data);
                             emit(sinks, Some(Direction::ClientToServer), EventKind::Message(message));
                         }
                     }
+                    Some(Command::Ping(payload)) => {
+                        conn.send_control(OpCode::Ping, &payload).await?;
+                        emit(sinks, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload));
+                        ping_out = Some((payload, tokio::time::Instant::now()));
+                    }
+                    Some(Command::Pong(payload)) => {
+                        conn.send_control(OpCode::Pong, &payload).await?;
+                        emit(sinks, Some(Direction::ClientToServer), control_frame(OpCode::Pong, &payload));
+                    }
+                    Some(Command::Close(code, reason)) => {
+                        we_closed_first = !conn.close_sent();
+                        conn.close(code, &reason).await?;
+                    }
+                    Some(Command::Stats) => {
+                        let stats = conn.stats();
+                        let text = format!(
+                            "{} messages / {} bytes sent, {} messages / {} bytes received, open for {:.1?}",
+                            stats.messages_out, stats.bytes_out, stats.messages_in, stats.bytes_in, opened.elapsed()
+                        );
+                        emit(sinks, None, EventKind::Note { text });
+                    }
+                    Some(Command::Help) => {
+                        emit(sinks, None, EventKind::Note { text: interactive::HELP.to_owned() });
+                    }
+                    Some(Command::Problem(text)) => emit(sinks, None, EventKind::Note { text }),
                     None => {
                         input.open = false;
                         linger = Some(tokio::time::Instant::now() + args.wait);
@@ -240,11 +286,11 @@ async fn one_connection(
                 conn.send_control(OpCode::Ping, &payload).await?;
                 emit(sinks, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload));
                 if ping_out.is_none() {
-                    ping_out = Some((payload, tokio::time::Instant::now()));
+                    ping_out = Some((payload.to_vec(), tokio::time::Instant::now()));
                 }
                 continue;
             }
-            _ = sleep_until(ping_out.zip(args.ping_timeout).map(|((_, sent), timeout)| sent + timeout)), if ping_out.is_some() && args.ping_timeout.is_some() => {
+            _ = sleep_until(ping_out.as_ref().zip(args.ping_timeout).map(|((_, sent), timeout)| *sent + timeout)), if ping_out.is_some() && args.ping_timeout.is_some() => {
                 let timeout = args.ping_timeout.unwrap_or_default();
                 let message = format!("no pong within {timeout:?}: the server or the network stopped answering; closing");
                 emit(sinks, None, EventKind::Error { message });
@@ -300,10 +346,14 @@ async fn one_connection(
                     Some(Direction::ServerToClient),
                     control_frame(OpCode::Pong, &payload),
                 );
-                if let Some((expected, sent)) = ping_out {
-                    if payload[..] == expected[..] {
+                let answered = ping_out
+                    .as_ref()
+                    .filter(|(expected, _)| payload[..] == expected[..])
+                    .map(|(_, sent)| sent.elapsed());
+                if let Some(round_trip) = answered {
+                    {
                         ping_out = None;
-                        let text = format!("pong: round trip {:.2?}", sent.elapsed());
+                        let text = format!("pong: round trip {round_trip:.2?}");
                         emit(sinks, None, EventKind::Note { text });
                     }
                 }

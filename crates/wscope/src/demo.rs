@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Cli, Command};
 use crate::connect::{self, Session};
+use crate::interactive;
 use crate::serve;
+use wscope_proto::OpCode;
 
 const LINES: &[&str] = &[
     "hello, wscope",
@@ -39,7 +41,8 @@ pub async fn run() -> anyhow::Result<i32> {
     let (tx, lines) = mpsc::channel(LINES.len());
     tokio::spawn(async move {
         for line in LINES {
-            if tx.send((*line).to_owned()).await.is_err() {
+            let command = interactive::Command::Send(OpCode::Text, line.as_bytes().to_vec());
+            if tx.send(command).await.is_err() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
@@ -50,6 +53,7 @@ pub async fn run() -> anyhow::Result<i32> {
         Session {
             lines: Some(lines),
             arrows: true,
+            printer: None,
         },
     )
     .await?;

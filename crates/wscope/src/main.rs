@@ -10,6 +10,7 @@ mod connection;
 mod demo;
 mod dial;
 mod explain;
+mod interactive;
 mod probe;
 mod serve;
 mod sink;

@@ -155,6 +155,10 @@ pub struct Human {
     pub timestamps: bool,
     /// Pretty-print JSON; hex-dump binary.
     pub pretty: bool,
+    /// Color the direction markers and errors (ANSI).
+    pub color: bool,
+    /// Print through the line editor instead of to stdout and stderr.
+    pub printer: Option<crate::interactive::Printer>,
 }
 
 impl Human {
@@ -167,8 +171,41 @@ impl Human {
         }
         if marked {
             let sent = event.dir == Some(Direction::ClientToServer);
-            line.extend_from_slice(if sent { b"> " } else { b"< " });
+            let marker: &[u8] = match (sent, self.color) {
+                (true, true) => b"\x1b[34m>\x1b[0m ",
+                (false, true) => b"\x1b[32m<\x1b[0m ",
+                (true, false) => b"> ",
+                (false, false) => b"< ",
+            };
+            line.extend_from_slice(marker);
         }
+    }
+
+    /// Writes one finished line: data to stdout, diagnostics to stderr, or
+    /// everything above the prompt in interactive mode.
+    fn put(&mut self, text: &[u8], diagnostic: bool) -> io::Result<()> {
+        if let Some(printer) = &mut self.printer {
+            printer(String::from_utf8_lossy(text).trim_end().to_owned());
+            return Ok(());
+        }
+        if diagnostic {
+            let mut stderr = io::stderr().lock();
+            stderr.write_all(text)?;
+            stderr.flush()
+        } else {
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(text)?;
+            stdout.flush()
+        }
+    }
+
+    fn diagnostic(&mut self, text: &str, error: bool) -> io::Result<()> {
+        let line = if error && self.color {
+            format!("\x1b[31mwscope: {text}\x1b[0m\n")
+        } else {
+            format!("wscope: {text}\n")
+        };
+        self.put(line.as_bytes(), true)
     }
 
     fn payload(&self, payload: &Payload, line: &mut Vec<u8>) {
@@ -266,20 +303,15 @@ impl Sink for Human {
                 }
             }
             EventKind::HandshakeFailed(failed) => {
-                eprintln!("wscope: handshake failed: {}", failed.diagnosis);
+                let mut text = format!("handshake failed: {}", failed.diagnosis);
                 if !failed.body.is_empty() {
-                    eprintln!("{}", failed.body.trim_end());
+                    text.push('\n');
+                    text.push_str(failed.body.trim_end());
                 }
-                return Ok(());
+                return self.diagnostic(&text, true);
             }
-            EventKind::Error { message } => {
-                eprintln!("wscope: {message}");
-                return Ok(());
-            }
-            EventKind::Note { text } => {
-                eprintln!("wscope: {text}");
-                return Ok(());
-            }
+            EventKind::Error { message } => return self.diagnostic(message, true),
+            EventKind::Note { text } => return self.diagnostic(text, false),
             EventKind::Closed(closed) => {
                 let by = match closed.by {
                     ClosedBy::Client => "closed by client",
@@ -293,8 +325,8 @@ impl Sink for Human {
                     format!(", reason {:?}", closed.reason)
                 };
                 let how = if closed.clean { "clean" } else { "not clean" };
-                eprintln!(
-                    "wscope: {by}: {code}{reason}, {how}, after {:.1?} ({} messages / {} bytes sent, {} messages / {} bytes received): {}",
+                let text = format!(
+                    "{by}: {code}{reason}, {how}, after {:.1?} ({} messages / {} bytes sent, {} messages / {} bytes received): {}",
                     std::time::Duration::from_micros(closed.duration_us),
                     closed.messages_c2s,
                     closed.bytes_c2s,
@@ -302,13 +334,11 @@ impl Sink for Human {
                     closed.bytes_s2c,
                     code.meaning()
                 );
-                return Ok(());
+                return self.diagnostic(&text, !closed.clean || closed.code != 1000);
             }
             _ => return Ok(()),
         }
         line.push(b'\n');
-        let mut stdout = io::stdout().lock();
-        stdout.write_all(&line)?;
-        stdout.flush()
+        self.put(&line, false)
     }
 }

@@ -781,3 +781,24 @@ fn reconnect_backs_off_and_resets_after_success() {
     }
     assert!(text.contains("could not be opened"), "{text}");
 }
+
+#[test]
+fn interactive_mode_through_a_pseudo_terminal() {
+    let (_server, url) = start_python_server();
+    let home = temp_dir("pty");
+    let out = Command::new(venv_bin("python"))
+        .arg(peer_script("interactive.py"))
+        .arg(env!("CARGO_BIN_EXE_wscope"))
+        .arg(format!("{url}/echo"))
+        .arg(&home)
+        .output()
+        .expect("the pexpect driver runs");
+    let screen = std::fs::read_to_string(home.join("screen.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n--- screen ---\n{screen}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -1,0 +1,62 @@
+"""Drives `wscope connect` through a pseudo-terminal, as a person would.
+
+Usage: interactive.py WSCOPE_BINARY ECHO_URL HOME_DIR
+Types messages and slash commands, checks what appears on the screen and
+that the session lands in the history file. Exits 0 and prints "ok" when
+every check passed; any failed expectation raises (non-zero exit).
+"""
+
+import os
+import re
+import sys
+
+import pexpect
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def main() -> None:
+    binary, url, home = sys.argv[1:4]
+    env = dict(os.environ, HOME=home, TERM="xterm", XDG_DATA_HOME=os.path.join(home, "data"))
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(binary, ["connect", url], env=env, encoding="utf-8", timeout=10, dimensions=(40, 200))
+    log = open(os.path.join(home, "screen.log"), "w")
+    child.logfile_read = log
+
+    def expect(pattern: str) -> None:
+        child.expect(pattern)
+
+    expect("> ")
+    child.sendline("hello from a terminal")
+    expect(r"<\S* hello from a terminal")
+    # Colors are on in a terminal: the received marker is green.
+    assert "\x1b[32m<" in child.before + child.after, repr(child.before + child.after)
+
+    child.sendline("/ping abc")
+    expect("pong: round trip")
+
+    child.sendline("/binary 41 42 43")
+    expect(r"<binary 3 bytes> 414243")
+
+    child.sendline("/stats")
+    expect(r"2 messages / \d+ bytes sent")
+
+    child.sendline("/bogus")
+    expect("unknown command /bogus")
+
+    child.sendline("/help")
+    expect("/close \\[code")
+
+    child.sendline("/close 4000 all done")
+    expect("closed by client: 4000")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5, child.exitstatus
+
+    history = open(os.path.join(home, "data", "wscope", "history")).read()
+    assert "hello from a terminal" in history, history
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 Prints "listening on ws://127.0.0.1:PORT" as its first line, then serves:
   /echo       echo every message
   /close4000  send "welcome", then close with 4000 "bye"
+  /fragments  send one text message in two fragments, then close
   /drop       send "welcome", then drop TCP without a close frame (1006)
   /pingme     send a ping and report the pong in a message
   /forbidden  refuse the upgrade with 403 and a body
@@ -53,6 +54,9 @@ async def handler(ws):
                 await ws.send(message)
         except ConnectionClosed:
             pass  # a client closing with an error code is a test case here
+    elif path == "/fragments":
+        await ws.send(["frag", "ment"])
+        await ws.close()
     elif path == "/close4000":
         await ws.send("welcome")
         await ws.close(code=4000, reason="bye")

@@ -202,6 +202,11 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Also report every data frame the server sends (FIN, RSV bits,
+    /// opcode, payload as on the wire) in --json and --record output.
+    #[arg(long)]
+    pub frames: bool,
+
     /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
     #[arg(long, value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,

@@ -214,6 +214,11 @@ async fn one_connection(
                 });
             }
         };
+    if args.frames {
+        conn.capture_frames(args.max_payload);
+    }
+    // Whether the data frames of the message in progress carry plain text.
+    let mut frames_are_text = false;
     // Set when stdin has ended: the close goes out once the connection has
     // been quiet for `--wait`.
     let mut linger: Option<tokio::time::Instant> = None;
@@ -332,6 +337,14 @@ async fn one_connection(
                     we_closed_first = true;
                     conn.close(Some(CloseCode::NORMAL), "").await?;
                 }
+            }
+            Ok(Incoming::DataFrame(header, payload)) => {
+                // A continuation is text when its message started as text.
+                if header.opcode != OpCode::Continuation {
+                    frames_are_text = header.opcode == OpCode::Text && !header.rsv1;
+                }
+                let frame = data_frame(&header, &payload, frames_are_text);
+                emit(sinks, Some(Direction::ServerToClient), frame);
             }
             Ok(Incoming::Ping(payload)) => {
                 emit(
@@ -453,6 +466,26 @@ fn control_frame(opcode: OpCode, payload: &[u8]) -> EventKind {
         opcode_bits: opcode.bits(),
         mask: None,
         payload: Payload::capture(payload, true, usize::MAX),
+        violations: Vec::new(),
+    })
+}
+
+/// A data frame as an event: the header as it was, the payload as kept.
+fn data_frame(header: &wscope_proto::FrameHeader, kept: &[u8], text: bool) -> EventKind {
+    let mut payload = Payload::capture(kept, text, usize::MAX);
+    payload.len = header.payload_len;
+    payload.truncated = (kept.len() as u64) < header.payload_len;
+    EventKind::Frame(Frame {
+        fin: header.fin,
+        rsv1: header.rsv1,
+        rsv2: header.rsv2,
+        rsv3: header.rsv3,
+        opcode: header.opcode.name().to_owned(),
+        opcode_bits: header.opcode.bits(),
+        mask: header
+            .mask
+            .map(|key| key.iter().map(|b| format!("{b:02x}")).collect()),
+        payload,
         violations: Vec::new(),
     })
 }

@@ -41,6 +41,11 @@ pub enum Incoming {
     Close(ClosePayload),
     /// The byte stream ended. Without a close frame first, that is 1006.
     Eof,
+    /// A whole data frame, as it was on the wire (only with
+    /// [`Connection::capture_frames`]): its header and up to the capture
+    /// limit of its (unmasked, still compressed) payload. Comes before the
+    /// message it completes.
+    DataFrame(FrameHeader, Bytes),
 }
 
 /// Why a connection could not go on.
@@ -87,6 +92,11 @@ pub struct Connection<S> {
     close_sent: bool,
     close_received: bool,
     stats: Stats,
+    /// Keep this many bytes of each data frame for `DataFrame` reports.
+    frame_capture: Option<usize>,
+    frame_buf: Vec<u8>,
+    /// A message completed by the frame just reported.
+    pending: Option<Incoming>,
 }
 
 /// Counts for the end-of-connection report.
@@ -128,7 +138,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             close_sent: false,
             close_received: false,
             stats: Stats::default(),
+            frame_capture: None,
+            frame_buf: Vec::new(),
+            pending: None,
         }
+    }
+
+    /// Reports every data frame (`Incoming::DataFrame`), keeping up to
+    /// `limit` bytes of each payload.
+    pub fn capture_frames(&mut self, limit: usize) {
+        self.frame_capture = Some(limit);
     }
 
     /// Message and byte counts so far.
@@ -144,6 +163,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Waits for the next thing the peer does. A protocol violation sends a
     /// close frame with the code the RFC asks for and returns the error.
     pub async fn next(&mut self) -> Result<Incoming, ConnError> {
+        if let Some(incoming) = self.pending.take() {
+            return Ok(incoming);
+        }
         loop {
             self.flush().await?;
             if self.close_received {
@@ -182,16 +204,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 frame.unmasked += take;
                 frame.remaining -= take as u64;
                 let done = frame.remaining == 0;
+                let header = frame.header;
+                if let Some(limit) = self.frame_capture {
+                    let room = limit.saturating_sub(self.frame_buf.len());
+                    self.frame_buf
+                        .extend_from_slice(&chunk[..room.min(chunk.len())]);
+                }
                 self.assembler.payload(&chunk, self.deflate.as_mut())?;
                 if !done {
                     return Ok(None);
                 }
                 self.frame = None;
-                if let Assembled::Message(message) =
-                    self.assembler.end_frame(self.deflate.as_mut())?
-                {
-                    self.stats.messages_in += 1;
-                    return Ok(Some(Incoming::Message(message)));
+                let message = match self.assembler.end_frame(self.deflate.as_mut())? {
+                    Assembled::Message(message) => {
+                        self.stats.messages_in += 1;
+                        Some(Incoming::Message(message))
+                    }
+                    _ => None,
+                };
+                if self.frame_capture.is_some() {
+                    let payload = Bytes::copy_from_slice(&self.frame_buf);
+                    self.frame_buf.clear();
+                    self.pending = message;
+                    return Ok(Some(Incoming::DataFrame(header, payload)));
+                }
+                if message.is_some() {
+                    return Ok(message);
                 }
                 continue;
             }

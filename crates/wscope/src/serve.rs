@@ -142,6 +142,8 @@ async fn handle(
             Ok(Incoming::Message(message)) => {
                 conn.send(message.opcode, &message.data).await?;
             }
+            // Not asked for: the server does not capture frames.
+            Ok(Incoming::DataFrame(..)) => {}
             Ok(Incoming::Ping(payload)) => {
                 debug!(conn = id, len = payload.len(), "ping (answered)")
             }

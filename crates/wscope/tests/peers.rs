@@ -802,3 +802,42 @@ fn interactive_mode_through_a_pseudo_terminal() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn frames_flag_reports_each_frame_before_its_message() {
+    let (_server, url) = start_python_server();
+    let out = connect_to(&format!("{url}/fragments"), "", &["--json", "--frames"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = events_of(&String::from_utf8_lossy(&out.stdout));
+    let data: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "frame" || e["event"] == "message")
+        .collect();
+    // websockets sends each fragment, then an empty final continuation.
+    let (message, frames) = data.split_last().expect("events");
+    assert_eq!(message["event"], "message", "{data:#?}");
+    assert_eq!(message["payload"]["text"], "fragment");
+    assert_eq!(
+        message["frames"].as_u64(),
+        Some(frames.len() as u64),
+        "{data:#?}"
+    );
+    assert!(frames.iter().all(|f| f["event"] == "frame"), "{data:#?}");
+    assert_eq!(
+        (frames[0]["opcode"].as_str(), frames[0]["fin"].as_bool()),
+        (Some("text"), Some(false))
+    );
+    assert_eq!(frames[0]["payload"]["text"], "frag");
+    assert_eq!(frames[1]["opcode"], "cont");
+    assert_eq!(frames[1]["payload"]["text"], "ment");
+    let last = frames.last().expect("frames");
+    assert_eq!(
+        (last["opcode"].as_str(), last["fin"].as_bool()),
+        (Some("cont"), Some(true))
+    );
+}

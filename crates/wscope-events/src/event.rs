@@ -211,12 +211,12 @@ impl Payload {
         } else if let Some(b64) = &self.base64 {
             // 4 base64 characters carry 3 bytes.
             let max_chars = limit.div_ceil(3) * 4;
-            if b64.len() > max_chars {
-                if let Ok(mut bytes) = self.bytes() {
-                    bytes.truncate(limit);
-                    self.base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
-                    self.truncated = true;
-                }
+            if b64.len() > max_chars
+                && let Ok(mut bytes) = self.bytes()
+            {
+                bytes.truncate(limit);
+                self.base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                self.truncated = true;
             }
         }
     }

@@ -105,10 +105,10 @@ impl Utf8Validator {
 /// character, otherwise the first continuation byte that does not fit).
 fn first_bad_in_sequence(seq: &[u8]) -> usize {
     for end in 1..=seq.len().min(4) {
-        if let Err(e) = std::str::from_utf8(&seq[..end]) {
-            if e.error_len().is_some() {
-                return end - 1;
-            }
+        if let Err(e) = std::str::from_utf8(&seq[..end])
+            && e.error_len().is_some()
+        {
+            return end - 1;
         }
     }
     0

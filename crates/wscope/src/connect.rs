@@ -392,13 +392,7 @@ async fn one_connection(
                 break (by, true, code, close.reason, status);
             }
             Ok(Incoming::Eof) => {
-                break (
-                    ClosedBy::Unknown,
-                    false,
-                    CloseCode::ABNORMAL,
-                    String::new(),
-                    exit::ABNORMAL,
-                );
+                break dropped();
             }
             Err(ConnError::Proto(err)) => {
                 conn.finish(Duration::from_secs(2)).await;
@@ -418,13 +412,7 @@ async fn one_connection(
             Err(ConnError::Io(err)) => {
                 let message = format!("connection error: {err}");
                 emit(sinks, None, EventKind::Error { message });
-                break (
-                    ClosedBy::Unknown,
-                    false,
-                    CloseCode::ABNORMAL,
-                    String::new(),
-                    exit::ABNORMAL,
-                );
+                break dropped();
             }
         }
     };
@@ -453,6 +441,17 @@ async fn one_connection(
         user_ended: we_closed_first,
         reason: ended,
     })
+}
+
+/// How a connection ends when the TCP connection just went away: 1006.
+fn dropped() -> (ClosedBy, bool, CloseCode, String, i32) {
+    (
+        ClosedBy::Unknown,
+        false,
+        CloseCode::ABNORMAL,
+        String::new(),
+        exit::ABNORMAL,
+    )
 }
 
 /// A control frame (ping or pong) as an event.

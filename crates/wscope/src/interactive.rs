@@ -94,7 +94,7 @@ pub fn parse(line: &str) -> Command {
 fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = digits.strip_prefix("0x").unwrap_or(&digits);
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!(
             "/binary needs an even number of hex digits, got {}",
             digits.len()

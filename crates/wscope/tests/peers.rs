@@ -660,10 +660,10 @@ fn start_http_proxy(extra: &[&str]) -> (Running, u16) {
         stdout: None,
     };
     for _ in 0..200 {
-        if let Ok(text) = std::fs::read_to_string(&port_file) {
-            if let Ok(port) = text.trim().parse() {
-                return (running, port);
-            }
+        if let Ok(text) = std::fs::read_to_string(&port_file)
+            && let Ok(port) = text.trim().parse()
+        {
+            return (running, port);
         }
         std::thread::sleep(Duration::from_millis(50));
     }

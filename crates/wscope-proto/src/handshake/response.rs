@@ -91,12 +91,12 @@ impl Response {
         let protocol = self
             .header("Sec-WebSocket-Protocol")
             .map(|p| p.trim().to_owned());
-        if let Some(chosen) = &protocol {
-            if !protocols.iter().any(|p| p == chosen) {
-                return Err(Error::Handshake(format!(
-                    "server selected subprotocol {chosen:?}, which was not offered"
-                )));
-            }
+        if let Some(chosen) = &protocol
+            && !protocols.iter().any(|p| p == chosen)
+        {
+            return Err(Error::Handshake(format!(
+                "server selected subprotocol {chosen:?}, which was not offered"
+            )));
         }
         let mut extensions = Vec::new();
         for (name, value) in &self.headers {

@@ -36,7 +36,8 @@ def main() -> None:
     expect("pong: round trip")
 
     child.sendline("/binary 41 42 43")
-    expect(r"<binary 3 bytes> 414243")
+    expect(r"<binary 3 bytes>\s+00000000  41 42 43 ")
+    expect(r"\|ABC\|")
 
     child.sendline("/stats")
     expect(r"2 messages / \d+ bytes sent")

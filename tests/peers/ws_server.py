@@ -10,6 +10,7 @@ Prints "listening on ws://127.0.0.1:PORT" as its first line, then serves:
   /origin     echo, but only for Origin http://allowed.test (else 403)
   /subprotocol echo, only when chat.v1 is offered (and select it; else 400)
   /header     echo, only with X-Api-Key: secret (else 401)
+  /basic      echo, only with HTTP Basic user / pa:ss (else 401)
 Runs until killed.
 
 With --tls DIR it serves wss:// with a certificate for localhost (only)
@@ -41,6 +42,8 @@ def process_request(connection, request):
         return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
     if path == "/subprotocol" and "chat.v1" not in headers.get("Sec-WebSocket-Protocol", ""):
         return connection.respond(HTTPStatus.BAD_REQUEST, "subprotocol chat.v1 required\n")
+    if path == "/basic" and headers.get("Authorization") != "Basic dXNlcjpwYTpzcw==":
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "Basic user:pa:ss required\n")
     if path == "/header" and headers.get("X-Api-Key") != "secret":
         return connection.respond(HTTPStatus.UNAUTHORIZED, "X-Api-Key required\n")
     return None
@@ -48,7 +51,7 @@ def process_request(connection, request):
 
 async def handler(ws):
     path = ws.request.path
-    if path.startswith("/echo") or path in ("/origin", "/subprotocol", "/header"):
+    if path.startswith("/echo") or path in ("/origin", "/subprotocol", "/header", "/basic"):
         try:
             async for message in ws:
                 await ws.send(message)
@@ -73,7 +76,9 @@ async def handler(ws):
         await ws.close(code=1008, reason="unknown path")
 
 
-def tls_context(directory: Path, require_client_cert: bool) -> ssl.SSLContext:
+def tls_context(directory: Path, require_client_cert: bool, expired: bool) -> ssl.SSLContext:
+    import datetime
+
     import trustme
 
     ca = trustme.CA()
@@ -83,7 +88,16 @@ def tls_context(directory: Path, require_client_cert: bool) -> ssl.SSLContext:
     client.cert_chain_pems[0].write_to_path(str(directory / "client-cert.pem"))
     client.private_key_pem.write_to_path(str(directory / "client-key.pem"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(context)
+    if expired:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        leaf = ca.issue_cert(
+            "localhost",
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        )
+    else:
+        leaf = ca.issue_cert("localhost")
+    leaf.configure_cert(context)
     if require_client_cert:
         ca.configure_trust(context)
         context.verify_mode = ssl.CERT_REQUIRED
@@ -94,8 +108,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tls", type=Path)
     parser.add_argument("--require-client-cert", action="store_true")
+    parser.add_argument("--expired", action="store_true")
     args = parser.parse_args()
-    context = tls_context(args.tls, args.require_client_cert) if args.tls else None
+    context = tls_context(args.tls, args.require_client_cert, args.expired) if args.tls else None
     scheme = "wss" if context else "ws"
     async with serve(
         handler,

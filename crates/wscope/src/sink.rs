@@ -221,7 +221,8 @@ impl Human {
                 }
             }
             (Some(text), _) => line.extend_from_slice(text.as_bytes()),
-            (None, Ok(bytes)) if self.pretty => hex_dump(&bytes, line),
+            // A person at a terminal gets the dump; a pipe gets one line.
+            (None, Ok(bytes)) if self.pretty || self.printer.is_some() => hex_dump(&bytes, line),
             (None, Ok(bytes)) => {
                 let _ = write!(line, "<binary {} bytes> ", payload.len);
                 for byte in bytes {

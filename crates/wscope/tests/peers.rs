@@ -841,3 +841,28 @@ fn frames_flag_reports_each_frame_before_its_message() {
         (Some("cont"), Some(true))
     );
 }
+
+#[test]
+fn expired_certificate_is_named_as_such() {
+    let dir = temp_dir("expired");
+    let (_server, url) = start_python_server_with(&["--tls", dir.to_str().unwrap(), "--expired"]);
+    let port = url.rsplit(':').next().unwrap();
+    let ca = dir.join("ca.pem");
+    let (code, out) = probe(
+        &format!("wss://localhost:{port}/echo"),
+        &["--ca", ca.to_str().unwrap()],
+    );
+    assert_eq!(code, 8, "{out}");
+    assert!(out.contains("has expired"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn basic_auth_credentials() {
+    let (_server, url) = start_python_server();
+    let (code, out) = probe(&format!("{url}/basic"), &["--auth", "user:pa:ss"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("> Authorization: <redacted>"), "{out}");
+    let (code, out) = probe(&format!("{url}/basic"), &["--auth", "user:wrong"]);
+    assert_eq!(code, 4, "{out}");
+}

@@ -102,12 +102,7 @@ fn client_passes_the_autobahn_suite() {
     stderr
         .read_line(&mut line)
         .expect("kosoku names its address");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("kosoku's first line names a ws:// URL: {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
+    let base = common::ws_url_in(&line);
     // Keep draining kosoku's stderr so it never blocks on a full pipe.
     let drain = std::thread::spawn(move || {
         let mut rest = String::new();

@@ -30,11 +30,7 @@ fn start_python_server_with(args: &[&str]) -> (Running, String) {
     stdout
         .read_line(&mut line)
         .expect("the server names its address");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
-        .unwrap_or_else(|| panic!("ws:// URL in {line:?}"))
-        .to_owned();
+    let url = common::ws_url_in(&line);
     (
         Running {
             child,

@@ -61,11 +61,7 @@ pub fn start_server(extra: &[&str]) -> (Running, String) {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("first stdout line");
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("first line names a ws:// URL: {line:?}"))
-        .to_owned();
+    let url = ws_url_in(&line);
     (
         Running {
             child,
@@ -73,6 +69,15 @@ pub fn start_server(extra: &[&str]) -> (Running, String) {
         },
         url,
     )
+}
+
+/// The ws:// or wss:// URL in a line a server printed when it started.
+pub fn ws_url_in(line: &str) -> String {
+    line.split_whitespace()
+        .find(|word| word.starts_with("ws://") || word.starts_with("wss://"))
+        .unwrap_or_else(|| panic!("a ws:// URL in the first line: {line:?}"))
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// The `host:port` part of a ws:// URL.

@@ -286,11 +286,19 @@ pub struct Message {
 impl Message {
     /// Records a message from the protocol core.
     pub fn capture(message: &wscope_proto::message::Message, limit: usize) -> Message {
+        let mut event = Message::new(message.opcode, &message.data, limit);
+        event.compressed = message.compressed;
+        event.frames = message.frames;
+        event
+    }
+
+    /// Records a message sent whole, in one uncompressed frame.
+    pub fn new(opcode: OpCode, data: &[u8], limit: usize) -> Message {
         Message {
-            opcode: message.opcode.name().to_owned(),
-            payload: Payload::capture(&message.data, message.opcode == OpCode::Text, limit),
-            compressed: message.compressed,
-            frames: message.frames,
+            opcode: opcode.name().to_owned(),
+            payload: Payload::capture(data, opcode == OpCode::Text, limit),
+            compressed: false,
+            frames: 1,
         }
     }
 }

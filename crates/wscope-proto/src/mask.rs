@@ -36,13 +36,6 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
-/// Masks `src` into `dst` (which must be the same length), for writers that
-/// build a frame in a fresh buffer.
-pub fn mask_into(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
-    dst.copy_from_slice(src);
-    apply_mask(dst, key, 0);
-}
-
 fn rotate(key: [u8; 4], by: usize) -> [u8; 4] {
     let r = by & 3;
     [key[r], key[(r + 1) & 3], key[(r + 2) & 3], key[(r + 3) & 3]]

@@ -456,20 +456,11 @@ fn dropped() -> (ClosedBy, bool, CloseCode, String, i32) {
 
 /// A control frame (ping or pong) as an event.
 fn control_frame(opcode: OpCode, payload: &[u8]) -> EventKind {
-    EventKind::Frame(Frame {
-        fin: true,
-        rsv1: false,
-        rsv2: false,
-        rsv3: false,
-        opcode: opcode.name().to_owned(),
-        opcode_bits: opcode.bits(),
-        mask: None,
-        payload: Payload::capture(payload, true, usize::MAX),
-        violations: Vec::new(),
-    })
+    let header = wscope_proto::FrameHeader::new(opcode, payload.len() as u64);
+    data_frame(&header, payload, true)
 }
 
-/// A data frame as an event: the header as it was, the payload as kept.
+/// A frame as an event: the header as it was, the payload as kept.
 fn data_frame(header: &wscope_proto::FrameHeader, kept: &[u8], text: bool) -> EventKind {
     let mut payload = Payload::capture(kept, text, usize::MAX);
     payload.len = header.payload_len;
@@ -500,14 +491,7 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 
 /// A message we sent, as an event.
 fn sent_message(opcode: OpCode, data: &[u8]) -> Message {
-    let message = wscope_proto::message::Message {
-        opcode,
-        data: data.to_vec(),
-        compressed: false,
-        frames: 1,
-        wire_len: data.len() as u64,
-    };
-    Message::capture(&message, usize::MAX)
+    Message::new(opcode, data, usize::MAX)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

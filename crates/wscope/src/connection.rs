@@ -76,6 +76,20 @@ pub fn close_code_for(err: &wscope_proto::Error) -> CloseCode {
     }
 }
 
+/// Appends one final frame to the write buffer and counts its bytes.
+fn push_frame(
+    wbuf: &mut Vec<u8>,
+    stats: &mut Stats,
+    mask: Option<[u8; 4]>,
+    opcode: OpCode,
+    compressed: bool,
+    payload: &[u8],
+) {
+    let before = wbuf.len();
+    encode_frame(opcode, true, compressed, mask, payload, wbuf);
+    stats.bytes_out += (wbuf.len() - before) as u64;
+}
+
 /// One side of a WebSocket connection.
 pub struct Connection<S> {
     stream: S,
@@ -310,30 +324,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Queues a whole message, compressed when permessage-deflate is on.
     pub fn queue_message(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), ConnError> {
         self.stats.messages_out += 1;
+        let mask = self.mask_key();
         match &mut self.deflate {
             Some(deflate) => {
                 self.scratch.clear();
                 deflate.compress(data, &mut self.scratch)?;
-                let mask = self.mask_key();
-                let before = self.wbuf.len();
-                encode_frame(opcode, true, true, mask, &self.scratch, &mut self.wbuf);
-                self.stats.bytes_out += (self.wbuf.len() - before) as u64;
+                push_frame(
+                    &mut self.wbuf,
+                    &mut self.stats,
+                    mask,
+                    opcode,
+                    true,
+                    &self.scratch,
+                );
             }
-            None => self.queue_frame_with(opcode, true, data),
+            None => push_frame(&mut self.wbuf, &mut self.stats, mask, opcode, false, data),
         }
         Ok(())
     }
 
     /// Queues one uncompressed final frame.
     pub fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
-        self.queue_frame_with(opcode, true, payload);
-    }
-
-    fn queue_frame_with(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
         let mask = self.mask_key();
-        let before = self.wbuf.len();
-        encode_frame(opcode, fin, false, mask, payload, &mut self.wbuf);
-        self.stats.bytes_out += (self.wbuf.len() - before) as u64;
+        push_frame(
+            &mut self.wbuf,
+            &mut self.stats,
+            mask,
+            opcode,
+            false,
+            payload,
+        );
     }
 
     /// Queues a close frame (once: later calls do nothing).

@@ -138,6 +138,9 @@ pub struct Open {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandshakeFailed {
     pub url: String,
+    /// The client's address, when a server refused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Head>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +271,35 @@ pub struct Frame {
     pub payload: Payload,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<ViolationInfo>,
+}
+
+impl Frame {
+    /// A frame as an event: the header as it was on the wire, and the part
+    /// of its (unmasked) payload that was kept; `text` when it carries text.
+    pub fn new(header: &wscope_proto::FrameHeader, kept: &[u8], text: bool) -> Frame {
+        let mut payload = Payload::capture(kept, text, usize::MAX);
+        payload.len = header.payload_len;
+        payload.truncated = (kept.len() as u64) < header.payload_len;
+        Frame {
+            fin: header.fin,
+            rsv1: header.rsv1,
+            rsv2: header.rsv2,
+            rsv3: header.rsv3,
+            opcode: header.opcode.name().to_owned(),
+            opcode_bits: header.opcode.bits(),
+            mask: header
+                .mask
+                .map(|key| key.iter().map(|b| format!("{b:02x}")).collect()),
+            payload,
+            violations: Vec::new(),
+        }
+    }
+
+    /// A whole, unmasked control frame (ping, pong).
+    pub fn control(opcode: OpCode, payload: &[u8]) -> Frame {
+        let header = wscope_proto::FrameHeader::new(opcode, payload.len() as u64);
+        Frame::new(&header, payload, true)
+    }
 }
 
 /// The `message` event.

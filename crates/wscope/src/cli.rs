@@ -2,6 +2,7 @@
 //! with its help text. Nothing else defines flags.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -23,11 +24,14 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a WebSocket echo server.
+    /// Run a WebSocket server that behaves, or misbehaves, on request: one
+    /// behaviour per URL path (echo, close with a code, drop, hang, stop
+    /// answering pings, refuse the upgrade, ...), to test clients against.
     ///
-    /// The first line of stdout names the address it listens on (useful with
-    /// port 0). Text and binary messages are echoed back, pings answered,
-    /// permessage-deflate accepted when a client offers it.
+    /// The first line of stdout names the addresses it listens on (useful
+    /// with port 0). permessage-deflate is accepted when a client offers it.
+    /// Lifecycle logs go to stderr.
+    #[command(after_help = crate::serve::behavior::HELP)]
     Serve(ServeArgs),
     /// Connect to a WebSocket endpoint, print what arrives, send stdin lines.
     ///
@@ -79,9 +83,45 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Port 0 picks a free port.
-    #[arg(long, short, default_value = "127.0.0.1:9001")]
-    pub listen: SocketAddr,
+    /// Address to listen on; repeat for several. Port 0 picks a free port.
+    #[arg(long, short, default_value = "127.0.0.1:9001", value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Serve wss:// with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve wss:// with a certificate for localhost, 127.0.0.1 and ::1,
+    /// made on first use in wscope's data directory (the path is printed).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
+
+    /// Lifecycle logs on stderr: a line per connect, message, close and
+    /// error, with client address, Origin and User-Agent.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub log_format: crate::lifecycle::LogFormat,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Keep at most this many bytes of each payload in the record file (the
+    /// true length is always kept).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_payload: usize,
+
+    /// Keep Authorization, Cookie and other secret headers in the record
+    /// file (they are redacted by default).
+    #[arg(long)]
+    pub no_redact: bool,
 
     #[command(flatten)]
     pub limits: Limits,

@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-use wscope_events::{
-    Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, Message, Payload,
-};
+use wscope_events::{Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, Message};
 use wscope_proto::{CloseCode, OpCode};
 
 use crate::cli::ConnectArgs;
 use crate::connection::{ConnError, Incoming};
 use crate::interactive::{self, Command, Printer};
 use crate::sink::{Human, JsonLines, Record, Sinks};
+use crate::timers::{sleep_until, tick};
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
 pub mod exit {
@@ -225,11 +224,7 @@ async fn one_connection(
     let mut we_closed_first = false;
     let opened = Instant::now();
     let mut received = 0u64;
-    let mut pings = args.ping_interval.map(|every| {
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval
-    });
+    let mut pings = args.ping_interval.map(crate::timers::every);
     let mut ping_seq = 0u64;
     // The ping awaiting its pong: its payload and when it left.
     let mut ping_out: Option<(Vec<u8>, tokio::time::Instant)> = None;
@@ -456,47 +451,15 @@ fn dropped() -> (ClosedBy, bool, CloseCode, String, i32) {
 
 /// A control frame (ping or pong) as an event.
 fn control_frame(opcode: OpCode, payload: &[u8]) -> EventKind {
-    let header = wscope_proto::FrameHeader::new(opcode, payload.len() as u64);
-    data_frame(&header, payload, true)
+    EventKind::Frame(Frame::control(opcode, payload))
 }
 
 /// A frame as an event: the header as it was, the payload as kept.
 fn data_frame(header: &wscope_proto::FrameHeader, kept: &[u8], text: bool) -> EventKind {
-    let mut payload = Payload::capture(kept, text, usize::MAX);
-    payload.len = header.payload_len;
-    payload.truncated = (kept.len() as u64) < header.payload_len;
-    EventKind::Frame(Frame {
-        fin: header.fin,
-        rsv1: header.rsv1,
-        rsv2: header.rsv2,
-        rsv3: header.rsv3,
-        opcode: header.opcode.name().to_owned(),
-        opcode_bits: header.opcode.bits(),
-        mask: header
-            .mask
-            .map(|key| key.iter().map(|b| format!("{b:02x}")).collect()),
-        payload,
-        violations: Vec::new(),
-    })
-}
-
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
+    EventKind::Frame(Frame::new(header, kept, text))
 }
 
 /// A message we sent, as an event.
 fn sent_message(opcode: OpCode, data: &[u8]) -> Message {
     Message::new(opcode, data, usize::MAX)
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }

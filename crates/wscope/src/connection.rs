@@ -111,6 +111,9 @@ pub struct Connection<S> {
     frame_buf: Vec<u8>,
     /// A message completed by the frame just reported.
     pending: Option<Incoming>,
+    /// Answer pings with pongs (RFC 6455 section 5.5.2 says we must; a test
+    /// server may be asked not to).
+    answer_pings: bool,
 }
 
 /// Counts for the end-of-connection report.
@@ -155,6 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             frame_capture: None,
             frame_buf: Vec::new(),
             pending: None,
+            answer_pings: true,
         }
     }
 
@@ -162,6 +166,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `limit` bytes of each payload.
     pub fn capture_frames(&mut self, limit: usize) {
         self.frame_capture = Some(limit);
+    }
+
+    /// Stops answering pings (the peer's keepalive should then time out).
+    pub fn answer_pings(&mut self, answer: bool) {
+        self.answer_pings = answer;
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn compressing(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// The underlying stream.
+    pub fn stream(&self) -> &S {
+        &self.stream
     }
 
     /// Message and byte counts so far.
@@ -281,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn control(&mut self, opcode: OpCode, payload: Bytes) -> Result<Incoming, wscope_proto::Error> {
         match opcode {
             OpCode::Ping => {
-                if !self.close_sent {
+                if !self.close_sent && self.answer_pings {
                     self.queue_frame(OpCode::Pong, &payload);
                 }
                 Ok(Incoming::Ping(payload))
@@ -341,6 +360,66 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             None => push_frame(&mut self.wbuf, &mut self.stats, mask, opcode, false, data),
         }
         Ok(())
+    }
+
+    /// Queues a message split into `fragments` frames (fewer when it is
+    /// shorter than that many bytes). With permessage-deflate the message is
+    /// compressed whole and the compressed bytes are split, RSV1 on the first
+    /// frame only (RFC 7692 section 6.1).
+    pub fn queue_fragmented(
+        &mut self,
+        opcode: OpCode,
+        data: &[u8],
+        fragments: u32,
+    ) -> Result<(), ConnError> {
+        self.stats.messages_out += 1;
+        let mask = self.mask_key();
+        let compressed = self.deflate.is_some();
+        let mut payload = std::mem::take(&mut self.scratch);
+        payload.clear();
+        match &mut self.deflate {
+            Some(deflate) => deflate.compress(data, &mut payload)?,
+            None => payload.extend_from_slice(data),
+        }
+        let fragments = (fragments.max(1) as usize).min(payload.len().max(1));
+        let size = payload.len().div_ceil(fragments).max(1);
+        let mut chunks = payload.chunks(size).peekable();
+        let mut first = true;
+        if payload.is_empty() {
+            encode_frame(opcode, true, compressed, mask, &[], &mut self.wbuf);
+        }
+        while let Some(chunk) = chunks.next() {
+            let before = self.wbuf.len();
+            let op = if first { opcode } else { OpCode::Continuation };
+            let fin = chunks.peek().is_none();
+            let mask = if first { mask } else { self.mask_key() };
+            encode_frame(op, fin, compressed && first, mask, chunk, &mut self.wbuf);
+            self.stats.bytes_out += (self.wbuf.len() - before) as u64;
+            first = false;
+        }
+        self.scratch = payload;
+        Ok(())
+    }
+
+    /// Queues a frame exactly as described, whatever the rules say: how a
+    /// test server breaks the protocol on purpose. The header's length is
+    /// taken from `payload`, which is masked when the header has a key.
+    pub fn queue_raw_frame(&mut self, header: FrameHeader, payload: &[u8]) {
+        let header = FrameHeader {
+            payload_len: payload.len() as u64,
+            ..header
+        };
+        let before = self.wbuf.len();
+        header.encode(&mut self.wbuf);
+        let start = self.wbuf.len();
+        self.wbuf.extend_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut self.wbuf[start..], key, 0);
+        }
+        self.stats.bytes_out += (self.wbuf.len() - before) as u64;
+        if header.opcode == OpCode::Close {
+            self.close_sent = true;
+        }
     }
 
     /// Queues one uncompressed final frame.

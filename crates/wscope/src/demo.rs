@@ -28,10 +28,7 @@ pub async fn run() -> anyhow::Result<i32> {
         "             client (wscope connect --compress) sending {} messages\n",
         LINES.len()
     );
-    tokio::spawn(serve::serve_on(
-        listener,
-        wscope_proto::message::DEFAULT_MAX_MESSAGE,
-    ));
+    tokio::spawn(serve::echo_server(listener));
 
     let Command::Connect(args) =
         Cli::parse_from(["wscope", "connect", "--compress", "--wait", "300ms", &url]).command

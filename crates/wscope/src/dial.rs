@@ -166,6 +166,7 @@ pub async fn dial(
     let failed = |status: Option<u16>, response: Option<Head>, body: String, diagnosis: String| {
         EventKind::HandshakeFailed(HandshakeFailed {
             url: url.to_string(),
+            client: None,
             request: Some(request_head.clone()),
             response,
             status,

@@ -11,9 +11,13 @@ mod demo;
 mod dial;
 mod explain;
 mod interactive;
+mod lifecycle;
+mod metrics;
+mod pipeline;
 mod probe;
 mod serve;
 mod sink;
+mod timers;
 mod tls;
 
 use clap::Parser;

@@ -40,18 +40,33 @@ impl Sinks {
         self.sinks.iter().any(|(_, sink)| sink.wants_payloads())
     }
 
-    /// Hands `event` to every sink. A sink that fails is reported once and
-    /// dropped; the connection goes on (a full disk must not cut a session).
+    /// Hands `event` to every sink and flushes them. A sink that fails is
+    /// reported once and dropped; the connection goes on (a full disk must
+    /// not cut a session).
     pub fn emit(&mut self, event: &Event) {
-        self.sinks.retain_mut(
-            |(name, sink)| match sink.event(event).and_then(|()| sink.flush()) {
+        self.each(|sink| sink.event(event).and_then(|()| sink.flush()));
+    }
+
+    /// Hands `event` to every sink without flushing: for batches, ended by
+    /// [`Sinks::flush`].
+    pub fn push(&mut self, event: &Event) {
+        self.each(|sink| sink.event(event));
+    }
+
+    /// Ends a batch.
+    pub fn flush(&mut self) {
+        self.each(|sink| sink.flush());
+    }
+
+    fn each(&mut self, mut f: impl FnMut(&mut dyn Sink) -> io::Result<()>) {
+        self.sinks
+            .retain_mut(|(name, sink)| match f(sink.as_mut()) {
                 Ok(()) => true,
                 Err(err) => {
                     eprintln!("wscope: {name} output stopped: {err}");
                     false
                 }
-            },
-        );
+            });
     }
 }
 

@@ -1,4 +1,4 @@
-//! TLS for wss:// clients: rustls with the platform's trust store plus the
+//! TLS for wss:// clients and servers: rustls with the platform's trust store plus the
 //! Mozilla roots (or only `--ca`), optional client certificates, `--insecure`
 //! for test certificates, and SSLKEYLOGFILE so Wireshark can decrypt a
 //! session. ALPN offers http/1.1 only: a WebSocket upgrade needs HTTP/1.1.
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
@@ -182,4 +182,74 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// A server configuration from a PEM certificate chain and its key. ALPN
+/// offers http/1.1 only: a WebSocket upgrade needs HTTP/1.1.
+pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    let chain = read_certs(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|err| anyhow!("cannot read a private key from {}: {err}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and key do not make a usable pair")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.key_log = Arc::new(rustls::KeyLogFile::new());
+    Ok(Arc::new(config))
+}
+
+/// Where wscope keeps its own files: `$XDG_DATA_HOME/wscope`, or
+/// `~/.local/share/wscope`.
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local/share"),
+            None => bail!("neither XDG_DATA_HOME nor HOME is set: nowhere to keep wscope's files"),
+        },
+    };
+    Ok(base.join("wscope"))
+}
+
+/// `--tls-self-signed`: a certificate for localhost, 127.0.0.1 and ::1 in
+/// the data directory, made on first use and reused after, so a client
+/// told to trust it once keeps trusting it. Returns (certificate, key).
+pub fn self_signed() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = data_dir()?.join("self-signed");
+    let cert_path = dir.join("localhost.pem");
+    let key_path = dir.join("localhost-key.pem");
+    if cert_path.is_file() && key_path.is_file() {
+        return Ok((cert_path, key_path));
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let generated = rcgen::generate_simple_self_signed(names)
+        .context("cannot generate a self-signed certificate")?;
+    write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert_path, generated.cert.pem())
+        .with_context(|| format!("cannot write {}", cert_path.display()))?;
+    Ok((cert_path, key_path))
+}
+
+/// Writes a file only its owner can read (a private key).
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -15,7 +15,7 @@ pub mod status;
 
 pub use extension::{Extension, ExtensionParam, parse_extensions};
 pub use request::{ClientRequest, Rejection, Request, UpgradeRequest};
-pub use response::{Response, ServerResponse, Upgraded};
+pub use response::{Response, ServerResponse, Upgraded, reason_phrase};
 
 use base64::Engine;
 use sha1::{Digest, Sha1};

@@ -1,0 +1,68 @@
+//! The event stream of a server: many connection tasks, one set of sinks.
+//!
+//! Connections hand their events to a bounded channel; one thread owns the
+//! sinks, writes what has arrived in a batch and flushes once per batch, so
+//! a record file costs one write per burst rather than per event. The bound
+//! gives back-pressure: a sink that cannot keep up slows the connections
+//! rather than growing memory without limit.
+
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+use wscope_events::{Direction, Event, EventKind};
+
+use crate::sink::Sinks;
+
+/// How many events may wait for the sinks.
+const QUEUE: usize = 8192;
+/// How many events one batch takes at most before flushing.
+const BATCH: usize = 512;
+
+/// Where a connection sends its events. Cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    tx: mpsc::Sender<Event>,
+    /// How many payload bytes any sink keeps (0: only lengths matter).
+    pub payload_limit: usize,
+}
+
+impl Events {
+    /// Stamps and sends one event. Waits while the sinks are behind.
+    pub async fn emit(&self, conn: &str, dir: Option<Direction>, kind: EventKind) {
+        // Only fails once the sink thread is gone, at shutdown.
+        let _ = self.tx.send(Event::now(conn, dir, kind)).await;
+    }
+}
+
+/// The running sink thread. Dropping every [`Events`] ends it; [`Pipeline::finish`]
+/// waits for the last batch to be written.
+pub struct Pipeline {
+    thread: JoinHandle<()>,
+}
+
+/// Starts the sink thread.
+pub fn start(mut sinks: Sinks, payload_limit: usize) -> std::io::Result<(Events, Pipeline)> {
+    let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("wscope-sinks".into())
+        .spawn(move || {
+            while let Some(event) = rx.blocking_recv() {
+                sinks.push(&event);
+                for _ in 1..BATCH {
+                    match rx.try_recv() {
+                        Ok(event) => sinks.push(&event),
+                        Err(_) => break,
+                    }
+                }
+                sinks.flush();
+            }
+        })?;
+    Ok((Events { tx, payload_limit }, Pipeline { thread }))
+}
+
+impl Pipeline {
+    /// Waits (off the async runtime) until every queued event is written.
+    pub async fn finish(self) {
+        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}

@@ -1,0 +1,524 @@
+//! `wscope serve`: a WebSocket server that behaves, or misbehaves, on
+//! request: one behaviour per URL path ([`behavior`]), so a client's test
+//! suite can point each case at its own path.
+//!
+//! Each listener (plain or TLS) accepts into one task per connection: read
+//! the upgrade request, answer it as the path's handshake behaviours say
+//! (refuse, check Origin, pick a subprotocol, wait), then run the session
+//! ([`session`]). Every step is an event on the server's event stream
+//! ([`crate::pipeline`]), which feeds the lifecycle log, the metrics and the
+//! record file. Ctrl-C closes every open connection with 1001.
+
+pub mod behavior;
+mod hub;
+mod session;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use wscope_events::{EventKind, HandshakeFailed, Head, Open, Timings};
+use wscope_proto::Role;
+use wscope_proto::deflate;
+use wscope_proto::handshake::{Parsed, Request, ServerResponse, UpgradeRequest};
+
+use self::behavior::HandshakePlan;
+use self::hub::Hub;
+use self::stream::ServerStream;
+use crate::cli::ServeArgs;
+use crate::connection::Connection;
+use crate::lifecycle::{LifecycleLog, LogFormat};
+use crate::metrics::{Metrics, MetricsSink};
+use crate::pipeline::{self, Events};
+use crate::sink::{Record, Sinks};
+
+/// How long a client has for TLS and its whole upgrade request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection of one server shares.
+pub struct Server {
+    events: Events,
+    tls: Option<TlsAcceptor>,
+    hub: Arc<Hub>,
+    max_message: u64,
+    shutdown: watch::Receiver<bool>,
+    next_id: AtomicU64,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), _) => Some(crate::tls::server_config(cert, key)?),
+        (_, _, true) => {
+            let (cert, key) = crate::tls::self_signed()?;
+            eprintln!(
+                "wscope: TLS with a self-signed certificate for localhost, 127.0.0.1 and ::1: {} (key {}); clients can trust it with --ca {}",
+                cert.display(),
+                key.display(),
+                cert.display()
+            );
+            Some(crate::tls::server_config(&cert, &key)?)
+        }
+        _ => None,
+    };
+    let mut listeners = Vec::new();
+    for addr in &args.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        listeners.push(listener);
+    }
+
+    let mut sinks = Sinks::default();
+    if args.log_format != LogFormat::Off {
+        sinks.add("log", Box::new(LifecycleLog::new(args.log_format)));
+    }
+    if let Some(path) = &args.record {
+        let record = Record::create(path, !args.no_redact, args.max_payload)
+            .with_context(|| format!("cannot create the record file {}", path.display()))?;
+        sinks.add("record", Box::new(record));
+    }
+    let mut metrics_url = None;
+    if let Some(addr) = args.metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        metrics_url = Some(format!("http://{}/metrics", listener.local_addr()?));
+        let metrics = Metrics::new();
+        sinks.add("metrics", Box::new(MetricsSink(metrics.clone())));
+        tokio::spawn(crate::metrics::serve(listener, metrics));
+    }
+    let payload_limit = if args.record.is_some() {
+        args.max_payload
+    } else {
+        0
+    };
+    let (events, pipeline) = pipeline::start(sinks, payload_limit)?;
+
+    // The first line of stdout: tests and scripts read the addresses from it.
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let mut line = String::from("listening on");
+    for listener in &listeners {
+        line.push_str(&format!(" {scheme}://{}", listener.local_addr()?));
+    }
+    if let Some(url) = &metrics_url {
+        line.push_str(&format!(" (metrics: {url})"));
+    }
+    println!("{line}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = Arc::new(Server {
+        events,
+        tls: tls.map(TlsAcceptor::from),
+        hub: Arc::new(Hub::default()),
+        max_message: args.limits.max_message,
+        shutdown: shutdown_rx,
+        next_id: AtomicU64::new(1),
+    });
+    serve_until_ctrl_c(listeners, server, shutdown_tx).await;
+    pipeline.finish().await;
+    Ok(())
+}
+
+/// A plain echo server on `listener` with no logs, for `wscope demo`.
+pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
+    let (events, _pipeline) = pipeline::start(Sinks::default(), 0)?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = Arc::new(Server {
+        events,
+        tls: None,
+        hub: Arc::new(Hub::default()),
+        max_message: wscope_proto::message::DEFAULT_MAX_MESSAGE,
+        shutdown: shutdown_rx,
+        next_id: AtomicU64::new(1),
+    });
+    serve_until_ctrl_c(vec![listener], server, shutdown_tx).await;
+    Ok(())
+}
+
+/// Accepts on every listener until Ctrl-C, then closes the connections
+/// with 1001 and waits (a little) for them to finish.
+async fn serve_until_ctrl_c(
+    listeners: Vec<TcpListener>,
+    server: Arc<Server>,
+    shutdown: watch::Sender<bool>,
+) {
+    let (accepted_tx, mut accepted) = mpsc::channel(64);
+    for listener in listeners {
+        let accepted_tx = accepted_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(pair) => {
+                        if accepted_tx.send(pair).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        // Out of file descriptors, most likely: wait rather
+                        // than spin.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(accepted_tx);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            Some((stream, peer)) = accepted.recv() => {
+                let server = server.clone();
+                tasks.spawn(async move { handle(stream, peer, &server).await });
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    let _ = shutdown.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// One connection, from its first byte to its end.
+async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
+    let id = format!("c{}", server.next_id.fetch_add(1, Ordering::Relaxed));
+    let started = Instant::now();
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().ok();
+    let scheme = if server.tls.is_some() { "wss" } else { "ws" };
+    let failed = |status: Option<u16>,
+                  request: Option<&Request>,
+                  response: Option<&ServerResponse>,
+                  why: String| {
+        let host = request
+            .and_then(|r| r.header("host"))
+            .map(str::to_owned)
+            .or_else(|| local.map(|a| a.to_string()))
+            .unwrap_or_default();
+        let target = request.map(|r| r.target.as_str()).unwrap_or("");
+        EventKind::HandshakeFailed(HandshakeFailed {
+            url: format!("{scheme}://{host}{target}"),
+            client: Some(peer.to_string()),
+            request: request.map(request_head),
+            response: response.map(response_head),
+            status,
+            body: response
+                .map(|r| String::from_utf8_lossy(&r.body).trim_end().to_owned())
+                .unwrap_or_default(),
+            diagnosis: why,
+        })
+    };
+    let mut stream = match &server.tls {
+        None => ServerStream::Plain(tcp),
+        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+        {
+            Ok(Ok(tls)) => ServerStream::Tls(Box::new(tls)),
+            Ok(Err(err)) => {
+                let why = format!("TLS handshake failed: {err}");
+                server
+                    .events
+                    .emit(&id, None, failed(None, None, None, why))
+                    .await;
+                return;
+            }
+            Err(_) => {
+                let why = format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+                server
+                    .events
+                    .emit(&id, None, failed(None, None, None, why))
+                    .await;
+                return;
+            }
+        },
+    };
+
+    let mut buf = Vec::with_capacity(4096);
+    let (request, head_len) =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_request(&mut stream, &mut buf)).await {
+            Ok(Ok(Some(parsed))) => parsed,
+            // Gone before sending anything: a port check, not worth a line.
+            Ok(Ok(None)) if buf.is_empty() => return,
+            Ok(Ok(None)) => {
+                let why = "the client went away in the middle of its request".to_owned();
+                server
+                    .events
+                    .emit(&id, None, failed(None, None, None, why))
+                    .await;
+                return;
+            }
+            Ok(Err(err)) => {
+                let why = format!("not a WebSocket upgrade request: {err}");
+                let response = ServerResponse::reject(400, &why, vec![]);
+                let _ = write_response(&mut stream, &response).await;
+                let event = failed(Some(400), None, Some(&response), why);
+                server.events.emit(&id, None, event).await;
+                return;
+            }
+            Err(_) => {
+                let why = format!("no complete request within {HANDSHAKE_TIMEOUT:?}");
+                server
+                    .events
+                    .emit(&id, None, failed(None, None, None, why))
+                    .await;
+                return;
+            }
+        };
+
+    // A plain GET (a browser, curl, a health check) gets the list of
+    // behaviours instead of an upgrade error.
+    if request.header("upgrade").is_none() && request.method == "GET" {
+        let mut response = ServerResponse::reject(200, behavior::HELP, vec![]);
+        response.reason = "OK".into();
+        let _ = write_response(&mut stream, &response).await;
+        return;
+    }
+
+    let accepted = behavior::parse(&request.target)
+        .map_err(|err| {
+            (
+                ServerResponse::reject(err.status, &err.message, vec![]),
+                err.message,
+            )
+        })
+        .and_then(|plan| {
+            let upgrade = request.validate_upgrade().map_err(|rejection| {
+                (
+                    ServerResponse::reject(rejection.status, &rejection.reason, rejection.headers),
+                    rejection.reason,
+                )
+            })?;
+            let protocol = check_handshake(&plan.handshake, &request, &upgrade)?;
+            Ok((plan, upgrade, protocol))
+        });
+    let (plan, upgrade, protocol) = match accepted {
+        Ok(accepted) => accepted,
+        Err((response, why)) => {
+            let _ = write_response(&mut stream, &response).await;
+            let event = failed(Some(response.status), Some(&request), Some(&response), why);
+            server.events.emit(&id, None, event).await;
+            return;
+        }
+    };
+
+    if let Some(delay) = plan.handshake.delay {
+        let mut shutdown = server.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+    let deflate = deflate::server_accept(&upgrade.extensions);
+    let extensions = deflate.map(|params| params.response_header());
+    let response = ServerResponse::accept(&upgrade.key, protocol.as_deref(), extensions.as_deref());
+    if write_response(&mut stream, &response).await.is_err() {
+        return;
+    }
+    let host = request
+        .header("host")
+        .map(str::to_owned)
+        .or_else(|| local.map(|a| a.to_string()))
+        .unwrap_or_default();
+    let open = Open {
+        url: format!("{scheme}://{host}{}", request.target),
+        client: peer.to_string(),
+        server: local.map(|a| a.to_string()).unwrap_or_default(),
+        request: request_head(&request),
+        response: response_head(&response),
+        subprotocol: protocol,
+        extensions: extensions.into_iter().collect(),
+        timings: Timings {
+            upgrade_us: Some(started.elapsed().as_micros() as u64),
+            ..Timings::default()
+        },
+    };
+    server.events.emit(&id, None, EventKind::Open(open)).await;
+
+    let max_message = plan.session.max_message.unwrap_or(server.max_message);
+    let conn = Connection::new(stream, Role::Server, &buf[head_len..], deflate, max_message);
+    let path = request
+        .target
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let ctx = session::Ctx {
+        id,
+        path,
+        events: server.events.clone(),
+        hub: server.hub.clone(),
+        shutdown: server.shutdown.clone(),
+    };
+    session::run(conn, plan.session, ctx).await;
+}
+
+/// Applies the path's handshake behaviours: the refusal to send, or the
+/// subprotocol to select.
+fn check_handshake(
+    plan: &HandshakePlan,
+    request: &Request,
+    upgrade: &UpgradeRequest,
+) -> Result<Option<String>, (ServerResponse, String)> {
+    let refuse = |status: u16, why: String, headers: Vec<(String, String)>| {
+        (ServerResponse::reject(status, &why, headers), why)
+    };
+    if let Some(reject) = &plan.reject {
+        let status = reject.status;
+        let why = reject.body.clone().unwrap_or_else(|| {
+            format!("wscope serve refuses this upgrade with {status}, as /reject/{status} asks")
+        });
+        let mut headers = Vec::new();
+        match status {
+            401 => headers.push(("WWW-Authenticate".into(), "Basic realm=\"wscope\"".into())),
+            426 => {
+                headers.push(("Upgrade".into(), "websocket".into()));
+                headers.push(("Sec-WebSocket-Version".into(), "13".into()));
+            }
+            429 | 503 => headers.push(("Retry-After".into(), "1".into())),
+            300..=399 => {
+                let location = reject.location.clone().unwrap_or_else(|| "/echo".into());
+                headers.push(("Location".into(), location));
+            }
+            _ => {}
+        }
+        return Err(refuse(status, why, headers));
+    }
+    if let Some(allowed) = &plan.origin {
+        let host = request.header("host").unwrap_or_default();
+        let same_origin = [format!("http://{host}"), format!("https://{host}")];
+        let allowed: Vec<&str> = if allowed.is_empty() {
+            same_origin.iter().map(String::as_str).collect()
+        } else {
+            allowed.iter().map(String::as_str).collect()
+        };
+        match &upgrade.origin {
+            None => {
+                let why = format!(
+                    "no Origin header; this path allows only {}",
+                    allowed.join(", ")
+                );
+                return Err(refuse(403, why, vec![]));
+            }
+            Some(origin) if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) => {
+                let why = format!(
+                    "origin {origin} is not allowed; this path allows only {}",
+                    allowed.join(", ")
+                );
+                return Err(refuse(403, why, vec![]));
+            }
+            Some(_) => {}
+        }
+    }
+    for required in &plan.require_headers {
+        match (request.header(&required.name), &required.value) {
+            (None, _) => {
+                let why = format!("the {} header is required", required.name);
+                return Err(refuse(required.status, why, vec![]));
+            }
+            // The expected value is not repeated: it may be a secret.
+            (Some(value), Some(expected)) if value != expected => {
+                let why = format!(
+                    "the {} header does not have the expected value",
+                    required.name
+                );
+                return Err(refuse(required.status, why, vec![]));
+            }
+            _ => {}
+        }
+    }
+    match &plan.subprotocol {
+        None => Ok(None),
+        Some(wanted) => {
+            if wanted.force || upgrade.protocols.contains(&wanted.name) {
+                Ok(Some(wanted.name.clone()))
+            } else {
+                let offered = if upgrade.protocols.is_empty() {
+                    "none".to_owned()
+                } else {
+                    upgrade.protocols.join(", ")
+                };
+                let why = format!(
+                    "this path requires subprotocol {:?}; the client offered: {offered}",
+                    wanted.name
+                );
+                Err(refuse(400, why, vec![]))
+            }
+        }
+    }
+}
+
+fn request_head(request: &Request) -> Head {
+    Head {
+        line: format!(
+            "{} {} HTTP/1.{}",
+            request.method, request.target, request.version
+        ),
+        headers: request.headers.clone(),
+    }
+}
+
+fn response_head(response: &ServerResponse) -> Head {
+    Head {
+        line: format!("HTTP/1.1 {} {}", response.status, response.reason),
+        headers: response.headers.clone(),
+    }
+}
+
+async fn write_response(
+    stream: &mut ServerStream,
+    response: &ServerResponse,
+) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    response.encode(&mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+/// Reads until a whole request head is in `buf`. `None` when the client
+/// went away first.
+async fn read_request(
+    stream: &mut ServerStream,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(Request, usize)>, wscope_proto::Error> {
+    loop {
+        if let Parsed::Complete(request, len) = Request::parse(buf)? {
+            return Ok(Some((request, len)));
+        }
+        let mut chunk = [0u8; 4096];
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A server holding many connections needs many file descriptors; the
+/// usual soft limit (1024) is far below the hard one. Raise it, as servers
+/// commonly do; failing to is not fatal.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

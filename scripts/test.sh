@@ -5,7 +5,8 @@
 # targets and benchmarks, and prints one summary line.
 #
 # Peers come from the package registries only: Python packages into .venv
-# (tests/requirements.txt). Nothing outside the repository is assumed.
+# (tests/requirements.txt), Node.js packages into node_modules (package.json,
+# package-lock.json). Nothing outside the repository is assumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 .venv/bin/python -c 'import kosoku, websockets; print("kosoku", kosoku.__name__, "websockets", websockets.__version__)'
+
+step "test peers: Node.js packages (npm ci: $(node -e 'const p=require("./package.json");console.log(Object.entries(p.devDependencies).map(([k,v])=>k+"@"+v).join(", "))'))"
+npm ci --no-audit --no-fund --loglevel=error
+node -e 'console.log("ws", require("ws/package.json").version)'
 
 step "format"
 cargo fmt --all -- --check

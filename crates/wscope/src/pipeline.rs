@@ -21,7 +21,8 @@ const BATCH: usize = 512;
 /// Where a connection sends its events. Cheap to clone.
 #[derive(Clone)]
 pub struct Events {
-    tx: mpsc::Sender<Event>,
+    /// `None` when there are no sinks: events are not even built.
+    tx: Option<mpsc::Sender<Event>>,
     /// How many payload bytes any sink keeps (0: only lengths matter).
     pub payload_limit: usize,
 }
@@ -29,8 +30,10 @@ pub struct Events {
 impl Events {
     /// Stamps and sends one event. Waits while the sinks are behind.
     pub async fn emit(&self, conn: &str, dir: Option<Direction>, kind: EventKind) {
-        // Only fails once the sink thread is gone, at shutdown.
-        let _ = self.tx.send(Event::now(conn, dir, kind)).await;
+        if let Some(tx) = &self.tx {
+            // Only fails once the sink thread is gone, at shutdown.
+            let _ = tx.send(Event::now(conn, dir, kind)).await;
+        }
     }
 }
 
@@ -43,6 +46,7 @@ pub struct Pipeline {
 /// Starts the sink thread.
 pub fn start(mut sinks: Sinks, payload_limit: usize) -> std::io::Result<(Events, Pipeline)> {
     let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
+    let tx = (!sinks.is_empty()).then_some(tx);
     let thread = std::thread::Builder::new()
         .name("wscope-sinks".into())
         .spawn(move || {

@@ -35,6 +35,10 @@ impl Sinks {
         self.sinks.push((name, sink));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+
     /// Whether any sink wants message and frame events.
     pub fn wants_payloads(&self) -> bool {
         self.sinks.iter().any(|(_, sink)| sink.wants_payloads())

@@ -8,11 +8,9 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Running, host_port, repo_root, start_server, venv_bin, wscope};
-
-fn peer_script(name: &str) -> std::path::PathBuf {
-    repo_root().join("tests").join("peers").join(name)
-}
+use common::{
+    Running, host_port, peer_script, repo_root, start_server, temp_dir, venv_bin, wscope,
+};
 
 fn start_python_server() -> (Running, String) {
     start_python_server_with(&[])
@@ -320,13 +318,6 @@ fn json_output_reports_a_refused_handshake() {
         failed["diagnosis"].as_str().unwrap().contains("Origin"),
         "{failed}"
     );
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wscope-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

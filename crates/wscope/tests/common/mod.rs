@@ -50,9 +50,17 @@ impl Drop for Running {
 }
 
 /// Starts `wscope serve` on a free loopback port; returns it and its ws:// URL.
+/// Lifecycle logs are off unless `extra` asks for them: a conformance run
+/// would otherwise print every message on the test's stderr.
 pub fn start_server(extra: &[&str]) -> (Running, String) {
+    let quiet: &[&str] = if extra.contains(&"--log-format") {
+        &[]
+    } else {
+        &["--log-format", "off"]
+    };
     let mut child = wscope()
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(quiet)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -83,4 +91,29 @@ pub fn ws_url_in(line: &str) -> String {
 /// The `host:port` part of a ws:// URL.
 pub fn host_port(url: &str) -> &str {
     url.trim_start_matches("ws://").trim_end_matches('/')
+}
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wscope-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A script from tests/peers/.
+pub fn peer_script(name: &str) -> PathBuf {
+    repo_root().join("tests").join("peers").join(name)
+}
+
+/// Node.js, with the packages `scripts/test.sh` installs (npm ci) in
+/// node_modules/.
+pub fn node() -> Command {
+    let modules = repo_root().join("node_modules").join("ws");
+    assert!(
+        modules.exists(),
+        "{} is missing: run scripts/test.sh (it runs npm ci for the Node.js test peers)",
+        modules.display()
+    );
+    Command::new("node")
 }

@@ -1,0 +1,64 @@
+// A Node.js `ws` client that reports what the library itself saw: the
+// close code and reason from its 'close' event, the status from
+// 'unexpected-response', errors, and the messages that arrived.
+//
+// Usage: node ws_client.mjs URL [--send TEXT]... [--send-size N]
+//                               [--expect N] [--wait MS]
+// Prints one JSON object on stdout.
+
+import WebSocket from "ws";
+
+const args = process.argv.slice(2);
+const url = args[0];
+const send = [];
+let expect = null;
+let waitMs = 5000;
+for (let i = 1; i < args.length; i++) {
+  if (args[i] === "--send") send.push(args[++i]);
+  else if (args[i] === "--send-size") send.push("x".repeat(Number(args[++i])));
+  else if (args[i] === "--expect") expect = Number(args[++i]);
+  else if (args[i] === "--wait") waitMs = Number(args[++i]);
+}
+
+const result = { opened: false, received: [], errors: [] };
+const ws = new WebSocket(url, { perMessageDeflate: true });
+let finished = false;
+const finish = () => {
+  if (finished) return;
+  finished = true;
+  clearTimeout(timer);
+  console.log(JSON.stringify(result));
+  process.exit(0);
+};
+const timer = setTimeout(() => {
+  result.timed_out = true;
+  if (ws.readyState === WebSocket.OPEN) ws.close(1000, "client done");
+  setTimeout(finish, 1000);
+}, waitMs);
+
+ws.on("open", () => {
+  result.opened = true;
+  result.protocol = ws.protocol;
+  result.extensions = ws.extensions;
+  for (const text of send) ws.send(text);
+});
+ws.on("message", (data, isBinary) => {
+  result.received.push({ type: isBinary ? "binary" : "text", len: data.length, data: isBinary ? data.toString("hex") : data.toString() });
+  if (expect !== null && result.received.length >= expect) ws.close(1000, "client done");
+});
+ws.on("unexpected-response", (req, res) => {
+  result.status = res.statusCode;
+  let body = "";
+  res.on("data", (chunk) => (body += chunk));
+  res.on("end", () => {
+    result.body = body;
+    finish();
+  });
+});
+ws.on("error", (err) => {
+  result.errors.push({ message: err.message, code: err.code ?? null });
+});
+ws.on("close", (code, reason) => {
+  result.close = { code, reason: reason.toString() };
+  finish();
+});

@@ -8,9 +8,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    Running, host_port, peer_script, repo_root, start_server, temp_dir, venv_bin, wscope,
-};
+use common::{Running, host_port, peer_script, start_server, temp_dir, venv_bin, wscope};
 
 fn start_python_server() -> (Running, String) {
     start_python_server_with(&[])

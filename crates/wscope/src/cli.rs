@@ -312,8 +312,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
+    // Deadlines are computed as now + duration: keep them far from overflow.
+    if !(0.0..=MAX_DURATION_SECS).contains(&seconds) {
+        return Err(format!("{text:?} is out of range (0 to 365 days)"));
+    }
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
+
+const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
 
 #[cfg(test)]
 mod tests {
@@ -327,6 +333,8 @@ mod tests {
         assert_eq!(parse_duration("3m").unwrap(), Duration::from_secs(180));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3 parsecs").is_err());
+        assert!(parse_duration("100000000000h").is_err());
+        assert!(parse_duration("366d").is_err());
     }
 
     #[test]

@@ -1,28 +1,9 @@
-//! wscope: debug WebSocket connections.
-//!
-//! This crate wires things together: the CLI ([`cli`]), the async
-//! connection around the sans-IO protocol core ([`connection`]), and one
-//! module per subcommand.
-
-mod cli;
-mod connect;
-mod connection;
-mod demo;
-mod dial;
-mod explain;
-mod interactive;
-mod lifecycle;
-mod metrics;
-mod pipeline;
-mod probe;
-mod serve;
-mod sink;
-mod timers;
-mod tls;
+//! The `wscope` command: parse the command line, start the runtime, run the
+//! subcommand, exit with its status.
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use wscope::cli::{Cli, Command};
+use wscope::{connect, demo, explain, probe, serve};
 
 fn main() {
     let cli = Cli::parse();

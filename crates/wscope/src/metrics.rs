@@ -64,7 +64,7 @@ impl Metrics {
         let bytes = Family::<Traffic, Counter>::default();
         let closes = Family::<CloseLabels, Counter>::default();
         let rejections = Family::<StatusLabels, Counter>::default();
-        // 10 ms to about 45 minutes.
+        // 10 ms to about 12 hours, in steps of 4x.
         let duration = Histogram::new(exponential_buckets(0.01, 4.0, 12));
         registry.register(
             "connections_active",

@@ -523,12 +523,12 @@ fn unknown_paths_and_parameters_are_refused_with_help() {
     let report = python(&["session", &format!("{url}/close/4000?afer=1s")]);
     assert_eq!(report["status"], 400, "{report}");
 
-    // A plain GET (a browser, curl) gets the list of behaviours.
+    // A plain GET (a browser, curl) gets 426 and the list of behaviours.
     let mut tcp = std::net::TcpStream::connect(common::host_port(&url)).unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
     assert!(answer.contains("/idle-timeout"), "{answer}");
 }
 

@@ -25,9 +25,10 @@ Behaviours (one per path; chain them, e.g. /subprotocol/chat/delay/100ms):
                               after count, if given); add /echo to also echo
   /close/CODE?after=2s&reason=TEXT
                               close with CODE after a delay (without after:
-                              after the first message)
+                              when the first message arrives, not echoing it)
   /drop?after=5s&reset        drop TCP without a close frame (the client sees
-                              1006); reset sends a TCP RST instead of a FIN
+                              1006), after a delay or at the first message;
+                              reset sends a TCP RST instead of a FIN
   /hang?for=30s               upgrade, then never read or write again
   /no-pong                    echo, but never answer pings
   /idle-timeout/60s?drop      close with 1001 once no frame has crossed for
@@ -52,7 +53,10 @@ Behaviours (one per path; chain them, e.g. /subprotocol/chat/delay/100ms):
                               utf8, control-too-big, reserved-opcode, rsv,
                               close-code, close-reason-utf8, masked,
                               fragmented-control, continuation
-A plain HTTP GET (no upgrade) to any path answers with this list.";
+A plain HTTP GET (no upgrade) gets 426 Upgrade Required with this list.";
+
+/// The largest message `/stream` makes.
+const MAX_STREAM_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Everything a path asks for.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -330,12 +334,18 @@ pub fn parse(target: &str) -> Result<Plan, PlanError> {
                 let every = query
                     .duration("every")?
                     .unwrap_or(Duration::from_millis(100));
-                if every.is_zero() {
-                    return Err(PlanError::bad("?every must be more than zero"));
+                if every < Duration::from_millis(1) {
+                    return Err(PlanError::bad("?every must be at least 1ms"));
+                }
+                let size = query.number("size")?.unwrap_or(64);
+                if size > MAX_STREAM_MESSAGE {
+                    return Err(PlanError::bad(format!(
+                        "?size={size}: at most {MAX_STREAM_MESSAGE} bytes"
+                    )));
                 }
                 session.stream = Some(StreamSpec {
                     every,
-                    size: query.number("size")?.unwrap_or(64),
+                    size,
                     count: query.number("count")?,
                     binary: query.flag("binary")?,
                 });
@@ -391,8 +401,8 @@ pub fn parse(target: &str) -> Result<Plan, PlanError> {
             }
             "ping-every" => {
                 let every = duration("ping-every", &arg("DURATION")?)?;
-                if every.is_zero() {
-                    return Err(PlanError::bad("/ping-every needs a duration above zero"));
+                if every < Duration::from_millis(1) {
+                    return Err(PlanError::bad("/ping-every needs at least 1ms"));
                 }
                 session.ping_every = Some(every);
             }
@@ -631,6 +641,9 @@ mod tests {
         assert!(parse("/delay/soon").is_err());
         assert!(parse("/close/1000/drop").is_err());
         assert!(parse("/stream?binary=maybe").is_err());
+        assert!(parse("/stream?size=999999999999").is_err());
+        assert!(parse("/stream?every=0s").is_err());
+        assert!(parse("/close/4000?after=99999999h").is_err());
     }
 
     #[test]
@@ -639,6 +652,28 @@ mod tests {
             let plan = parse(&format!("/invalid/{name}")).unwrap();
             assert_eq!(plan.session.invalid, Some((kind, None)));
             assert_eq!(kind.name(), name);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_errors_are_client_errors(target in "[/a-z0-9?&=%.-]{0,60}") {
+            if let Err(err) = parse(&target) {
+                proptest::prop_assert!((400..500).contains(&err.status));
+            }
+        }
+
+        #[test]
+        fn known_segments_with_arbitrary_arguments(
+            name in proptest::sample::select(vec![
+                "close", "drop", "idle-timeout", "max-size", "delay", "fragment",
+                "ping-every", "reject", "subprotocol", "require-header",
+                "slow-handshake", "invalid", "stream", "hang", "origin",
+            ]),
+            arg in "\\PC{0,12}",
+            query in "\\PC{0,20}",
+        ) {
+            let _ = parse(&format!("/{name}/{arg}?{query}"));
         }
     }
 

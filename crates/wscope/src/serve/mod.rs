@@ -277,15 +277,6 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             }
         };
 
-    // A plain GET (a browser, curl, a health check) gets the list of
-    // behaviours instead of an upgrade error.
-    if request.header("upgrade").is_none() && request.method == "GET" {
-        let mut response = ServerResponse::reject(200, behavior::HELP, vec![]);
-        response.reason = "OK".into();
-        let _ = write_response(&mut stream, &response).await;
-        return;
-    }
-
     let accepted = behavior::parse(&request.target)
         .map_err(|err| {
             (
@@ -295,8 +286,16 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         })
         .and_then(|plan| {
             let upgrade = request.validate_upgrade().map_err(|rejection| {
+                // A plain GET (a browser, curl) still gets the 426 that a
+                // client behind a proxy that strips Upgrade must see, but
+                // the body also says what this server offers.
+                let mut body = rejection.reason.clone();
+                if request.header("upgrade").is_none() {
+                    body.push_str("\n\nThis is wscope serve.\n");
+                    body.push_str(behavior::HELP);
+                }
                 (
-                    ServerResponse::reject(rejection.status, &rejection.reason, rejection.headers),
+                    ServerResponse::reject(rejection.status, &body, rejection.headers),
                     rejection.reason,
                 )
             })?;

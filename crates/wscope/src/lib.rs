@@ -1,0 +1,23 @@
+//! wscope: debug WebSocket connections.
+//!
+//! This crate wires things together: the CLI ([`cli`]), the async
+//! connection around the sans-IO protocol core ([`connection`]), the event
+//! sinks, and one module per subcommand. It is a library only so that the
+//! binary, the fuzz targets and benchmarks share one build of it; its API
+//! is not meant for other crates.
+
+pub mod cli;
+pub mod connect;
+pub mod connection;
+pub mod demo;
+pub mod dial;
+pub mod explain;
+pub mod interactive;
+pub mod lifecycle;
+pub mod metrics;
+pub mod pipeline;
+pub mod probe;
+pub mod serve;
+pub mod sink;
+pub mod timers;
+pub mod tls;

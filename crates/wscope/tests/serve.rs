@@ -868,3 +868,53 @@ fn a_thousand_concurrent_connections_echo_and_the_gauge_returns_to_zero() {
     assert_eq!(s["wscope_connections_total{}"], 1000.0, "{s:#}");
     assert_eq!(s["wscope_closes_total{code=1000}"], 1000.0, "{s:#}");
 }
+
+#[test]
+fn sigterm_closes_open_connections_with_1001_and_finishes_the_record() {
+    let dir = temp_dir("serve-sigterm");
+    let record = dir.join("serve.jsonl");
+    let (mut server, url) = start_server(&["--record", record.to_str().unwrap()]);
+    let client = Command::new(venv_bin("python"))
+        .arg(peer_script("serve_client.py"))
+        .args([
+            "session",
+            &format!("{url}/echo"),
+            "--send",
+            "hi",
+            "--wait",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the connection is open (its open event is in the record).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&record)
+        .unwrap_or_default()
+        .contains("\"event\":\"open\"")
+    {
+        assert!(Instant::now() < deadline, "the client never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+    let out = client.wait_with_output().unwrap();
+    let report = parse_report("python", &out);
+    assert_eq!(py_close(&report, "rcvd"), Some(1001), "{report}");
+    assert_eq!(report["closed"]["rcvd"]["reason"], "server shutting down");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["event"], "closed",
+        "the record ends with the close: {text}"
+    );
+    assert_eq!(last["code"], 1001);
+}

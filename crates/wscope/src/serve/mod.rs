@@ -145,7 +145,7 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts on every listener until Ctrl-C, then closes the connections
+/// Accepts on every listener until Ctrl-C or SIGTERM, then closes the connections
 /// with 1001 and waits (a little) for them to finish.
 async fn serve_until_ctrl_c(
     listeners: Vec<TcpListener>,
@@ -175,6 +175,8 @@ async fn serve_until_ctrl_c(
     }
     drop(accepted_tx);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     loop {
         tokio::select! {
             Some((stream, peer)) = accepted.recv() => {
@@ -182,6 +184,7 @@ async fn serve_until_ctrl_c(
                 tasks.spawn(async move { handle(stream, peer, &server).await });
             }
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminated(&mut sigterm) => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
@@ -190,6 +193,17 @@ async fn serve_until_ctrl_c(
         while tasks.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// SIGTERM (a process manager, `docker stop`, a test harness): shut down
+/// as for Ctrl-C.
+async fn terminated(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// One connection, from its first byte to its end.

@@ -12,7 +12,6 @@
 pub mod behavior;
 mod hub;
 mod session;
-mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use wscope_events::{EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::Role;
@@ -31,11 +30,12 @@ use wscope_proto::handshake::{Parsed, Request, ServerResponse, UpgradeRequest};
 
 use self::behavior::HandshakePlan;
 use self::hub::Hub;
-use self::stream::ServerStream;
 use crate::cli::ServeArgs;
 use crate::connection::Connection;
 use crate::lifecycle::{LifecycleLog, LogFormat};
+use crate::listen;
 use crate::metrics::{Metrics, MetricsSink};
+use crate::net::NetStream;
 use crate::pipeline::{self, Events};
 use crate::sink::{Record, Sinks};
 
@@ -53,7 +53,7 @@ pub struct Server {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    raise_fd_limit();
+    listen::raise_fd_limit();
     let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => Some(crate::tls::server_config(cert, key)?),
         (_, _, true) => {
@@ -68,13 +68,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let mut listeners = Vec::new();
-    for addr in &args.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        listeners.push(listener);
-    }
+    let listeners = listen::bind_all(&args.listen).await?;
 
     let mut sinks = Sinks::default();
     if args.log_format != LogFormat::Off {
@@ -124,7 +118,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
     });
-    serve_until_ctrl_c(listeners, server, shutdown_tx).await;
+    listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
+        let server = server.clone();
+        async move { handle(stream, peer, &server).await }
+    })
+    .await;
     pipeline.finish().await;
     Ok(())
 }
@@ -141,69 +139,12 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
     });
-    serve_until_ctrl_c(vec![listener], server, shutdown_tx).await;
-    Ok(())
-}
-
-/// Accepts on every listener until Ctrl-C or SIGTERM, then closes the connections
-/// with 1001 and waits (a little) for them to finish.
-async fn serve_until_ctrl_c(
-    listeners: Vec<TcpListener>,
-    server: Arc<Server>,
-    shutdown: watch::Sender<bool>,
-) {
-    let (accepted_tx, mut accepted) = mpsc::channel(64);
-    for listener in listeners {
-        let accepted_tx = accepted_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok(pair) => {
-                        if accepted_tx.send(pair).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(err) => {
-                        // Out of file descriptors, most likely: wait rather
-                        // than spin.
-                        tracing::warn!(%err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        });
-    }
-    drop(accepted_tx);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    loop {
-        tokio::select! {
-            Some((stream, peer)) = accepted.recv() => {
-                let server = server.clone();
-                tasks.spawn(async move { handle(stream, peer, &server).await });
-            }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = terminated(&mut sigterm) => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    }
-    let _ = shutdown.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        while tasks.join_next().await.is_some() {}
+    listen::accept_until_shutdown(vec![listener], shutdown_tx, move |stream, peer| {
+        let server = server.clone();
+        async move { handle(stream, peer, &server).await }
     })
     .await;
-}
-
-/// SIGTERM (a process manager, `docker stop`, a test harness): shut down
-/// as for Ctrl-C.
-async fn terminated(signal: &mut Option<tokio::signal::unix::Signal>) {
-    match signal {
-        Some(signal) => {
-            signal.recv().await;
-        }
-        None => std::future::pending().await,
-    }
+    Ok(())
 }
 
 /// One connection, from its first byte to its end.
@@ -236,10 +177,10 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         })
     };
     let mut stream = match &server.tls {
-        None => ServerStream::Plain(tcp),
+        None => NetStream::Plain(tcp),
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
         {
-            Ok(Ok(tls)) => ServerStream::Tls(Box::new(tls)),
+            Ok(Ok(tls)) => NetStream::TlsServer(Box::new(tls)),
             Ok(Err(err)) => {
                 let why = format!("TLS handshake failed: {err}");
                 server
@@ -489,10 +430,7 @@ fn response_head(response: &ServerResponse) -> Head {
     }
 }
 
-async fn write_response(
-    stream: &mut ServerStream,
-    response: &ServerResponse,
-) -> std::io::Result<()> {
+async fn write_response(stream: &mut NetStream, response: &ServerResponse) -> std::io::Result<()> {
     let mut out = Vec::new();
     response.encode(&mut out);
     stream.write_all(&out).await?;
@@ -502,7 +440,7 @@ async fn write_response(
 /// Reads until a whole request head is in `buf`. `None` when the client
 /// went away first.
 async fn read_request(
-    stream: &mut ServerStream,
+    stream: &mut NetStream,
     buf: &mut Vec<u8>,
 ) -> Result<Option<(Request, usize)>, wscope_proto::Error> {
     loop {
@@ -515,23 +453,5 @@ async fn read_request(
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// A server holding many connections needs many file descriptors; the
-/// usual soft limit (1024) is far below the hard one. Raise it, as servers
-/// commonly do; failing to is not fatal.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
     }
 }

@@ -19,8 +19,8 @@ use wscope_proto::{CloseCode, ClosePayload, FrameHeader, OpCode};
 
 use super::behavior::{EndAction, Invalid, Reply, SessionPlan};
 use super::hub::{Hub, Membership};
-use super::stream::ServerStream;
 use crate::connection::{ConnError, Connection, Incoming, close_code_for};
+use crate::net::NetStream;
 use crate::pipeline::Events;
 use crate::timers::{every, sleep_until, tick};
 
@@ -56,7 +56,7 @@ impl Ending {
 }
 
 /// Runs the connection to its end, then reports how it ended.
-pub async fn run(mut conn: Connection<ServerStream>, plan: SessionPlan, mut ctx: Ctx) {
+pub async fn run(mut conn: Connection<NetStream>, plan: SessionPlan, mut ctx: Ctx) {
     let opened = std::time::Instant::now();
     conn.answer_pings(plan.answer_pings);
     let ending = if let Some(limit) = plan.hang {
@@ -139,7 +139,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn run(&mut self, conn: &mut Connection<ServerStream>, ctx: &mut Ctx) -> Ending {
+    async fn run(&mut self, conn: &mut Connection<NetStream>, ctx: &mut Ctx) -> Ending {
         let result = self.step_all(conn, ctx).await;
         if let Some((sender, receiver)) = self.broadcast.take() {
             drop(receiver);
@@ -159,10 +159,10 @@ impl<'a> Session<'a> {
 
     async fn step_all(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &mut Ctx,
     ) -> Result<Ending, ConnError> {
-        let open = |conn: &Connection<ServerStream>| !conn.close_sent();
+        let open = |conn: &Connection<NetStream>| !conn.close_sent();
         loop {
             let incoming = tokio::select! {
                 incoming = conn.next() => incoming,
@@ -309,7 +309,7 @@ impl<'a> Session<'a> {
     /// fragments), a broadcast, or nothing.
     async fn on_message(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &Ctx,
         opcode: OpCode,
         data: Bytes,
@@ -346,7 +346,7 @@ impl<'a> Session<'a> {
     /// Sends one message to the client (in fragments when asked).
     async fn reply(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &Ctx,
         opcode: OpCode,
         data: &[u8],
@@ -375,7 +375,7 @@ impl<'a> Session<'a> {
     /// `/stream`: one more message, and a normal close after the last.
     async fn stream_one(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &mut Ctx,
     ) -> Result<(), ConnError> {
         let Some(spec) = self.plan.stream else {
@@ -395,7 +395,7 @@ impl<'a> Session<'a> {
     /// Sends our close frame and starts waiting for the answer.
     async fn close(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &Ctx,
         code: CloseCode,
         reason: &str,
@@ -416,7 +416,7 @@ impl<'a> Session<'a> {
     /// a drop (the connection is over).
     async fn end(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &Ctx,
     ) -> Result<Option<Ending>, ConnError> {
         self.end_at = None;
@@ -441,7 +441,7 @@ impl<'a> Session<'a> {
     /// connection has already answered).
     async fn on_close(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &Ctx,
         close: ClosePayload,
     ) -> Ending {
@@ -473,7 +473,7 @@ impl<'a> Session<'a> {
     /// `/invalid/KIND`: one frame that breaks the protocol.
     async fn misbehave(
         &mut self,
-        conn: &mut Connection<ServerStream>,
+        conn: &mut Connection<NetStream>,
         ctx: &Ctx,
         kind: Invalid,
     ) -> Result<(), ConnError> {
@@ -503,7 +503,7 @@ impl<'a> Session<'a> {
 }
 
 /// Ends the connection without a close frame.
-fn drop_now(conn: &Connection<ServerStream>, reset: bool) -> Ending {
+fn drop_now(conn: &Connection<NetStream>, reset: bool) -> Ending {
     if reset {
         // If this fails the close is an orderly FIN, which still reads as
         // 1006 to the client.

@@ -1,0 +1,78 @@
+//! A connection's byte stream: plain TCP, or TLS over TCP as the server or
+//! as the client, with the TCP socket reachable for what only it can do (an
+//! abortive close).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub enum NetStream {
+    Plain(TcpStream),
+    /// We are the TLS server (serve, the proxy's listener).
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// We are the TLS client (the proxy's upstream).
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl NetStream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            NetStream::Plain(tcp) => tcp,
+            NetStream::TlsServer(tls) => tls.get_ref().0,
+            NetStream::TlsClient(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Makes the coming close an abortive one: the kernel sends RST, not
+    /// FIN, so the peer's read fails with "connection reset".
+    pub fn reset_on_close(&self) -> io::Result<()> {
+        self.tcp().set_zero_linger()
+    }
+}
+
+impl AsyncRead for NetStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            NetStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for NetStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            NetStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            NetStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            NetStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod demo;
 pub mod dial;
 pub mod explain;
+pub mod http_io;
 pub mod interactive;
 pub mod lifecycle;
 pub mod listen;

@@ -19,14 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use wscope_events::{EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::Role;
 use wscope_proto::deflate;
-use wscope_proto::handshake::{Parsed, Request, ServerResponse, UpgradeRequest};
+use wscope_proto::handshake::{Request, ServerResponse, UpgradeRequest};
 
 use self::behavior::HandshakePlan;
 use self::hub::Hub;
@@ -202,7 +202,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
 
     let mut buf = Vec::with_capacity(4096);
     let (request, head_len) =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_request(&mut stream, &mut buf)).await {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, crate::http_io::read_request(&mut stream, &mut buf)).await {
             Ok(Ok(Some(parsed))) => parsed,
             // Gone before sending anything: a port check, not worth a line.
             Ok(Ok(None)) if buf.is_empty() => return,
@@ -437,21 +437,3 @@ async fn write_response(stream: &mut NetStream, response: &ServerResponse) -> st
     stream.flush().await
 }
 
-/// Reads until a whole request head is in `buf`. `None` when the client
-/// went away first.
-async fn read_request(
-    stream: &mut NetStream,
-    buf: &mut Vec<u8>,
-) -> Result<Option<(Request, usize)>, wscope_proto::Error> {
-    loop {
-        if let Parsed::Complete(request, len) = Request::parse(buf)? {
-            return Ok(Some((request, len)));
-        }
-        let mut chunk = [0u8; 4096];
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}

@@ -48,6 +48,22 @@ pub enum Command {
     /// Exit status as for connect: 0 upgraded, 3 no TCP connection, 4
     /// upgrade refused or invalid, 8 TLS failed.
     Probe(ProbeArgs),
+    /// An inspecting WebSocket proxy: see every frame between a real client
+    /// and a real server, recorded, without changing what they exchange.
+    ///
+    /// Reverse (--upstream ws[s]://HOST[:PORT][/PREFIX]): clients connect to
+    /// wscope as if it were the server. Forward (--forward): an HTTP proxy
+    /// for browsers and apps; CONNECT tunnels are TLS-intercepted with
+    /// wscope's own CA (see `wscope ca`) when it exists or --intercept-tls
+    /// is given. Non-WebSocket requests pass through.
+    ///
+    /// The first line of stdout names the address it listens on. Then one
+    /// line per message (`c1 > text` from the client, `c1 < text` from the
+    /// server); --json for events as JSON Lines instead.
+    Proxy(ProxyArgs),
+    /// Show wscope's interception CA (made on first use) and how to trust
+    /// it.
+    Ca(CaArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
     /// Explain a close code (1000-4999) or an HTTP status from a failed
@@ -125,6 +141,108 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// Print the CA certificate (PEM) only.
+    #[arg(long)]
+    pub pem: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on; repeat for several. Port 0 picks a free port.
+    #[arg(long, short, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Reverse proxy to this server: ws[s]://HOST[:PORT][/PREFIX]. The
+    /// path and query of each request are appended to the prefix.
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "forward",
+        conflicts_with = "forward"
+    )]
+    pub upstream: Option<String>,
+
+    /// Forward proxy: handle absolute-URI requests and CONNECT tunnels.
+    #[arg(long)]
+    pub forward: bool,
+
+    /// Intercept TLS in CONNECT tunnels with wscope's CA, creating it if
+    /// needed (on by default once the CA exists).
+    #[arg(long, requires = "forward", conflicts_with = "no_intercept")]
+    pub intercept_tls: bool,
+
+    /// Never intercept TLS: CONNECT tunnels are passed through blind.
+    #[arg(long, requires = "forward")]
+    pub no_intercept: bool,
+
+    /// Keep the client's Host header instead of the upstream's.
+    #[arg(long)]
+    pub preserve_host: bool,
+
+    /// Accept any upstream certificate (test servers only).
+    #[arg(long)]
+    pub upstream_insecure: bool,
+
+    /// Trust only the CA certificate(s) in this PEM file upstream.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Speak wss:// to clients with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Print the event stream as JSON Lines on stdout (docs/FORMAT.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also report every data frame (FIN, RSV bits, opcode, payload as on
+    /// the wire) in --json and --record output.
+    #[arg(long)]
+    pub frames: bool,
+
+    /// Print no messages on stdout (events still go to --json, --record,
+    /// logs and metrics).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Keep at most this many bytes of each message for display and
+    /// recording (frames are forwarded whole, whatever their size).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_payload: usize,
+
+    /// Keep Authorization, Cookie and other secret headers in --record and
+    /// --json output (they are redacted by default).
+    #[arg(long)]
+    pub no_redact: bool,
+
+    /// Lifecycle logs on stderr (as for serve).
+    #[arg(long, value_enum, default_value = "off", value_name = "FORMAT")]
+    pub log_format: crate::lifecycle::LogFormat,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Refuse new connections (503) while this many are open.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Give up on a client's request, or on the upstream's TCP, TLS and
+    /// upgrade, after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub handshake_timeout: Duration,
 }
 
 /// What it takes to open a client connection: shared by connect and probe.

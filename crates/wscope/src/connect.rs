@@ -120,6 +120,7 @@ fn sinks_for(args: &ConnectArgs, arrows: bool, printer: Option<Printer>) -> anyh
                 pretty: args.pretty,
                 color,
                 printer,
+                show_conn: false,
             }),
         );
     }

@@ -6,6 +6,7 @@
 //! binary, the fuzz targets and benchmarks share one build of it; its API
 //! is not meant for other crates.
 
+pub mod ca;
 pub mod cli;
 pub mod connect;
 pub mod connection;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod probe;
+pub mod proxy;
 pub mod serve;
 pub mod sink;
 pub mod timers;

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use wscope::cli::{Cli, Command};
-use wscope::{connect, demo, explain, probe, serve};
+use wscope::{ca, connect, demo, explain, probe, proxy, serve};
 
 fn main() {
     let cli = Cli::parse();
@@ -29,6 +29,8 @@ fn main() {
             Command::Serve(args) => serve::run(args).await.map(|()| 0),
             Command::Connect(args) => connect::run(args).await,
             Command::Probe(args) => probe::run(args).await,
+            Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
+            Command::Ca(args) => ca::run(args),
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),
         }

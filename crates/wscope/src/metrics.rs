@@ -53,6 +53,8 @@ pub struct Metrics {
     closes: Family<CloseLabels, Counter>,
     rejections: Family<StatusLabels, Counter>,
     duration: Histogram,
+    upstream_failures: Counter,
+    handshake: Histogram,
 }
 
 impl Metrics {
@@ -66,6 +68,9 @@ impl Metrics {
         let rejections = Family::<StatusLabels, Counter>::default();
         // 10 ms to about 12 hours, in steps of 4x.
         let duration = Histogram::new(exponential_buckets(0.01, 4.0, 12));
+        // 100 µs to about 1.6 s.
+        let handshake = Histogram::new(exponential_buckets(0.0001, 2.0, 15));
+        let upstream_failures = Counter::default();
         registry.register(
             "connections_active",
             "WebSocket connections open now",
@@ -101,6 +106,16 @@ impl Metrics {
             "How long connections stayed open",
             duration.clone(),
         );
+        registry.register(
+            "upstream_connect_failures",
+            "Proxy: upstream connections that could not be opened",
+            upstream_failures.clone(),
+        );
+        registry.register(
+            "handshake_duration_seconds",
+            "Time from sending the upgrade request to the 101 (the proxy's upstream, or a client's server)",
+            handshake.clone(),
+        );
         Arc::new(Metrics {
             registry,
             active,
@@ -110,6 +125,8 @@ impl Metrics {
             closes,
             rejections,
             duration,
+            upstream_failures,
+            handshake,
         })
     }
 
@@ -119,6 +136,11 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The proxy could not reach its upstream.
+    pub fn upstream_connect_failed(&self) {
+        self.upstream_failures.inc();
     }
 
     fn count(&self, event: &Event, opcode: &'static str, len: u64) {
@@ -136,9 +158,16 @@ impl Sink for MetricsSink {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         let metrics = &self.0;
         match &event.kind {
-            EventKind::Open(_) => {
+            EventKind::Open(open) => {
                 metrics.active.inc();
                 metrics.connections.inc();
+                // A server's own upgrade_us includes any wait it was asked
+                // for; what it measures is the same: request to 101.
+                if let Some(us) = open.timings.upgrade_us {
+                    metrics
+                        .handshake
+                        .observe(Duration::from_micros(us).as_secs_f64());
+                }
             }
             EventKind::HandshakeFailed(failed) => {
                 let status = failed.status.unwrap_or(0);

@@ -15,6 +15,8 @@ pub enum NetStream {
     TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// We are the TLS client (the proxy's upstream).
     TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// We are the TLS server inside a CONNECT tunnel (interception).
+    Intercepted(Box<tokio_rustls::server::TlsStream<Replay>>),
 }
 
 impl NetStream {
@@ -23,6 +25,7 @@ impl NetStream {
             NetStream::Plain(tcp) => tcp,
             NetStream::TlsServer(tls) => tls.get_ref().0,
             NetStream::TlsClient(tls) => tls.get_ref().0,
+            NetStream::Intercepted(tls) => &tls.get_ref().0.tcp,
         }
     }
 
@@ -43,6 +46,7 @@ impl AsyncRead for NetStream {
             NetStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            NetStream::Intercepted(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -57,6 +61,7 @@ impl AsyncWrite for NetStream {
             NetStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            NetStream::Intercepted(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -65,6 +70,7 @@ impl AsyncWrite for NetStream {
             NetStream::Plain(s) => Pin::new(s).poll_flush(cx),
             NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
             NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            NetStream::Intercepted(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -73,6 +79,57 @@ impl AsyncWrite for NetStream {
             NetStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            NetStream::Intercepted(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A TCP stream whose first bytes were already read (to peek at the TLS
+/// client hello) and are given back first.
+pub struct Replay {
+    first: std::collections::VecDeque<u8>,
+    tcp: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.first.is_empty() {
+            let n = buf.remaining().min(self.first.len());
+            let bytes: Vec<u8> = self.first.drain(..n).collect();
+            buf.put_slice(&bytes);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+impl Replay {
+    pub fn new(first: Vec<u8>, tcp: TcpStream) -> Self {
+        Replay {
+            first: first.into(),
+            tcp,
         }
     }
 }

@@ -178,10 +178,17 @@ pub struct Human {
     pub color: bool,
     /// Print through the line editor instead of to stdout and stderr.
     pub printer: Option<crate::interactive::Printer>,
+    /// Many connections (the proxy): start lines with the connection id,
+    /// report opens, and say client/server rather than sent/received.
+    pub show_conn: bool,
 }
 
 impl Human {
     fn prefix(&self, event: &Event, line: &mut Vec<u8>, marked: bool) {
+        if self.show_conn {
+            line.extend_from_slice(event.conn.as_bytes());
+            line.push(b' ');
+        }
         if self.timestamps {
             let micros = event.ts % 86_400_000_000;
             let (h, m) = (micros / 3_600_000_000, micros / 60_000_000 % 60);
@@ -322,8 +329,23 @@ impl Sink for Human {
                     let _ = write!(line, ": {}", CloseCode(code).meaning());
                 }
             }
+            EventKind::Open(open) if self.show_conn => {
+                let mut text = format!("{} open {} -> {}", event.conn, open.client, open.url);
+                if let Some(protocol) = &open.subprotocol {
+                    text.push_str(&format!(" (subprotocol {protocol})"));
+                }
+                for extension in &open.extensions {
+                    text.push_str(&format!(" ({extension})"));
+                }
+                return self.diagnostic(&text, false);
+            }
             EventKind::HandshakeFailed(failed) => {
-                let mut text = format!("handshake failed: {}", failed.diagnosis);
+                let who = if self.show_conn {
+                    format!("{} ", event.conn)
+                } else {
+                    String::new()
+                };
+                let mut text = format!("{who}handshake failed: {}", failed.diagnosis);
                 if !failed.body.is_empty() {
                     text.push('\n');
                     text.push_str(failed.body.trim_end());
@@ -332,6 +354,30 @@ impl Sink for Human {
             }
             EventKind::Error { message } => return self.diagnostic(message, true),
             EventKind::Note { text } => return self.diagnostic(text, false),
+            EventKind::Closed(closed) if self.show_conn => {
+                let code = CloseCode(closed.code);
+                let by = match closed.by {
+                    ClosedBy::Client => "by the client",
+                    ClosedBy::Server => "by the server",
+                    ClosedBy::Unknown => "",
+                };
+                let text = format!(
+                    "{} closed {by}: {code}{}, {}, after {:.1?} (client->server {} messages / {} bytes, server->client {} / {})",
+                    event.conn,
+                    if closed.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {:?}", closed.reason)
+                    },
+                    if closed.clean { "clean" } else { "not clean" },
+                    std::time::Duration::from_micros(closed.duration_us),
+                    closed.messages_c2s,
+                    closed.bytes_c2s,
+                    closed.messages_s2c,
+                    closed.bytes_s2c,
+                );
+                return self.diagnostic(&text, false);
+            }
             EventKind::Closed(closed) => {
                 let by = match closed.by {
                     ClosedBy::Client => "closed by client",

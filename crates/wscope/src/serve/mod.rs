@@ -201,36 +201,40 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
     };
 
     let mut buf = Vec::with_capacity(4096);
-    let (request, head_len) =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, crate::http_io::read_request(&mut stream, &mut buf)).await {
-            Ok(Ok(Some(parsed))) => parsed,
-            // Gone before sending anything: a port check, not worth a line.
-            Ok(Ok(None)) if buf.is_empty() => return,
-            Ok(Ok(None)) => {
-                let why = "the client went away in the middle of its request".to_owned();
-                server
-                    .events
-                    .emit(&id, None, failed(None, None, None, why))
-                    .await;
-                return;
-            }
-            Ok(Err(err)) => {
-                let why = format!("not a WebSocket upgrade request: {err}");
-                let response = ServerResponse::reject(400, &why, vec![]);
-                let _ = write_response(&mut stream, &response).await;
-                let event = failed(Some(400), None, Some(&response), why);
-                server.events.emit(&id, None, event).await;
-                return;
-            }
-            Err(_) => {
-                let why = format!("no complete request within {HANDSHAKE_TIMEOUT:?}");
-                server
-                    .events
-                    .emit(&id, None, failed(None, None, None, why))
-                    .await;
-                return;
-            }
-        };
+    let (request, head_len) = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        crate::http_io::read_request(&mut stream, &mut buf),
+    )
+    .await
+    {
+        Ok(Ok(Some(parsed))) => parsed,
+        // Gone before sending anything: a port check, not worth a line.
+        Ok(Ok(None)) if buf.is_empty() => return,
+        Ok(Ok(None)) => {
+            let why = "the client went away in the middle of its request".to_owned();
+            server
+                .events
+                .emit(&id, None, failed(None, None, None, why))
+                .await;
+            return;
+        }
+        Ok(Err(err)) => {
+            let why = format!("not a WebSocket upgrade request: {err}");
+            let response = ServerResponse::reject(400, &why, vec![]);
+            let _ = write_response(&mut stream, &response).await;
+            let event = failed(Some(400), None, Some(&response), why);
+            server.events.emit(&id, None, event).await;
+            return;
+        }
+        Err(_) => {
+            let why = format!("no complete request within {HANDSHAKE_TIMEOUT:?}");
+            server
+                .events
+                .emit(&id, None, failed(None, None, None, why))
+                .await;
+            return;
+        }
+    };
 
     let accepted = behavior::parse(&request.target)
         .map_err(|err| {
@@ -436,4 +440,3 @@ async fn write_response(stream: &mut NetStream, response: &ServerResponse) -> st
     stream.write_all(&out).await?;
     stream.flush().await
 }
-

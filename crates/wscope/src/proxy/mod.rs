@@ -1,0 +1,462 @@
+//! `wscope proxy`: the inspecting proxy, reverse or forward.
+//!
+//! Each accepted connection is one task. It reads the client's request
+//! head, decides where it goes (the `--upstream` in reverse mode; the
+//! absolute URI or the CONNECT target in forward mode), opens the upstream
+//! connection and passes the request on. A WebSocket upgrade that the
+//! upstream accepts becomes a relay ([`relay`]): the original bytes are
+//! forwarded both ways and a [`wscope_proto::tap::Tap`] on each direction
+//! turns them into events. Anything else (a refusal, a plain HTTP request,
+//! an uninspected tunnel) is passed through as bytes.
+
+mod relay;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use url::Url;
+use wscope_events::{EventKind, HandshakeFailed, Head};
+use wscope_proto::handshake::{Parsed, Request, ServerResponse};
+
+use self::upstream::Target;
+use crate::ca::Authority;
+use crate::cli::ProxyArgs;
+use crate::lifecycle::{LifecycleLog, LogFormat};
+use crate::listen;
+use crate::metrics::{Metrics, MetricsSink};
+use crate::net::{NetStream, Replay};
+use crate::pipeline::{self, Events};
+use crate::sink::{Human, JsonLines, Record, Sinks};
+
+/// What every connection of one proxy shares.
+pub struct Proxy {
+    mode: Mode,
+    events: Events,
+    /// TLS toward clients (reverse mode, --tls-cert).
+    client_tls: Option<TlsAcceptor>,
+    /// TLS toward upstreams.
+    upstream_tls: Arc<rustls::ClientConfig>,
+    /// TLS interception in forward mode.
+    authority: Option<Authority>,
+    preserve_host: bool,
+    report_frames: bool,
+    handshake_timeout: Duration,
+    max_connections: usize,
+    open: AtomicUsize,
+    metrics: Option<Arc<Metrics>>,
+    shutdown: watch::Receiver<bool>,
+    next_id: AtomicU64,
+}
+
+enum Mode {
+    Reverse(Target),
+    Forward,
+}
+
+pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    listen::raise_fd_limit();
+    let mode = match &args.upstream {
+        Some(url) => Mode::Reverse(Target::from_url(url)?),
+        None => Mode::Forward,
+    };
+    let client_tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsAcceptor::from(crate::tls::server_config(cert, key)?)),
+        _ => None,
+    };
+    let upstream_tls = crate::tls::client_config(&crate::tls::TlsOptions {
+        ca: args.upstream_ca.clone(),
+        insecure: args.upstream_insecure,
+        cert: None,
+        key: None,
+    })?;
+    let intercept = matches!(mode, Mode::Forward)
+        && !args.no_intercept
+        && (args.intercept_tls || crate::ca::exists());
+    let authority = if intercept {
+        let (authority, created) = Authority::load_or_create()?;
+        let paths = crate::ca::paths()?;
+        if created {
+            eprintln!(
+                "wscope: created an interception CA at {}; clients must trust it (see `wscope ca`)",
+                paths.cert.display()
+            );
+        } else {
+            eprintln!(
+                "wscope: intercepting TLS with the CA at {}",
+                paths.cert.display()
+            );
+        }
+        Some(authority)
+    } else {
+        None
+    };
+    let listeners = listen::bind_all(&args.listen).await?;
+
+    let mut sinks = Sinks::default();
+    if args.json {
+        sinks.add(
+            "json",
+            Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
+        );
+    } else if !args.quiet {
+        sinks.add(
+            "terminal",
+            Box::new(Human {
+                arrows: true,
+                quiet: false,
+                show_control: false,
+                timestamps: false,
+                pretty: false,
+                color: false,
+                printer: None,
+                show_conn: true,
+            }),
+        );
+    }
+    if args.log_format != LogFormat::Off {
+        sinks.add("log", Box::new(LifecycleLog::new(args.log_format)));
+    }
+    if let Some(path) = &args.record {
+        let record = Record::create(path, !args.no_redact, args.max_payload)
+            .with_context(|| format!("cannot create the record file {}", path.display()))?;
+        sinks.add("record", Box::new(record));
+    }
+    let mut metrics = None;
+    let mut metrics_url = None;
+    if let Some(addr) = args.metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        metrics_url = Some(format!("http://{}/metrics", listener.local_addr()?));
+        let m = Metrics::new();
+        sinks.add("metrics", Box::new(MetricsSink(m.clone())));
+        tokio::spawn(crate::metrics::serve(listener, m.clone()));
+        metrics = Some(m);
+    }
+    let payload_limit = if sinks.wants_payloads() {
+        args.max_payload
+    } else {
+        0
+    };
+    let (events, pipeline) = pipeline::start(sinks, payload_limit)?;
+
+    let scheme = match (&mode, &client_tls) {
+        (Mode::Forward, _) => "http",
+        (Mode::Reverse(_), Some(_)) => "wss",
+        (Mode::Reverse(_), None) => "ws",
+    };
+    let mut line = String::from("listening on");
+    for listener in &listeners {
+        line.push_str(&format!(" {scheme}://{}", listener.local_addr()?));
+    }
+    match &mode {
+        Mode::Reverse(target) => line.push_str(&format!(" (reverse proxy to {target})")),
+        Mode::Forward if authority.is_some() => line.push_str(" (forward proxy, intercepting TLS)"),
+        Mode::Forward => line.push_str(" (forward proxy)"),
+    }
+    if let Some(url) = &metrics_url {
+        line.push_str(&format!(" (metrics: {url})"));
+    }
+    println!("{line}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let proxy = Arc::new(Proxy {
+        mode,
+        events,
+        client_tls,
+        upstream_tls,
+        authority,
+        preserve_host: args.preserve_host,
+        report_frames: args.frames,
+        handshake_timeout: args.handshake_timeout,
+        max_connections: args.max_connections,
+        open: AtomicUsize::new(0),
+        metrics,
+        shutdown: shutdown_rx,
+        next_id: AtomicU64::new(1),
+    });
+    listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
+        let proxy = proxy.clone();
+        async move {
+            proxy.open.fetch_add(1, Ordering::Relaxed);
+            handle(&proxy, stream, peer).await;
+            proxy.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    })
+    .await;
+    pipeline.finish().await;
+    Ok(())
+}
+
+/// One accepted connection.
+struct Client {
+    id: String,
+    peer: SocketAddr,
+    started: Instant,
+}
+
+async fn handle(proxy: &Proxy, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let client = Client {
+        id: format!("c{}", proxy.next_id.fetch_add(1, Ordering::Relaxed)),
+        peer,
+        started: Instant::now(),
+    };
+    if proxy.open.load(Ordering::Relaxed) > proxy.max_connections {
+        let mut stream = NetStream::Plain(tcp);
+        let why = format!(
+            "wscope proxy is at its limit of {} open connections (--max-connections)",
+            proxy.max_connections
+        );
+        refuse(proxy, &client, &mut stream, None, 503, why).await;
+        return;
+    }
+    let stream = match &proxy.client_tls {
+        None => NetStream::Plain(tcp),
+        Some(acceptor) => {
+            match tokio::time::timeout(proxy.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => NetStream::TlsServer(Box::new(tls)),
+                Ok(Err(err)) => {
+                    let why = format!("TLS handshake with the client failed: {err}");
+                    failed_without_response(proxy, &client, why).await;
+                    return;
+                }
+                Err(_) => {
+                    let why = format!("no TLS handshake within {:?}", proxy.handshake_timeout);
+                    failed_without_response(proxy, &client, why).await;
+                    return;
+                }
+            }
+        }
+    };
+    match &proxy.mode {
+        Mode::Reverse(target) => {
+            let target = target.clone();
+            proxy_request(proxy, &client, stream, Vec::new(), |_request| Ok(target)).await;
+        }
+        Mode::Forward => forward(proxy, &client, stream).await,
+    }
+}
+
+/// Forward mode: the first request says where to go.
+async fn forward(proxy: &Proxy, client: &Client, mut stream: NetStream) {
+    let mut buf = Vec::with_capacity(4096);
+    let Some((request, head_len)) = read_head(proxy, client, &mut stream, &mut buf).await else {
+        return;
+    };
+    if !request.method.eq_ignore_ascii_case("CONNECT") {
+        // An absolute URI: `GET http://host:port/path HTTP/1.1`.
+        proxy_request(proxy, client, stream, buf, |request| {
+            Target::from_absolute(&request.target)
+        })
+        .await;
+        return;
+    }
+    let authority = request.target.clone();
+    let Some((host, port)) = split_authority(&authority) else {
+        let why = format!("CONNECT to {authority:?}: expected host:port");
+        refuse(proxy, client, &mut stream, Some(&request), 400, why).await;
+        return;
+    };
+    let answer = b"HTTP/1.1 200 Connection Established\r\n\r\n";
+    if stream.write_all(answer).await.is_err() {
+        return;
+    }
+    let leftover = buf.split_off(head_len);
+    let Some(authority_ca) = &proxy.authority else {
+        tunnel(proxy, client, stream, leftover, &host, port).await;
+        return;
+    };
+    // Intercept: a TLS client hello means https/wss inside; anything else
+    // is plain HTTP (ws://) through the tunnel.
+    let mut first = leftover;
+    if first.is_empty() {
+        let mut byte = [0u8; 1024];
+        match tokio::time::timeout(proxy.handshake_timeout, stream.read(&mut byte)).await {
+            Ok(Ok(n)) if n > 0 => first.extend_from_slice(&byte[..n]),
+            _ => return,
+        }
+    }
+    if first[0] != 0x16 {
+        let target = Target::plain(&host, port);
+        proxy_request(proxy, client, stream, first, move |_| Ok(target)).await;
+        return;
+    }
+    let config = match authority_ca.config_for(&host) {
+        Ok(config) => config,
+        Err(err) => {
+            let why = format!("cannot intercept TLS to {host}: {err:#}");
+            failed_without_response(proxy, client, why).await;
+            return;
+        }
+    };
+    let NetStream::Plain(tcp) = stream else {
+        return;
+    };
+    let replay = Replay::new(first, tcp);
+    let acceptor = TlsAcceptor::from(config);
+    let tls = match tokio::time::timeout(proxy.handshake_timeout, acceptor.accept(replay)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            let why = format!(
+                "the client refused wscope's certificate for {host} (does it trust the CA? see `wscope ca`): {err}"
+            );
+            failed_without_response(proxy, client, why).await;
+            return;
+        }
+        Err(_) => return,
+    };
+    let stream = NetStream::Intercepted(Box::new(tls));
+    let target = Target::secure(&host, port);
+    proxy_request(proxy, client, stream, Vec::new(), move |_| Ok(target)).await;
+}
+
+/// A blind CONNECT tunnel: bytes both ways, one note.
+async fn tunnel(
+    proxy: &Proxy,
+    client: &Client,
+    mut stream: NetStream,
+    leftover: Vec<u8>,
+    host: &str,
+    port: u16,
+) {
+    let upstream =
+        match tokio::time::timeout(proxy.handshake_timeout, TcpStream::connect((host, port))).await
+        {
+            Ok(Ok(tcp)) => tcp,
+            _ => {
+                if let Some(metrics) = &proxy.metrics {
+                    metrics.upstream_connect_failed();
+                }
+                return;
+            }
+        };
+    let text = format!("tunnel to {host}:{port}, not intercepted (no CA: see `wscope ca`)");
+    proxy
+        .events
+        .emit(&client.id, None, EventKind::Note { text })
+        .await;
+    let mut upstream = NetStream::Plain(upstream);
+    if upstream.write_all(&leftover).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+}
+
+/// One HTTP request from a client, to the upstream `choose` names.
+async fn proxy_request(
+    proxy: &Proxy,
+    client: &Client,
+    mut stream: NetStream,
+    mut buf: Vec<u8>,
+    choose: impl FnOnce(&Request) -> anyhow::Result<Target>,
+) {
+    // In forward mode the head may have been read already.
+    let (request, head_len) = match Request::parse(&buf) {
+        Ok(Parsed::Complete(request, len)) => (request, len),
+        _ => match read_head(proxy, client, &mut stream, &mut buf).await {
+            Some(parsed) => parsed,
+            None => return,
+        },
+    };
+    let target = match choose(&request) {
+        Ok(target) => target,
+        Err(err) => {
+            let why = format!("{err:#}");
+            refuse(proxy, client, &mut stream, Some(&request), 400, why).await;
+            return;
+        }
+    };
+    relay::exchange(proxy, client, stream, buf, request, head_len, target).await;
+}
+
+/// Reads a request head, refusing what is not HTTP.
+async fn read_head(
+    proxy: &Proxy,
+    client: &Client,
+    stream: &mut NetStream,
+    buf: &mut Vec<u8>,
+) -> Option<(Request, usize)> {
+    match tokio::time::timeout(
+        proxy.handshake_timeout,
+        crate::http_io::read_request(stream, buf),
+    )
+    .await
+    {
+        Ok(Ok(Some(parsed))) => Some(parsed),
+        Ok(Ok(None)) => None,
+        Ok(Err(err)) => {
+            let why = format!("not an HTTP request: {err}");
+            refuse(proxy, client, stream, None, 400, why).await;
+            None
+        }
+        Err(_) => {
+            let why = format!("no complete request within {:?}", proxy.handshake_timeout);
+            failed_without_response(proxy, client, why).await;
+            None
+        }
+    }
+}
+
+/// Answers the client with `status` and says why, and records it.
+async fn refuse(
+    proxy: &Proxy,
+    client: &Client,
+    stream: &mut NetStream,
+    request: Option<&Request>,
+    status: u16,
+    why: String,
+) {
+    let response = ServerResponse::reject(status, &format!("wscope proxy: {why}"), vec![]);
+    let mut out = Vec::new();
+    response.encode(&mut out);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
+    let event = EventKind::HandshakeFailed(HandshakeFailed {
+        url: request.map(|r| r.target.clone()).unwrap_or_default(),
+        client: Some(client.peer.to_string()),
+        request: request.map(relay::request_head),
+        response: Some(Head {
+            line: format!("HTTP/1.1 {} {}", response.status, response.reason),
+            headers: response.headers.clone(),
+        }),
+        status: Some(status),
+        body: why.clone(),
+        diagnosis: why,
+    });
+    proxy.events.emit(&client.id, None, event).await;
+}
+
+/// Records a failure where no HTTP answer could be sent.
+async fn failed_without_response(proxy: &Proxy, client: &Client, why: String) {
+    let event = EventKind::HandshakeFailed(HandshakeFailed {
+        url: String::new(),
+        client: Some(client.peer.to_string()),
+        request: None,
+        response: None,
+        status: None,
+        body: String::new(),
+        diagnosis: why,
+    });
+    proxy.events.emit(&client.id, None, event).await;
+}
+
+/// `host:port` (or `[v6]:port`) from a CONNECT target.
+fn split_authority(authority: &str) -> Option<(String, u16)> {
+    let url = Url::parse(&format!("http://{authority}")).ok()?;
+    let host = url.host_str()?.to_owned();
+    let port = url
+        .port()
+        .or_else(|| authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))?;
+    Some((host, port))
+}

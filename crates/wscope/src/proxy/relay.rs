@@ -1,0 +1,614 @@
+//! One proxied request: pass it upstream, pass the answer back, and when
+//! the answer is `101 Switching Protocols`, relay the WebSocket.
+//!
+//! The relay forwards the bytes it reads, unchanged, before it looks at
+//! them: each direction is a loop of read, write, then feed the same bytes
+//! to that direction's [`Tap`], whose findings become events. Nothing is
+//! re-encoded, so the endpoints negotiate subprotocols and extensions end to
+//! end and see each other's frames exactly, fragmentation and all. Memory
+//! per connection is two read buffers plus what the taps keep for display.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use wscope_events::{
+    Close, Closed, ClosedBy, Direction, EventKind, Frame, HandshakeFailed, Head, Message, Open,
+    Payload, Timings, ViolationInfo,
+};
+use wscope_proto::deflate::{self, DeflateParams};
+use wscope_proto::frame::encode_frame;
+use wscope_proto::handshake::{Request, Response, has_token, parse_extensions, status::diagnose};
+use wscope_proto::tap::{Observed, Tap};
+use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
+
+use super::upstream::Target;
+use super::{Client, Proxy, refuse};
+use crate::http_io::{encode_request, read_response};
+use crate::net::NetStream;
+
+/// Bytes read (and forwarded) at a time, per direction.
+const BUFFER: usize = 64 * 1024;
+/// How much of a refusal's body is kept for the event.
+const BODY_KEPT: usize = 4096;
+/// Once one side has closed its TCP connection, how long the other gets to
+/// follow before it is closed too.
+const LINGER: Duration = Duration::from_secs(10);
+
+pub fn request_head(request: &Request) -> Head {
+    Head {
+        line: format!(
+            "{} {} HTTP/1.{}",
+            request.method, request.target, request.version
+        ),
+        headers: request.headers.clone(),
+    }
+}
+
+fn response_head(response: &Response) -> Head {
+    Head {
+        line: format!(
+            "HTTP/1.{} {} {}",
+            response.version, response.status, response.reason
+        ),
+        headers: response.headers.clone(),
+    }
+}
+
+/// Sends `request` (whose head is `buf[..head_len]`, with anything the
+/// client sent after it) to `target`, and sees it through.
+pub async fn exchange(
+    proxy: &Proxy,
+    client: &Client,
+    mut stream: NetStream,
+    buf: Vec<u8>,
+    request: Request,
+    head_len: usize,
+    target: Target,
+) {
+    let websocket = has_token(&request.headers, "Upgrade", "websocket");
+    let upstream_target = target.upstream_target(&request.target);
+    let url = target.url(&upstream_target, websocket);
+    let mut headers = Vec::with_capacity(request.headers.len() + 1);
+    for (name, value) in &request.headers {
+        if name.eq_ignore_ascii_case("host") && !proxy.preserve_host {
+            headers.push((name.clone(), target.host_header()));
+        } else if name.eq_ignore_ascii_case("proxy-connection")
+            || name.eq_ignore_ascii_case("proxy-authorization")
+            || (!websocket && name.eq_ignore_ascii_case("connection"))
+        {
+            // Hop-by-hop: for this proxy, not the next server.
+        } else {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+    if !websocket {
+        // One request per connection keeps pass-through a pair of byte
+        // copies: the response ends when the server closes.
+        headers.push(("Connection".to_owned(), "close".to_owned()));
+    }
+    let mut head = encode_request(&request.method, &upstream_target, &headers);
+    head.extend_from_slice(&buf[head_len..]);
+
+    let connecting =
+        tokio::time::timeout(proxy.handshake_timeout, target.connect(&proxy.upstream_tls));
+    let (mut upstream, timing) = match connecting.await {
+        Ok(Ok(connected)) => connected,
+        failure => {
+            if let Some(metrics) = &proxy.metrics {
+                metrics.upstream_connect_failed();
+            }
+            let why = match failure {
+                Ok(Err(why)) => why,
+                _ => format!(
+                    "no connection to the upstream {} within {:?}",
+                    target, proxy.handshake_timeout
+                ),
+            };
+            refuse(proxy, client, &mut stream, Some(&request), 502, why).await;
+            return;
+        }
+    };
+    if upstream.write_all(&head).await.is_err() {
+        let why = format!("the upstream {target} closed the connection before the request");
+        refuse(proxy, client, &mut stream, Some(&request), 502, why).await;
+        return;
+    }
+    if !websocket {
+        let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+        return;
+    }
+
+    let sent = Instant::now();
+    let mut rbuf = Vec::with_capacity(4096);
+    let answer = tokio::time::timeout(
+        proxy.handshake_timeout,
+        read_response(&mut upstream, &mut rbuf),
+    )
+    .await;
+    let (response, response_len) = match answer {
+        Ok(Ok(Some(parsed))) => parsed,
+        Ok(Ok(None)) => {
+            let why = format!(
+                "the upstream {target} closed the connection without answering the upgrade"
+            );
+            refuse(proxy, client, &mut stream, Some(&request), 502, why).await;
+            return;
+        }
+        Ok(Err(err)) => {
+            let why =
+                format!("the upstream {target} answered with something that is not HTTP: {err}");
+            refuse(proxy, client, &mut stream, Some(&request), 502, why).await;
+            return;
+        }
+        Err(_) => {
+            let why = format!(
+                "the upstream {target} did not answer the upgrade within {:?}",
+                proxy.handshake_timeout
+            );
+            refuse(proxy, client, &mut stream, Some(&request), 504, why).await;
+            return;
+        }
+    };
+    let upgrade_us = sent.elapsed().as_micros() as u64;
+    if response.status != 101 {
+        pass_refusal(
+            proxy,
+            client,
+            stream,
+            upstream,
+            &request,
+            &response,
+            rbuf,
+            response_len,
+            url,
+        )
+        .await;
+        return;
+    }
+    if stream.write_all(&rbuf[..response_len]).await.is_err() {
+        return;
+    }
+
+    let offers: Vec<_> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .filter_map(|(_, v)| parse_extensions(v).ok())
+        .flatten()
+        .collect();
+    let accepted: Vec<_> = response
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .filter_map(|(_, v)| parse_extensions(v).ok())
+        .flatten()
+        .collect();
+    let deflate = match deflate::client_negotiate(&offers, &accepted) {
+        Ok(params) => params,
+        Err(err) => {
+            let text = format!(
+                "the upstream's extension answer is not valid ({err}); frames are shown without decompression"
+            );
+            proxy
+                .events
+                .emit(&client.id, None, EventKind::Note { text })
+                .await;
+            None
+        }
+    };
+    let open = Open {
+        url,
+        client: client.peer.to_string(),
+        server: upstream
+            .tcp()
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        request: request_head(&request),
+        response: response_head(&response),
+        subprotocol: response
+            .header("sec-websocket-protocol")
+            .map(|p| p.trim().to_owned()),
+        extensions: response
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|(_, v)| v.clone())
+            .collect(),
+        timings: Timings {
+            dns_us: None,
+            tcp_us: Some(timing.tcp_us),
+            tls_us: timing.tls_us,
+            upgrade_us: Some(upgrade_us),
+        },
+    };
+    proxy
+        .events
+        .emit(&client.id, None, EventKind::Open(open))
+        .await;
+    let early_c2s = &buf[head_len..];
+    let early_s2c = &rbuf[response_len..];
+    relay(
+        proxy, client, stream, upstream, early_c2s, early_s2c, deflate,
+    )
+    .await;
+}
+
+/// The upstream refused the upgrade: the client gets its status, headers
+/// and body as they were, and the refusal is recorded.
+#[allow(clippy::too_many_arguments)]
+async fn pass_refusal(
+    proxy: &Proxy,
+    client: &Client,
+    mut stream: NetStream,
+    mut upstream: NetStream,
+    request: &Request,
+    response: &Response,
+    rbuf: Vec<u8>,
+    head_len: usize,
+    url: String,
+) {
+    let mut body: Vec<u8> = rbuf[head_len..].iter().take(BODY_KEPT).copied().collect();
+    let _ = stream.write_all(&rbuf).await;
+    let length: Option<u64> = response
+        .header("content-length")
+        .and_then(|v| v.trim().parse().ok());
+    let mut remaining = length.map(|n| n.saturating_sub((rbuf.len() - head_len) as u64));
+    let mut chunk = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(proxy.handshake_timeout, async {
+        while remaining != Some(0) {
+            let n = match upstream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let n = remaining.map_or(n, |r| n.min(r as usize));
+            if stream.write_all(&chunk[..n]).await.is_err() {
+                break;
+            }
+            let room = BODY_KEPT.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..n.min(room)]);
+            remaining = remaining.map(|r| r - n as u64);
+        }
+    })
+    .await;
+    let _ = stream.shutdown().await;
+    let event = EventKind::HandshakeFailed(HandshakeFailed {
+        url,
+        client: Some(client.peer.to_string()),
+        request: Some(request_head(request)),
+        response: Some(response_head(response)),
+        status: Some(response.status),
+        body: String::from_utf8_lossy(&body).trim_end().to_owned(),
+        diagnosis: format!(
+            "the upstream refused the upgrade: {}",
+            diagnose(response.status)
+        ),
+    });
+    proxy.events.emit(&client.id, None, event).await;
+}
+
+/// How one direction ended.
+enum End {
+    /// The sender closed its side of the TCP connection.
+    Eof,
+    /// Reading from the sender failed (a reset).
+    ReadFailed(io::Error),
+    /// Writing to the receiver failed (it went away).
+    WriteFailed(io::Error),
+}
+
+/// One direction's state, kept outside its pump so it survives it.
+struct Side {
+    dir: Direction,
+    tap: Tap,
+    /// The sender's close frame, and when (by sequence) it passed.
+    close: Option<(u64, ClosePayload)>,
+    ended: Option<(u64, End)>,
+    /// We put a close frame into this direction ourselves (shutdown); the
+    /// sender's own frames after it are not forwarded.
+    injected_close: bool,
+    /// Frames of the message in progress are text.
+    text: bool,
+}
+
+struct Ctx<'a> {
+    proxy: &'a Proxy,
+    id: &'a str,
+    /// Orders closes and ends across the two directions.
+    seq: AtomicU64,
+}
+
+impl Ctx<'_> {
+    fn next(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Turns what a tap saw into events.
+    async fn report(&self, side: &mut Side, seen: &mut Vec<Observed>) {
+        let capture = self.proxy.events.payload_limit;
+        for observed in seen.drain(..) {
+            let kind = match observed {
+                Observed::Frame {
+                    header,
+                    payload,
+                    violations,
+                } => {
+                    if header.opcode == OpCode::Text || header.opcode == OpCode::Binary {
+                        side.text = header.opcode == OpCode::Text && !header.rsv1;
+                    }
+                    let text = header.opcode.is_control() || side.text;
+                    let mut frame = Frame::new(&header, &payload, text);
+                    frame.violations = violations.into_iter().map(ViolationInfo::from).collect();
+                    EventKind::Frame(frame)
+                }
+                Observed::Message {
+                    opcode,
+                    data,
+                    len,
+                    compressed,
+                    frames,
+                } => {
+                    let mut payload = Payload::capture(&data, opcode == OpCode::Text, capture);
+                    payload.truncated = payload.truncated || len > data.len() as u64;
+                    payload.len = len;
+                    EventKind::Message(Message {
+                        opcode: opcode.name().to_owned(),
+                        payload,
+                        compressed,
+                        frames,
+                    })
+                }
+                Observed::Close(close) => {
+                    if side.close.is_none() {
+                        side.close = Some((self.next(), close.clone()));
+                    }
+                    EventKind::Close(Close::new(close.code, &close.reason))
+                }
+                Observed::Problem(message) => EventKind::Error { message },
+            };
+            self.proxy.events.emit(self.id, Some(side.dir), kind).await;
+        }
+    }
+}
+
+/// Relays an upgraded connection until both sides are done, then reports
+/// how it ended.
+async fn relay(
+    proxy: &Proxy,
+    client: &Client,
+    client_stream: NetStream,
+    upstream: NetStream,
+    early_c2s: &[u8],
+    early_s2c: &[u8],
+    deflate: Option<DeflateParams>,
+) {
+    let capture = proxy.events.payload_limit;
+    let side = |dir, sender| {
+        let mut tap = Tap::new(sender, deflate, capture);
+        tap.report_data_frames(proxy.report_frames);
+        Side {
+            dir,
+            tap,
+            close: None,
+            ended: None,
+            injected_close: false,
+            text: false,
+        }
+    };
+    let mut c2s = side(Direction::ClientToServer, Role::Client);
+    let mut s2c = side(Direction::ServerToClient, Role::Server);
+    let ctx = Ctx {
+        proxy,
+        id: &client.id,
+        seq: AtomicU64::new(0),
+    };
+    let (mut client_read, mut client_write) = tokio::io::split(client_stream);
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let mut seen = Vec::new();
+    c2s.tap.feed(early_c2s, &mut seen);
+    ctx.report(&mut c2s, &mut seen).await;
+    if !early_s2c.is_empty() {
+        if client_write.write_all(early_s2c).await.is_err() {
+            s2c.ended = Some((ctx.next(), End::Eof));
+        }
+        s2c.tap.feed(early_s2c, &mut seen);
+        ctx.report(&mut s2c, &mut seen).await;
+    }
+    {
+        let shutdown = proxy.shutdown.clone();
+        let up = pump(
+            &mut client_read,
+            &mut upstream_write,
+            &mut c2s,
+            &ctx,
+            shutdown.clone(),
+        );
+        let down = pump(
+            &mut upstream_read,
+            &mut client_write,
+            &mut s2c,
+            &ctx,
+            shutdown,
+        );
+        tokio::pin!(up, down);
+        let mut up_done = false;
+        let mut down_done = false;
+        let mut linger: Option<tokio::time::Instant> = None;
+        while !(up_done && down_done) {
+            tokio::select! {
+                failed = &mut up, if !up_done => {
+                    up_done = true;
+                    if failed { break; }
+                    linger.get_or_insert(tokio::time::Instant::now() + LINGER);
+                }
+                failed = &mut down, if !down_done => {
+                    down_done = true;
+                    if failed { break; }
+                    linger.get_or_insert(tokio::time::Instant::now() + LINGER);
+                }
+                _ = crate::timers::sleep_until(linger), if linger.is_some() => break,
+            }
+        }
+    }
+    let client_stream = client_read.unsplit(client_write);
+    let upstream = upstream_read.unsplit(upstream_write);
+    // A reset on one side is passed on as a reset: the other peer sees
+    // what happened, not a tidier story.
+    let reset = |side: &Side| matches!(side.ended, Some((_, End::ReadFailed(_))));
+    if reset(&c2s) {
+        let _ = upstream.reset_on_close();
+    }
+    if reset(&s2c) {
+        let _ = client_stream.reset_on_close();
+    }
+    drop(client_stream);
+    drop(upstream);
+
+    for side in [&c2s, &s2c] {
+        let (sender, receiver) = match side.dir {
+            Direction::ClientToServer => ("client", "upstream"),
+            Direction::ServerToClient => ("upstream", "client"),
+        };
+        let message = match &side.ended {
+            Some((_, End::ReadFailed(err))) => {
+                format!("the {sender}'s connection failed: {err}")
+            }
+            Some((_, End::WriteFailed(err))) => {
+                format!("cannot write to the {receiver}: {err}")
+            }
+            _ => continue,
+        };
+        proxy
+            .events
+            .emit(&client.id, None, EventKind::Error { message })
+            .await;
+    }
+    let closed = closed_event(client, &c2s, &s2c);
+    proxy
+        .events
+        .emit(&client.id, None, EventKind::Closed(closed))
+        .await;
+}
+
+/// Who ended the connection, and how, from what each direction saw.
+fn closed_event(client: &Client, c2s: &Side, s2c: &Side) -> Closed {
+    let by_dir = |dir| match dir {
+        Direction::ClientToServer => ClosedBy::Client,
+        Direction::ServerToClient => ClosedBy::Server,
+    };
+    let first_close = [c2s, s2c]
+        .into_iter()
+        .filter_map(|side| {
+            side.close
+                .as_ref()
+                .map(|(seq, close)| (*seq, side.dir, close))
+        })
+        .min_by_key(|(seq, ..)| *seq);
+    let errors = [c2s, s2c].iter().any(|side| {
+        matches!(
+            side.ended,
+            Some((_, End::ReadFailed(_) | End::WriteFailed(_)))
+        )
+    });
+    let (by, clean, code, reason) = match first_close {
+        Some((_, dir, close)) => (
+            by_dir(dir),
+            c2s.close.is_some() && s2c.close.is_some() && !errors,
+            close.code.unwrap_or(CloseCode::NO_STATUS),
+            close.reason.clone(),
+        ),
+        None => {
+            // No close frame: whoever's TCP connection went first.
+            let first_end = [c2s, s2c]
+                .into_iter()
+                .filter_map(|side| side.ended.as_ref().map(|(seq, _)| (*seq, side.dir)))
+                .min_by_key(|(seq, _)| *seq);
+            let by = first_end.map_or(ClosedBy::Unknown, |(_, dir)| by_dir(dir));
+            (by, false, CloseCode::ABNORMAL, String::new())
+        }
+    };
+    let c = c2s.tap.stats();
+    let s = s2c.tap.stats();
+    Closed {
+        by,
+        clean,
+        code: code.0,
+        reason,
+        meaning: format!("{}: {}", code.name(), code.meaning()),
+        duration_us: client.started.elapsed().as_micros() as u64,
+        messages_c2s: c.messages,
+        messages_s2c: s.messages,
+        bytes_c2s: c.bytes,
+        bytes_s2c: s.bytes,
+    }
+}
+
+/// Copies one direction until its sender stops, feeding the tap. Returns
+/// whether it ended in failure (the relay then stops both ways).
+async fn pump(
+    src: &mut (impl AsyncRead + Unpin),
+    dst: &mut (impl AsyncWrite + Unpin),
+    side: &mut Side,
+    ctx: &Ctx<'_>,
+    mut shutdown: watch::Receiver<bool>,
+) -> bool {
+    let mut buf = vec![0u8; BUFFER];
+    let mut seen = Vec::new();
+    let mut shutting_down = *shutdown.borrow();
+    loop {
+        let read = tokio::select! {
+            read = src.read(&mut buf) => read,
+            _ = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                inject_close(dst, side).await;
+                continue;
+            }
+        };
+        let n = match read {
+            Ok(0) => {
+                let _ = dst.shutdown().await;
+                side.ended = Some((ctx.next(), End::Eof));
+                return false;
+            }
+            Ok(n) => n,
+            Err(err) => {
+                side.ended = Some((ctx.next(), End::ReadFailed(err)));
+                return true;
+            }
+        };
+        if !side.injected_close
+            && let Err(err) = dst.write_all(&buf[..n]).await
+        {
+            side.ended = Some((ctx.next(), End::WriteFailed(err)));
+            return true;
+        }
+        side.tap.feed(&buf[..n], &mut seen);
+        if !seen.is_empty() {
+            ctx.report(side, &mut seen).await;
+        }
+    }
+}
+
+/// At shutdown: a 1001 close frame to the receiver, if the stream is at a
+/// frame boundary and no close has passed this way yet.
+async fn inject_close(dst: &mut (impl AsyncWrite + Unpin), side: &mut Side) {
+    if side.close.is_some() || !side.tap.at_frame_boundary() {
+        return;
+    }
+    let mut payload = Vec::new();
+    ClosePayload::encode(
+        Some(CloseCode::GOING_AWAY),
+        "proxy shutting down",
+        &mut payload,
+    );
+    // Toward the server we speak as the client, so the frame is masked.
+    let mask = (side.dir == Direction::ClientToServer).then(rand::random::<[u8; 4]>);
+    let mut frame = Vec::new();
+    encode_frame(OpCode::Close, true, false, mask, &payload, &mut frame);
+    if dst.write_all(&frame).await.is_ok() {
+        side.injected_close = true;
+    }
+}

@@ -83,6 +83,7 @@ async def session(args):
             compression=None if args.no_compress else "deflate",
             max_size=None,
             close_timeout=args.close_timeout,
+            proxy=args.proxy,
             ssl=ssl_context(args.cafile),
         ) as ws:
             result["opened"] = True
@@ -131,6 +132,9 @@ async def session(args):
             "code": exc.rcvd.code if exc.rcvd else (exc.sent.code if exc.sent else 1006),
         }
     except InvalidHandshake as exc:
+        result["error"] = type(exc).__name__
+        result["message"] = str(exc)
+    except ssl.SSLError as exc:
         result["error"] = type(exc).__name__
         result["message"] = str(exc)
     except (TimeoutError, asyncio.TimeoutError) as exc:
@@ -210,6 +214,7 @@ def main():
     s.add_argument("--no-compress", action="store_true")
     s.add_argument("--close", action="store_true")
     s.add_argument("--close-timeout", type=float, default=10)
+    s.add_argument("--proxy", default=None, help="an HTTP proxy URL (default: none, whatever the environment says)")
     b = sub.add_parser("broadcast")
     b.add_argument("url")
     b.add_argument("--clients", type=int, default=3)

@@ -53,6 +53,7 @@ Behaviours (one per path; chain them, e.g. /subprotocol/chat/delay/100ms):
                               utf8, control-too-big, reserved-opcode, rsv,
                               close-code, close-reason-utf8, masked,
                               fragmented-control, continuation
+Query parameters a path does not take are ignored (and logged).
 A plain HTTP GET (no upgrade) gets 426 Upgrade Required with this list.";
 
 /// The largest message `/stream` makes.
@@ -63,6 +64,10 @@ const MAX_STREAM_MESSAGE: usize = 16 * 1024 * 1024;
 pub struct Plan {
     pub handshake: HandshakePlan,
     pub session: SessionPlan,
+    /// Query parameters no behaviour on the path takes: ignored, since
+    /// client libraries add their own (socket.io's `?EIO=4`), but said in
+    /// the log so a misspelt `?afer=` is noticed.
+    pub ignored: Option<String>,
 }
 
 /// How to answer the upgrade request.
@@ -482,16 +487,17 @@ pub fn parse(target: &str) -> Result<Plan, PlanError> {
         .map(|(k, _)| k.as_str())
         .filter(|k| !query.used.contains(*k))
         .collect();
-    if let Some(first) = unknown.first() {
+    if !unknown.is_empty() {
         let known: Vec<&str> = query.used.iter().map(String::as_str).collect();
         let expected = if known.is_empty() {
-            "this path takes no parameters".to_owned()
+            "this path takes none".to_owned()
         } else {
             format!("this path takes: {}", known.join(", "))
         };
-        return Err(PlanError::bad(format!(
-            "unknown parameter ?{first}; {expected}"
-        )));
+        plan.ignored = Some(format!(
+            "ignored query parameters {}; {expected}",
+            unknown.join(", ")
+        ));
     }
     Ok(plan)
 }
@@ -626,11 +632,13 @@ mod tests {
         let err = parse("/nope").unwrap_err();
         assert_eq!(err.status, 404);
         assert!(err.message.contains("/max-size"), "{}", err.message);
-        let err = parse("/close/4000?afer=1s").unwrap_err();
-        assert!(err.message.contains("?afer"), "{}", err.message);
-        assert!(err.message.contains("after"), "{}", err.message);
-        let err = parse("/echo?x=1").unwrap_err();
-        assert!(err.message.contains("no parameters"), "{}", err.message);
+        let plan = parse("/close/4000?afer=1s").unwrap();
+        let note = plan.ignored.unwrap();
+        assert!(note.contains("afer"), "{note}");
+        assert!(note.contains("after"), "{note}");
+        let plan = parse("/echo?EIO=4&transport=websocket").unwrap();
+        assert_eq!(plan.session, SessionPlan::default());
+        assert!(plan.ignored.unwrap().contains("takes none"));
         assert!(
             parse("/invalid/bogus")
                 .unwrap_err()

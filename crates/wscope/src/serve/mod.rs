@@ -303,6 +303,12 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         },
     };
     server.events.emit(&id, None, EventKind::Open(open)).await;
+    if let Some(text) = plan.ignored.clone() {
+        server
+            .events
+            .emit(&id, None, EventKind::Note { text })
+            .await;
+    }
 
     let max_message = plan.session.max_message.unwrap_or(server.max_message);
     let conn = Connection::new(stream, Role::Server, &buf[head_len..], deflate, max_message);

@@ -117,3 +117,45 @@ pub fn node() -> Command {
     );
     Command::new("node")
 }
+
+/// Runs serve_client.py and returns what it printed.
+pub fn python(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(venv_bin("python"))
+        .arg(peer_script("serve_client.py"))
+        .args(args)
+        .output()
+        .expect("python client runs");
+    parse_report("python", &out)
+}
+
+/// Runs ws_client.mjs (Node.js `ws`) and returns what it printed.
+pub fn node_ws(args: &[&str]) -> serde_json::Value {
+    let out = node()
+        .arg(peer_script("ws_client.mjs"))
+        .args(args)
+        .output()
+        .expect("node client runs");
+    parse_report("node", &out)
+}
+
+pub fn parse_report(who: &str, out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{who} client failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|err| panic!("{who} printed {stdout:?}: {err}"))
+}
+
+/// The texts of the messages a client received.
+pub fn texts(report: &serde_json::Value) -> Vec<String> {
+    report["received"]
+        .as_array()
+        .expect("received list")
+        .iter()
+        .map(|m| m["data"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

@@ -23,6 +23,17 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 .venv/bin/python -c 'import kosoku, websockets; print("kosoku", kosoku.__name__, "websockets", websockets.__version__)'
 
+step "test peers: Debian packages (chromium for the browser tests)"
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "chromium is missing and this is not root: install Debian's chromium package; the browser test will fail without it"
+  fi
+fi
+chromium --version || true
+
 step "test peers: Node.js packages (npm ci: $(node -e 'const p=require("./package.json");console.log(Object.entries(p.devDependencies).map(([k,v])=>k+"@"+v).join(", "))'))"
 npm ci --no-audit --no-fund --loglevel=error
 node -e 'console.log("ws", require("ws/package.json").version)'

@@ -64,6 +64,9 @@ pub enum Command {
     /// Show wscope's interception CA (made on first use) and how to trust
     /// it.
     Ca(CaArgs),
+    /// Measure an echo endpoint: round trips per second, throughput and
+    /// round-trip latency, with messages of a given size.
+    Bench(BenchArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
     /// Explain a close code (1000-4999) or an HTTP status from a failed
@@ -141,6 +144,36 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
+
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 64, value_name = "BYTES")]
+    pub size: usize,
+
+    /// Messages in flight per connection (1: strict request/response).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub window: usize,
+
+    /// Connections, each with its own window.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub connections: usize,
+
+    /// How long to measure (after a 300 ms warm-up).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Send text messages instead of binary.
+    #[arg(long)]
+    pub text: bool,
+
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

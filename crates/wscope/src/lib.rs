@@ -6,6 +6,7 @@
 //! binary, the fuzz targets and benchmarks share one build of it; its API
 //! is not meant for other crates.
 
+pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod connect;

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use wscope::cli::{Cli, Command};
-use wscope::{ca, connect, demo, explain, probe, proxy, serve};
+use wscope::{bench, ca, connect, demo, explain, probe, proxy, serve};
 
 fn main() {
     let cli = Cli::parse();
@@ -31,6 +31,7 @@ fn main() {
             Command::Probe(args) => probe::run(args).await,
             Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
             Command::Ca(args) => ca::run(args),
+            Command::Bench(args) => bench::run(args).await,
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),
         }

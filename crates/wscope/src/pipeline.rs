@@ -13,8 +13,10 @@ use wscope_events::{Direction, Event, EventKind};
 
 use crate::sink::Sinks;
 
-/// How many events may wait for the sinks.
-const QUEUE: usize = 8192;
+/// How many events may wait for the sinks. Each may carry a payload of up
+/// to the capture limit (64 KiB by default), so this bounds the memory a
+/// slow sink can hold up: 1024 × 64 KiB = 64 MiB at worst.
+const QUEUE: usize = 1024;
 /// How many events one batch takes at most before flushing.
 const BATCH: usize = 512;
 

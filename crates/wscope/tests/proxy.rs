@@ -648,3 +648,127 @@ fn faults_on_either_side_leave_the_proxy_up_and_recorded() {
     );
     drop(proxy);
 }
+
+#[test]
+fn chromium_through_the_forward_proxy_with_tls_interception() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: scripts/test.sh installs Debian's chromium package (as root)"
+    );
+    let data = temp_dir("proxy-browser");
+    let env = [("XDG_DATA_HOME", data.as_path())];
+    // wscope's CA, and a localhost certificate for the page's own server
+    // (the one `serve --tls-self-signed` makes).
+    assert!(
+        wscope()
+            .arg("ca")
+            .env("XDG_DATA_HOME", &data)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mut maker = wscope()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--log-format",
+            "off",
+        ])
+        .env("XDG_DATA_HOME", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(maker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    maker.kill().unwrap();
+    maker.wait().unwrap();
+    let cert = data.join("wscope/self-signed/localhost.pem");
+    let key = data.join("wscope/self-signed/localhost-key.pem");
+    let ca = data.join("wscope/ca/wscope-ca.pem");
+
+    let record = data.join("browser.jsonl");
+    let (_proxy, line) = start_proxy(
+        &[
+            "--forward",
+            "--upstream-ca",
+            cert.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let proxy_url = address_in(&line, "http://");
+    let shots = common::repo_root().join("reports").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = node()
+        .arg(peer_script("browser.mjs"))
+        .args(["--proxy", &proxy_url])
+        .args([
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .args(["--ca", ca.to_str().unwrap()])
+        .args([
+            "--screenshot",
+            shots.join("proxy-browser.png").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let report = common::parse_report("chromium", &out);
+    assert_eq!(report["shown"], "echo: hello from chromium", "{report}");
+    assert_eq!(report["state"], "closed 1000", "{report}");
+
+    let events = record_until(&record, |e| count(e, "closed") >= 1);
+    let open = events
+        .iter()
+        .find(|e| e["event"] == "open")
+        .expect("the WebSocket is in the record");
+    assert!(
+        open["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("wss://localhost:"),
+        "{open}"
+    );
+    assert_eq!(open["subprotocol"], "chat.v1", "{open}");
+    let agent = open["request"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case("user-agent"))
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        agent.contains("Chrome"),
+        "the browser's own request: {agent}"
+    );
+    let messages: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["dir"].as_str().unwrap(),
+                e["payload"]["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            ("c2s", "hello from chromium"),
+            ("s2c", "echo: hello from chromium")
+        ]
+    );
+    let closed = events.iter().find(|e| e["event"] == "closed").unwrap();
+    assert_eq!(closed["code"], 1000);
+    assert_eq!(closed["by"], "client");
+    assert_eq!(closed["reason"], "page done");
+}

@@ -91,9 +91,11 @@ fn differences(direct: &Verdicts, proxied: &Verdicts) -> Vec<String> {
 }
 
 /// Starts `wscope proxy` in front of `upstream`, recording to a file;
-/// returns it and its ws:// URL.
-fn start_proxy(upstream: &str, name: &str) -> (Running, String) {
-    let record = temp_dir(&format!("autobahn-{name}")).join("proxy.jsonl");
+/// returns it, its ws:// URL, and the directory to remove afterwards.
+fn start_proxy(upstream: &str, name: &str) -> (Running, String, TempDir) {
+    let dir = TempDir(temp_dir(&format!("autobahn-{name}")));
+    // Every event is recorded, but with payloads cut to 64 bytes: the
+    // suite moves gigabytes, which a full capture would write to disk.
     let mut child = wscope()
         .args([
             "proxy",
@@ -103,8 +105,8 @@ fn start_proxy(upstream: &str, name: &str) -> (Running, String) {
             "--upstream",
             upstream,
         ])
-        .arg("--record")
-        .arg(&record)
+        .args(["--max-payload", "64", "--record"])
+        .arg(dir.0.join("proxy.jsonl"))
         .stdout(Stdio::piped())
         .spawn()
         .expect("wscope proxy starts");
@@ -120,7 +122,17 @@ fn start_proxy(upstream: &str, name: &str) -> (Running, String) {
             stdout: Some(stdout),
         },
         url,
+        dir,
     )
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// kosoku drives the server at `url` through the cases not `excluded`;
@@ -176,7 +188,7 @@ fn assert_same(direct: &Verdicts, proxied: &Verdicts, what: &str) {
 #[test]
 fn server_passes_the_autobahn_suite_directly_and_through_the_proxy() {
     let (_server, url) = start_server(&[]);
-    let (_proxy, proxied_url) = start_proxy(&url, "server");
+    let (_proxy, proxied_url, _record) = start_proxy(&url, "server");
     let (direct, proxied) = thread::scope(|scope| {
         let direct = scope.spawn(|| fuzzingclient(&url, "server", &[]));
         let proxied = scope.spawn(|| fuzzingclient(&proxied_url, "server-via-proxy", &[]));
@@ -207,7 +219,7 @@ fn node_ws_gets_the_same_verdicts_through_the_proxy() {
         stdout: Some(stdout),
     };
     let url = common::ws_url_in(&line);
-    let (_proxy, proxied_url) = start_proxy(&url, "node");
+    let (_proxy, proxied_url, _record) = start_proxy(&url, "node");
     let (direct, proxied) = thread::scope(|scope| {
         let direct = scope.spawn(|| fuzzingclient(&url, "node-ws", NODE_EXCLUDED));
         let proxied =
@@ -248,7 +260,7 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
     let proxy = via_proxy.then(|| start_proxy(&direct, side));
     let base = proxy
         .as_ref()
-        .map_or(direct.clone(), |(_, url)| url.clone());
+        .map_or(direct.clone(), |(_, url, _)| url.clone());
 
     let count = wscope()
         .args(["connect", &format!("{base}/getCaseCount")])

@@ -251,8 +251,10 @@ pub struct ProxyArgs {
     pub record: Option<PathBuf>,
 
     /// Keep at most this many bytes of each message for display and
-    /// recording (frames are forwarded whole, whatever their size).
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    /// recording (frames are forwarded whole, whatever their size; the true
+    /// length is always kept). Recording costs roughly what it keeps: see
+    /// BENCHMARKS.md before raising it on a busy proxy.
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
     pub max_payload: usize,
 
     /// Keep Authorization, Cookie and other secret headers in --record and

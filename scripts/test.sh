@@ -61,7 +61,7 @@ failed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ fai
 suites=$(grep -c 'test result:' "$log_dir/cargo-test.log" || true)
 elapsed=$(( $(date +%s) - started ))
 echo
-echo "Autobahn reports: reports/autobahn/server/index.html, reports/autobahn/client/index.html"
+echo "Autobahn reports: reports/autobahn/*/index.html (server, client, node-ws, each also -via-proxy); screenshots: reports/screenshots/"
 echo "wscope: $suites test suites in ${elapsed}s (fmt, clippy, fuzz build, bench build ok)"
 echo "tests: $passed passed, $failed failed"
 if [ "$test_status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then

@@ -9,8 +9,10 @@
 //! - [`event`]: the types, with their JSON shape (docs/FORMAT.md).
 //! - [`record`]: the JSON Lines record file: writer and crash-tolerant reader.
 //! - [`redact`]: which handshake headers are secrets.
+//! - [`filter`]: the filter expression language (docs/FILTER.md).
 
 pub mod event;
+pub mod filter;
 pub mod record;
 pub mod redact;
 

@@ -67,6 +67,12 @@ pub enum Command {
     /// Measure an echo endpoint: round trips per second, throughput and
     /// round-trip latency, with messages of a given size.
     Bench(BenchArgs),
+    /// Print a record file as the live views do, or as JSON Lines, or sum
+    /// it up per connection; narrow it with a filter (docs/FILTER.md).
+    ///
+    /// Exit status: 0, or 1 when a line in the middle of the file is
+    /// damaged (everything before it is printed).
+    Read(ReadArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
     /// Explain a close code (1000-4999) or an HTTP status from a failed
@@ -144,6 +150,46 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The record file (from --record).
+    pub file: PathBuf,
+
+    /// Only events that pass this filter, e.g. 'dir == c2s && json.type ==
+    /// "subscribe"' (docs/FILTER.md).
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Only this connection (c1, c2, ...).
+    #[arg(long, value_name = "ID")]
+    pub conn: Option<String>,
+
+    /// Only events at or after this time (2026-11-26T04:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only events at or before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Print the events as JSON Lines (the record's own lines).
+    #[arg(long, conflicts_with = "stats")]
+    pub json: bool,
+
+    /// Per connection: duration, messages and bytes each way, close code,
+    /// the most common message types.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// The JSON field that names a message's type, for --stats.
+    #[arg(long, default_value = "type", value_name = "FIELD")]
+    pub stats_field: String,
+
+    /// Pretty-print JSON payloads; show binary as a hex dump.
+    #[arg(long)]
+    pub pretty: bool,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub mod net;
 pub mod pipeline;
 pub mod probe;
 pub mod proxy;
+pub mod read;
 pub mod serve;
 pub mod sink;
 pub mod timers;

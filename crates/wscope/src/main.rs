@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use wscope::cli::{Cli, Command};
-use wscope::{bench, ca, connect, demo, explain, probe, proxy, serve};
+use wscope::{bench, ca, connect, demo, explain, probe, proxy, read, serve};
 
 fn main() {
     let cli = Cli::parse();
@@ -32,6 +32,7 @@ fn main() {
             Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
             Command::Ca(args) => ca::run(args),
             Command::Bench(args) => bench::run(args).await,
+            Command::Read(args) => read::run(args),
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),
         }

@@ -46,3 +46,79 @@ fn demo_runs_end_to_end() {
     assert!(out.contains("< hello, wscope"), "{out}");
     assert!(err.contains("1000 (Normal Closure)"), "{err}");
 }
+
+#[test]
+fn read_filters_a_record_and_sums_it_up() {
+    let (_server, url) = common::start_server(&[]);
+    let dir = common::temp_dir("read");
+    let record = dir.join("session.jsonl");
+    let record = record.to_str().unwrap();
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--record",
+        record,
+        "--send",
+        r#"{"type":"subscribe","channel":"a"}"#,
+        "--send",
+        r#"{"type":"ping"}"#,
+        "--send",
+        r#"{"type":"subscribe","channel":"b"}"#,
+        "--expect",
+        "3",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, _) = run(&["read", record]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" > ")).count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" < {")).count(),
+        3,
+        "{out}"
+    );
+
+    let (code, out, _) = run(&[
+        "read",
+        record,
+        "--filter",
+        r#"dir == s2c && json.type == "subscribe""#,
+    ]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].ends_with(r#"< {"type":"subscribe","channel":"a"}"#),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with(r#"< {"type":"subscribe","channel":"b"}"#),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&["read", record, "--json", "--filter", "event == closed"]);
+    assert_eq!(code, 0);
+    let closed: serde_json::Value = serde_json::from_str(out.trim()).expect("one event");
+    assert_eq!(closed["code"], 1000);
+
+    let (code, out, _) = run(&["read", record, "--stats"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("subscribe×4, ping×2"), "{out}");
+    let bytes = r#"{"type":"subscribe","channel":"a"}"#.len() * 2 + r#"{"type":"ping"}"#.len();
+    assert!(out.contains(&format!("3 / {bytes}")), "{out}");
+
+    let (code, _, err) = run(&["read", record, "--filter", "opcode == txt"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("opcode == txt\n          ^ txt is not an opcode"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["read", record, "--filter", "colour == red"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field \"colour\""), "{err}");
+}

@@ -295,13 +295,7 @@ async fn resolve_and_connect(
 /// The request head we wrote, read back so the event shows it as sent.
 fn head_of_request(bytes: &[u8]) -> Head {
     match Request::parse(bytes) {
-        Ok(Parsed::Complete(request, _)) => Head {
-            line: format!(
-                "{} {} HTTP/1.{}",
-                request.method, request.target, request.version
-            ),
-            headers: request.headers,
-        },
+        Ok(Parsed::Complete(request, _)) => crate::http_io::request_head(&request),
         _ => Head::default(),
     }
 }

@@ -3,6 +3,7 @@
 //! buffer for the caller (the first frames, or a body).
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use wscope_events::Head;
 use wscope_proto::handshake::{Parsed, Request, Response};
 
 /// Reads until a whole request head is in `buf`. `None` when the peer went
@@ -45,6 +46,17 @@ async fn read_more(stream: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>) -> 
             buf.extend_from_slice(&chunk[..n]);
             true
         }
+    }
+}
+
+/// A parsed request head as an event shows it.
+pub fn request_head(request: &Request) -> Head {
+    Head {
+        line: format!(
+            "{} {} HTTP/1.{}",
+            request.method, request.target, request.version
+        ),
+        headers: request.headers.clone(),
     }
 }
 

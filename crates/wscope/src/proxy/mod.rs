@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use url::Url;
@@ -29,12 +28,11 @@ use wscope_proto::handshake::{Parsed, Request, ServerResponse};
 use self::upstream::Target;
 use crate::ca::Authority;
 use crate::cli::ProxyArgs;
-use crate::lifecycle::{LifecycleLog, LogFormat};
 use crate::listen;
-use crate::metrics::{Metrics, MetricsSink};
+use crate::metrics::Metrics;
 use crate::net::{NetStream, Replay};
 use crate::pipeline::{self, Events};
-use crate::sink::{Human, JsonLines, Record, Sinks};
+use crate::sink::{Human, JsonLines, Sinks};
 
 /// What every connection of one proxy shares.
 pub struct Proxy {
@@ -121,26 +119,16 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             }),
         );
     }
-    if args.log_format != LogFormat::Off {
-        sinks.add("log", Box::new(LifecycleLog::new(args.log_format)));
-    }
-    if let Some(path) = &args.record {
-        let record = Record::create(path, !args.no_redact, args.max_payload)
-            .with_context(|| format!("cannot create the record file {}", path.display()))?;
-        sinks.add("record", Box::new(record));
-    }
-    let mut metrics = None;
-    let mut metrics_url = None;
-    if let Some(addr) = args.metrics {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-        metrics_url = Some(format!("http://{}/metrics", listener.local_addr()?));
-        let m = Metrics::new();
-        sinks.add("metrics", Box::new(MetricsSink(m.clone())));
-        tokio::spawn(crate::metrics::serve(listener, m.clone()));
-        metrics = Some(m);
-    }
+    let outputs = pipeline::ServerOutputs {
+        log_format: args.log_format,
+        record: args.record.as_deref(),
+        redact: !args.no_redact,
+        max_payload: args.max_payload,
+        metrics: args.metrics,
+    };
+    let (metrics, metrics_url) = pipeline::add_server_sinks(&mut sinks, outputs)
+        .await?
+        .unzip();
     let payload_limit = if sinks.wants_payloads() {
         args.max_payload
     } else {
@@ -425,7 +413,7 @@ async fn refuse(
     let event = EventKind::HandshakeFailed(HandshakeFailed {
         url: request.map(|r| r.target.clone()).unwrap_or_default(),
         client: Some(client.peer.to_string()),
-        request: request.map(relay::request_head),
+        request: request.map(crate::http_io::request_head),
         response: Some(Head {
             line: format!("HTTP/1.1 {} {}", response.status, response.reason),
             headers: response.headers.clone(),

@@ -26,7 +26,7 @@ use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
 
 use super::upstream::Target;
 use super::{Client, Proxy, refuse};
-use crate::http_io::{encode_request, read_response};
+use crate::http_io::{encode_request, read_response, request_head};
 use crate::net::NetStream;
 
 /// Bytes read (and forwarded) at a time, per direction.
@@ -36,16 +36,6 @@ const BODY_KEPT: usize = 4096;
 /// Once one side has closed its TCP connection, how long the other gets to
 /// follow before it is closed too.
 const LINGER: Duration = Duration::from_secs(10);
-
-pub fn request_head(request: &Request) -> Head {
-    Head {
-        line: format!(
-            "{} {} HTTP/1.{}",
-            request.method, request.target, request.version
-        ),
-        headers: request.headers.clone(),
-    }
-}
 
 fn response_head(response: &Response) -> Head {
     Head {

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,12 +31,11 @@ use self::behavior::HandshakePlan;
 use self::hub::Hub;
 use crate::cli::ServeArgs;
 use crate::connection::Connection;
-use crate::lifecycle::{LifecycleLog, LogFormat};
+use crate::http_io::request_head;
 use crate::listen;
-use crate::metrics::{Metrics, MetricsSink};
 use crate::net::NetStream;
 use crate::pipeline::{self, Events};
-use crate::sink::{Record, Sinks};
+use crate::sink::Sinks;
 
 /// How long a client has for TLS and its whole upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,24 +69,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listeners = listen::bind_all(&args.listen).await?;
 
     let mut sinks = Sinks::default();
-    if args.log_format != LogFormat::Off {
-        sinks.add("log", Box::new(LifecycleLog::new(args.log_format)));
-    }
-    if let Some(path) = &args.record {
-        let record = Record::create(path, !args.no_redact, args.max_payload)
-            .with_context(|| format!("cannot create the record file {}", path.display()))?;
-        sinks.add("record", Box::new(record));
-    }
-    let mut metrics_url = None;
-    if let Some(addr) = args.metrics {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-        metrics_url = Some(format!("http://{}/metrics", listener.local_addr()?));
-        let metrics = Metrics::new();
-        sinks.add("metrics", Box::new(MetricsSink(metrics.clone())));
-        tokio::spawn(crate::metrics::serve(listener, metrics));
-    }
+    let outputs = pipeline::ServerOutputs {
+        log_format: args.log_format,
+        record: args.record.as_deref(),
+        redact: !args.no_redact,
+        max_payload: args.max_payload,
+        metrics: args.metrics,
+    };
+    let metrics_url = pipeline::add_server_sinks(&mut sinks, outputs)
+        .await?
+        .map(|(_, url)| url);
     let payload_limit = if args.record.is_some() {
         args.max_payload
     } else {
@@ -420,16 +410,6 @@ fn check_handshake(
                 Err(refuse(400, why, vec![]))
             }
         }
-    }
-}
-
-fn request_head(request: &Request) -> Head {
-    Head {
-        line: format!(
-            "{} {} HTTP/1.{}",
-            request.method, request.target, request.version
-        ),
-        headers: request.headers.clone(),
     }
 }
 

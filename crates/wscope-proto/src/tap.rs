@@ -92,6 +92,8 @@ pub struct Tap {
     frame: Option<InFrame>,
     message: Option<InMessage>,
     scratch: Vec<u8>,
+    /// Inflated output of one slice, reused.
+    inflated: Vec<u8>,
     /// Decompression failed: messages are no longer decoded.
     inflate_broken: bool,
     stats: TapStats,
@@ -116,6 +118,7 @@ impl Tap {
             frame: None,
             message: None,
             scratch: Vec::new(),
+            inflated: Vec::new(),
             inflate_broken: false,
             stats: TapStats::default(),
         }
@@ -269,16 +272,17 @@ impl Tap {
                 if let Some(key) = mask {
                     apply_mask(&mut unmasked, key, offset as usize + i * INFLATE_SLICE);
                 }
-                let mut inflated = Vec::new();
+                let inflated = &mut self.inflated;
+                inflated.clear();
                 let deflate = self.deflate.as_mut().expect("compressed implies deflate");
-                if let Err(err) = deflate.decompress_chunk(&unmasked, &mut inflated, usize::MAX) {
+                if let Err(err) = deflate.decompress_chunk(&unmasked, inflated, usize::MAX) {
                     self.inflate_broken = true;
                     out.push(Observed::Problem(format!(
                         "compressed data does not inflate ({err}); messages are no longer decoded"
                     )));
                     break;
                 }
-                keep_prefix(&mut message.data, &inflated, self.capture);
+                keep_prefix(&mut message.data, inflated, self.capture);
                 message.len += inflated.len() as u64;
             }
             self.scratch = unmasked;

@@ -368,6 +368,8 @@ pub enum ClosedBy {
     Server,
     /// Neither sent a close frame first (a drop, or a local error).
     Unknown,
+    /// The proxy in between ended it (a rule, or its own shutdown).
+    Proxy,
 }
 
 /// The `closed` event: the end of a connection.

@@ -16,6 +16,8 @@
 //! - [`violation`]: what can be wrong, and where the RFC says so.
 //! - [`handshake`]: the opening handshake (RFC 6455 section 4).
 //! - [`deflate`]: permessage-deflate (RFC 7692).
+//! - [`split`]: one direction cut into whole frames kept as on the wire
+//!   (a proxy that holds, drops or rewrites frames).
 //! - [`tap`]: one direction of a connection observed as it passes (a
 //!   proxy's view): frames, messages, violations, bounded memory.
 
@@ -27,6 +29,7 @@ pub mod handshake;
 pub mod mask;
 pub mod message;
 pub mod opcode;
+pub mod split;
 pub mod tap;
 pub mod utf8;
 pub mod violation;

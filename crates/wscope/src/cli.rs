@@ -324,6 +324,63 @@ pub struct ProxyArgs {
     /// upgrade, after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub handshake_timeout: Duration,
+
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Faults and rewrites the proxy applies on purpose (docs/RULES.md). The
+/// shortcut flags are rules too, in force before the file's.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Faults and rules")]
+pub struct FaultArgs {
+    /// A TOML file of rules (delay, drop, replace, inject, close, reset,
+    /// throttle, idle-timeout, pause); reloaded when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Hold every message and control frame this long, each way (order is
+    /// kept; a round trip gets it twice).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub latency: Option<Duration>,
+
+    /// Vary --latency by up to this much either way.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "latency")]
+    pub jitter: Option<Duration>,
+
+    /// Drop this fraction of data messages (0 to 1), each way.
+    #[arg(long, value_parser = crate::rules::parse_probability, value_name = "P")]
+    pub drop_rate: Option<f64>,
+
+    /// Close every connection this long after it opened (close frames to
+    /// both sides, with --close-code).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub close_after: Option<Duration>,
+
+    /// The code --close-after sends.
+    #[arg(long, default_value_t = 1000, value_parser = parse_close_code, value_name = "CODE", requires = "close_after")]
+    pub close_code: u16,
+
+    /// Reset both TCP connections this long after opening (peers see 1006).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub reset_after: Option<Duration>,
+
+    /// Close connections that carried nothing either way for this long, by
+    /// closing TCP as a load balancer does.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Option<Duration>,
+
+    /// Limit each direction of each connection to this rate (64KiB/s, 1MB/s,
+    /// 8mbit/s).
+    #[arg(long, value_parser = crate::rules::parse_rate, value_name = "RATE")]
+    pub bandwidth: Option<u64>,
+}
+
+fn parse_close_code(text: &str) -> Result<u16, String> {
+    text.parse::<u16>()
+        .ok()
+        .filter(|c| wscope_proto::CloseCode(*c).is_valid_on_wire())
+        .ok_or_else(|| format!("{text:?} is not a close code that can be sent (1000-1003, 1007-1014, 3000-4999)"))
 }
 
 /// What it takes to open a client connection: shared by connect and probe.

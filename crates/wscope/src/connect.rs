@@ -428,7 +428,10 @@ async fn one_connection(
     let ended = match by {
         ClosedBy::Server => format!("the server closed it with {}", code),
         ClosedBy::Client => format!("wscope closed it with {}", code),
-        ClosedBy::Unknown => format!("it dropped without a close frame ({})", code),
+        // connect's own connections have no proxy in between that it knows of.
+        ClosedBy::Unknown | ClosedBy::Proxy => {
+            format!("it dropped without a close frame ({})", code)
+        }
     };
     emit(sinks, None, EventKind::Closed(closed));
     Ok(Outcome {

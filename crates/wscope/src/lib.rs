@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod proxy;
 pub mod read;
+pub mod rules;
 pub mod serve;
 pub mod sink;
 pub mod timers;

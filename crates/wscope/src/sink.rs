@@ -352,6 +352,13 @@ impl Sink for Human {
                 }
                 return self.diagnostic(&text, true);
             }
+            // Where many connections share the view, say whose it is.
+            EventKind::Error { message } if self.show_conn && event.conn != "-" => {
+                return self.diagnostic(&format!("{} {message}", event.conn), true);
+            }
+            EventKind::Note { text } if self.show_conn && event.conn != "-" => {
+                return self.diagnostic(&format!("{} {text}", event.conn), false);
+            }
             EventKind::Error { message } => return self.diagnostic(message, true),
             EventKind::Note { text } => return self.diagnostic(text, false),
             EventKind::Closed(closed) if self.show_conn => {
@@ -360,6 +367,7 @@ impl Sink for Human {
                     ClosedBy::Client => "by the client",
                     ClosedBy::Server => "by the server",
                     ClosedBy::Unknown => "",
+                    ClosedBy::Proxy => "by the proxy",
                 };
                 let text = format!(
                     "{} closed {by}: {code}{}, {}, after {:.1?} (client->server {} messages / {} bytes, server->client {} / {})",
@@ -383,6 +391,7 @@ impl Sink for Human {
                     ClosedBy::Client => "closed by client",
                     ClosedBy::Server => "closed by server",
                     ClosedBy::Unknown => "connection ended",
+                    ClosedBy::Proxy => "closed by proxy",
                 };
                 let code = CloseCode(closed.code);
                 let reason = if closed.reason.is_empty() {

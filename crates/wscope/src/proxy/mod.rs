@@ -10,6 +10,7 @@
 //! an uninspected tunnel) is passed through as bytes.
 
 mod relay;
+mod shaped;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct Proxy {
     metrics: Option<Arc<Metrics>>,
     shutdown: watch::Receiver<bool>,
     next_id: AtomicU64,
+    /// The rules in force, when there are any (or a file to watch).
+    rules: Option<crate::rules::reload::Current>,
 }
 
 enum Mode {
@@ -96,6 +99,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let rules = crate::rules::reload::load(&args.faults)?;
     let listeners = listen::bind_all(&args.listen).await?;
 
     let mut sinks = Sinks::default();
@@ -153,6 +157,11 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     if let Some(url) = &metrics_url {
         line.push_str(&format!(" (metrics: {url})"));
     }
+    if let Some((_, current)) = &rules {
+        let n = current.borrow().rules.len();
+        let s = if n == 1 { "" } else { "s" };
+        line.push_str(&format!(" ({n} rule{s} in force)"));
+    }
     println!("{line}");
     use std::io::Write;
     std::io::stdout().flush()?;
@@ -172,7 +181,11 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         metrics,
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
+        rules: rules.as_ref().map(|(_, current)| current.clone()),
     });
+    if let Some((tx, _)) = rules {
+        crate::rules::reload::watch_file(args.faults.clone(), tx, proxy.events.clone());
+    }
     listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
         let proxy = proxy.clone();
         async move {

@@ -8,7 +8,10 @@
 //! end and see each other's frames exactly, fragmentation and all. Memory
 //! per connection is two read buffers plus what the taps keep for display.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,13 +27,14 @@ use wscope_proto::handshake::{Request, Response, has_token, parse_extensions, st
 use wscope_proto::tap::{Observed, Tap};
 use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
 
+use super::shaped::{self, Cut, Link};
 use super::upstream::Target;
 use super::{Client, Proxy, refuse};
 use crate::http_io::{encode_request, read_response, request_head};
 use crate::net::NetStream;
 
 /// Bytes read (and forwarded) at a time, per direction.
-const BUFFER: usize = 64 * 1024;
+pub(super) const BUFFER: usize = 64 * 1024;
 /// How much of a refusal's body is kept for the event.
 const BODY_KEPT: usize = 4096;
 /// Once one side has closed its TCP connection, how long the other gets to
@@ -281,43 +285,46 @@ async fn pass_refusal(
 }
 
 /// How one direction ended.
-enum End {
+pub(super) enum End {
     /// The sender closed its side of the TCP connection.
     Eof,
     /// Reading from the sender failed (a reset).
     ReadFailed(io::Error),
     /// Writing to the receiver failed (it went away).
     WriteFailed(io::Error),
+    /// A rule ended the connection.
+    Cut,
 }
 
 /// One direction's state, kept outside its pump so it survives it.
-struct Side {
-    dir: Direction,
-    tap: Tap,
+pub(super) struct Side {
+    pub(super) dir: Direction,
+    pub(super) tap: Tap,
     /// The sender's close frame, and when (by sequence) it passed.
-    close: Option<(u64, ClosePayload)>,
-    ended: Option<(u64, End)>,
-    /// We put a close frame into this direction ourselves (shutdown); the
-    /// sender's own frames after it are not forwarded.
-    injected_close: bool,
+    pub(super) close: Option<(u64, ClosePayload)>,
+    pub(super) ended: Option<(u64, End)>,
+    /// A close frame we put into this direction ourselves (at shutdown, or
+    /// by a rule): when, its code and reason. The sender's own frames after
+    /// it are not forwarded.
+    pub(super) injected: Option<(u64, u16, String)>,
     /// Frames of the message in progress are text.
     text: bool,
 }
 
-struct Ctx<'a> {
-    proxy: &'a Proxy,
-    id: &'a str,
+pub(super) struct Ctx<'a> {
+    pub(super) proxy: &'a Proxy,
+    pub(super) id: &'a str,
     /// Orders closes and ends across the two directions.
     seq: AtomicU64,
 }
 
 impl Ctx<'_> {
-    fn next(&self) -> u64 {
+    pub(super) fn next(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Turns what a tap saw into events.
-    async fn report(&self, side: &mut Side, seen: &mut Vec<Observed>) {
+    pub(super) async fn report(&self, side: &mut Side, seen: &mut Vec<Observed>) {
         let capture = self.proxy.events.payload_limit;
         for observed in seen.drain(..) {
             let kind = match observed {
@@ -384,7 +391,7 @@ async fn relay(
             tap,
             close: None,
             ended: None,
-            injected_close: false,
+            injected: None,
             text: false,
         }
     };
@@ -407,23 +414,62 @@ async fn relay(
         s2c.tap.feed(early_s2c, &mut seen);
         ctx.report(&mut s2c, &mut seen).await;
     }
+    // With rules in force, each direction goes through the shaper; without,
+    // bytes are relayed untouched.
+    let mut shaping = None;
+    let mut queues = None;
+    let mut cut_rx = None;
+    if let Some(current) = &proxy.rules {
+        let set = Arc::clone(&current.borrow());
+        let (link, commands, cut) = Link::new(set, deflate);
+        shaping = Some((link, current.clone()));
+        queues = Some(commands);
+        cut_rx = Some(cut);
+    }
     {
         let shutdown = proxy.shutdown.clone();
-        let up = pump(
-            &mut client_read,
-            &mut upstream_write,
-            &mut c2s,
-            &ctx,
-            shutdown.clone(),
-        );
-        let down = pump(
-            &mut upstream_read,
-            &mut client_write,
-            &mut s2c,
-            &ctx,
-            shutdown,
-        );
-        tokio::pin!(up, down);
+        let (up, down, timed): (Running<'_, bool>, Running<'_, bool>, Running<'_, ()>) =
+            match (&shaping, queues) {
+                (Some((link, current)), Some([c2s_rx, s2c_rx])) => (
+                    Box::pin(shaped::pump(
+                        &mut client_read,
+                        &mut upstream_write,
+                        &mut c2s,
+                        &ctx,
+                        link,
+                        c2s_rx,
+                        shutdown.clone(),
+                    )),
+                    Box::pin(shaped::pump(
+                        &mut upstream_read,
+                        &mut client_write,
+                        &mut s2c,
+                        &ctx,
+                        link,
+                        s2c_rx,
+                        shutdown,
+                    )),
+                    Box::pin(shaped::schedule(link, &ctx, current.clone())),
+                ),
+                _ => (
+                    Box::pin(pump(
+                        &mut client_read,
+                        &mut upstream_write,
+                        &mut c2s,
+                        &ctx,
+                        shutdown.clone(),
+                    )),
+                    Box::pin(pump(
+                        &mut upstream_read,
+                        &mut client_write,
+                        &mut s2c,
+                        &ctx,
+                        shutdown,
+                    )),
+                    Box::pin(std::future::pending()),
+                ),
+            };
+        tokio::pin!(up, down, timed);
         let mut up_done = false;
         let mut down_done = false;
         let mut linger: Option<tokio::time::Instant> = None;
@@ -439,12 +485,26 @@ async fn relay(
                     if failed { break; }
                     linger.get_or_insert(tokio::time::Instant::now() + LINGER);
                 }
+                () = &mut timed => {}
+                _ = cut_by_rule(&mut cut_rx) => break,
                 _ = crate::timers::sleep_until(linger), if linger.is_some() => break,
             }
         }
     }
     let client_stream = client_read.unsplit(client_write);
     let upstream = upstream_read.unsplit(upstream_write);
+    let cut = cut_rx.as_ref().and_then(|rx| *rx.borrow());
+    if let Some(cut) = cut {
+        for side in [&mut c2s, &mut s2c] {
+            if side.ended.is_none() {
+                side.ended = Some((ctx.next(), End::Cut));
+            }
+        }
+        if cut == Cut::Reset {
+            let _ = upstream.reset_on_close();
+            let _ = client_stream.reset_on_close();
+        }
+    }
     // A reset on one side is passed on as a reset: the other peer sees
     // what happened, not a tidier story.
     let reset = |side: &Side| matches!(side.ended, Some((_, End::ReadFailed(_))));
@@ -483,19 +543,39 @@ async fn relay(
         .await;
 }
 
+/// A relay direction, or the timed rules, running.
+type Running<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Waits until a rule cuts the connection (forever without rules).
+async fn cut_by_rule(rx: &mut Option<watch::Receiver<Option<Cut>>>) {
+    let Some(rx) = rx else {
+        return std::future::pending().await;
+    };
+    if rx.wait_for(Option::is_some).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Who ended the connection, and how, from what each direction saw.
 fn closed_event(client: &Client, c2s: &Side, s2c: &Side) -> Closed {
     let by_dir = |dir| match dir {
         Direction::ClientToServer => ClosedBy::Client,
         Direction::ServerToClient => ClosedBy::Server,
     };
+    // The first close frame either way: a peer's, or one the proxy sent.
     let first_close = [c2s, s2c]
         .into_iter()
-        .filter_map(|side| {
-            side.close
-                .as_ref()
-                .map(|(seq, close)| (*seq, side.dir, close))
+        .flat_map(|side| {
+            let peer = side.close.as_ref().map(|(seq, close)| {
+                let code = close.code.unwrap_or(CloseCode::NO_STATUS);
+                (*seq, by_dir(side.dir), code, close.reason.clone())
+            });
+            let ours = side.injected.as_ref().map(|(seq, code, reason)| {
+                (*seq, ClosedBy::Proxy, CloseCode(*code), reason.clone())
+            });
+            [peer, ours]
         })
+        .flatten()
         .min_by_key(|(seq, ..)| *seq);
     let errors = [c2s, s2c].iter().any(|side| {
         matches!(
@@ -504,19 +584,24 @@ fn closed_event(client: &Client, c2s: &Side, s2c: &Side) -> Closed {
         )
     });
     let (by, clean, code, reason) = match first_close {
-        Some((_, dir, close)) => (
-            by_dir(dir),
+        Some((_, by, code, reason)) => (
+            by,
             c2s.close.is_some() && s2c.close.is_some() && !errors,
-            close.code.unwrap_or(CloseCode::NO_STATUS),
-            close.reason.clone(),
+            code,
+            reason,
         ),
         None => {
             // No close frame: whoever's TCP connection went first.
             let first_end = [c2s, s2c]
                 .into_iter()
-                .filter_map(|side| side.ended.as_ref().map(|(seq, _)| (*seq, side.dir)))
+                .filter_map(|side| {
+                    side.ended.as_ref().map(|(seq, end)| match end {
+                        End::Cut => (*seq, ClosedBy::Proxy),
+                        _ => (*seq, by_dir(side.dir)),
+                    })
+                })
                 .min_by_key(|(seq, _)| *seq);
-            let by = first_end.map_or(ClosedBy::Unknown, |(_, dir)| by_dir(dir));
+            let by = first_end.map_or(ClosedBy::Unknown, |(_, by)| by);
             (by, false, CloseCode::ABNORMAL, String::new())
         }
     };
@@ -553,7 +638,7 @@ async fn pump(
             read = src.read(&mut buf) => read,
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
-                inject_close(dst, side).await;
+                inject_close(dst, side, ctx.next()).await;
                 continue;
             }
         };
@@ -569,7 +654,7 @@ async fn pump(
                 return true;
             }
         };
-        if !side.injected_close
+        if side.injected.is_none()
             && let Err(err) = dst.write_all(&buf[..n]).await
         {
             side.ended = Some((ctx.next(), End::WriteFailed(err)));
@@ -584,21 +669,18 @@ async fn pump(
 
 /// At shutdown: a 1001 close frame to the receiver, if the stream is at a
 /// frame boundary and no close has passed this way yet.
-async fn inject_close(dst: &mut (impl AsyncWrite + Unpin), side: &mut Side) {
+async fn inject_close(dst: &mut (impl AsyncWrite + Unpin), side: &mut Side, seq: u64) {
     if side.close.is_some() || !side.tap.at_frame_boundary() {
         return;
     }
+    let reason = "proxy shutting down";
     let mut payload = Vec::new();
-    ClosePayload::encode(
-        Some(CloseCode::GOING_AWAY),
-        "proxy shutting down",
-        &mut payload,
-    );
+    ClosePayload::encode(Some(CloseCode::GOING_AWAY), reason, &mut payload);
     // Toward the server we speak as the client, so the frame is masked.
     let mask = (side.dir == Direction::ClientToServer).then(rand::random::<[u8; 4]>);
     let mut frame = Vec::new();
     encode_frame(OpCode::Close, true, false, mask, &payload, &mut frame);
     if dst.write_all(&frame).await.is_ok() {
-        side.injected_close = true;
+        side.injected = Some((seq, CloseCode::GOING_AWAY.0, reason.to_owned()));
     }
 }

@@ -1,0 +1,303 @@
+//! Rules: faults and rewrites the proxy applies on purpose (delay, drop,
+//! replace, inject, close, reset, throttle, idle timeout, pause), so an
+//! application can be tested against a connection that misbehaves.
+//!
+//! A [`RuleSet`] comes from a TOML file (`--rules`, [`file`]) and from the
+//! shortcut flags (`--latency`, `--drop-rate`, ...; [`RuleSet::from_flags`]).
+//! It is immutable; [`reload`] swaps in a new one when the file changes.
+//! What a rule does to one connection is decided by [`state::RuleState`];
+//! the proxy's relay carries it out and records a note for each action.
+//! docs/RULES.md is the manual.
+
+pub mod file;
+pub mod reload;
+pub mod state;
+
+use std::fmt;
+use std::time::Duration;
+
+use wscope_events::Direction;
+use wscope_events::filter::{Expr, PathStep};
+
+use crate::cli::FaultArgs;
+
+/// Every rule in force, in order.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+/// One rule: when it applies and what it does.
+#[derive(Debug)]
+pub struct Rule {
+    /// How notes name it: `rule 2 (line 7)`, or the flag it came from.
+    pub label: String,
+    /// Which messages and control frames it applies to (`None`: all).
+    pub filter: Option<Expr>,
+    /// The chance it acts on a match.
+    pub probability: Option<f64>,
+    /// From when it acts.
+    pub after: Option<After>,
+    /// At most this many times per connection.
+    pub count: Option<u64>,
+    pub action: Action,
+}
+
+/// When a rule starts acting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum After {
+    /// After this many matches have passed untouched.
+    Matches(u64),
+    /// Once the connection is this old.
+    Time(Duration),
+}
+
+/// One or both directions (for `to = "client" | "server" | "both"` and
+/// `direction = "c2s" | "s2c" | "both"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sides {
+    One(Direction),
+    Both,
+}
+
+impl Sides {
+    pub fn includes(self, dir: Direction) -> bool {
+        match self {
+            Sides::One(d) => d == dir,
+            Sides::Both => true,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Action {
+    /// Hold the message for `delay` ± `jitter` before forwarding it.
+    Delay {
+        delay: Duration,
+        jitter: Duration,
+        /// Let a shorter delay overtake a longer one.
+        reorder: bool,
+    },
+    /// Do not forward the message.
+    Drop,
+    /// Rewrite a text message.
+    Replace(Replace),
+    /// Send a message of our own (once, or every `every`).
+    Inject {
+        /// Toward whom: `One(S2C)` is the client.
+        to: Sides,
+        message: Injected,
+        every: Option<Duration>,
+    },
+    /// Send a close frame to one or both sides.
+    Close {
+        to: Sides,
+        code: u16,
+        reason: String,
+    },
+    /// Abort both TCP connections (the peers see 1006).
+    Reset,
+    /// Pace matching traffic at `rate` bytes per second.
+    Throttle { rate: u64 },
+    /// Close a connection idle (nothing either way) for `timeout`: with a
+    /// close frame of `code`, or by closing TCP as load balancers do.
+    IdleTimeout {
+        timeout: Duration,
+        code: Option<u16>,
+    },
+    /// Stop forwarding for `duration`: the given directions, or the
+    /// matched message's own.
+    Pause {
+        duration: Duration,
+        direction: Option<Sides>,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Delay { .. } => "delay",
+            Action::Drop => "drop",
+            Action::Replace(_) => "replace",
+            Action::Inject { .. } => "inject",
+            Action::Close { .. } => "close",
+            Action::Reset => "reset",
+            Action::Throttle { .. } => "throttle",
+            Action::IdleTimeout { .. } => "idle-timeout",
+            Action::Pause { .. } => "pause",
+        }
+    }
+
+    /// Whether it changes which message bytes reach a peer (as opposed to
+    /// when): the relay must then keep permessage-deflate streams itself.
+    pub fn rewrites(&self) -> bool {
+        matches!(self, Action::Drop | Action::Replace(_) | Action::Inject { .. })
+    }
+}
+
+#[derive(Debug)]
+pub enum Replace {
+    /// Every match of `regex` in the text becomes `with` (`$1` refers to
+    /// groups).
+    Regex { regex: regex::Regex, with: String },
+    /// Set a path in a JSON text to a value.
+    Json {
+        path: Vec<PathStep>,
+        value: serde_json::Value,
+    },
+}
+
+/// A message a rule sends.
+#[derive(Debug, Clone)]
+pub enum Injected {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl fmt::Display for Injected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Injected::Text(text) => {
+                let preview: String = text.chars().take(60).collect();
+                let more = if preview.len() < text.len() { "…" } else { "" };
+                write!(f, "text {preview:?}{more}")
+            }
+            Injected::Binary(data) => write!(f, "{} binary bytes", data.len()),
+        }
+    }
+}
+
+impl RuleSet {
+    /// The rules the shortcut flags stand for, in flag order.
+    pub fn from_flags(flags: &FaultArgs) -> RuleSet {
+        let mut rules = Vec::new();
+        let mut add = |label: &str, filter: Option<&str>, probability, after, action| {
+            rules.push(Rule {
+                label: label.to_owned(),
+                filter: filter.map(|f| wscope_events::filter::parse(f).expect("built-in filter")),
+                probability,
+                after,
+                count: None,
+                action,
+            });
+        };
+        if let Some(delay) = flags.latency {
+            let action = Action::Delay {
+                delay,
+                jitter: flags.jitter.unwrap_or_default(),
+                reorder: false,
+            };
+            add("--latency", None, None, None, action);
+        }
+        if let Some(rate) = flags.drop_rate {
+            let data = Some("opcode in {text, binary}");
+            add("--drop-rate", data, Some(rate), None, Action::Drop);
+        }
+        if let Some(rate) = flags.bandwidth {
+            add("--bandwidth", None, None, None, Action::Throttle { rate });
+        }
+        if let Some(at) = flags.close_after {
+            let action = Action::Close {
+                to: Sides::Both,
+                code: flags.close_code,
+                reason: "wscope --close-after".to_owned(),
+            };
+            add("--close-after", None, None, Some(After::Time(at)), action);
+        }
+        if let Some(at) = flags.reset_after {
+            add(
+                "--reset-after",
+                None,
+                None,
+                Some(After::Time(at)),
+                Action::Reset,
+            );
+        }
+        if let Some(timeout) = flags.idle_timeout {
+            let action = Action::IdleTimeout {
+                timeout,
+                code: None,
+            };
+            add("--idle-timeout", None, None, None, action);
+        }
+        RuleSet { rules }
+    }
+
+    /// This set followed by `more`.
+    pub fn then(mut self, more: RuleSet) -> RuleSet {
+        self.rules.extend(more.rules);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// Parses `64KiB/s`, `1MB/s`, `500B/s`, `2mbit/s` (the `/s` may be left
+/// out; a bare number is bytes per second) into bytes per second.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let body = text.strip_suffix("/s").unwrap_or(text).trim();
+    let split = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (number, unit) = body.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate (try 64KiB/s, 1MB/s, 8mbit/s)"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "KiB" => 1024.0,
+        "MB" => 1e6,
+        "MiB" => 1024.0 * 1024.0,
+        "GB" => 1e9,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "kbit" => 1e3 / 8.0,
+        "mbit" | "Mbit" => 1e6 / 8.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?} (use B, KiB, MB, mbit, …)")),
+    };
+    let rate = value * scale;
+    if !(1.0..=1e12).contains(&rate) {
+        return Err(format!("{text:?} is out of range (1 B/s to 1 TB/s)"));
+    }
+    Ok(rate as u64)
+}
+
+/// Parses a probability (0 to 1).
+pub fn parse_probability(text: &str) -> Result<f64, String> {
+    let p: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a probability (a number from 0 to 1)"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{text:?} is not between 0 and 1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("64KiB/s").unwrap(), 65536);
+        assert_eq!(parse_rate("1MB/s").unwrap(), 1_000_000);
+        assert_eq!(parse_rate("8mbit/s").unwrap(), 1_000_000);
+        assert_eq!(parse_rate("500").unwrap(), 500);
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0B/s").is_err());
+        assert!(parse_rate("3 furlongs/s").is_err());
+    }
+
+    #[test]
+    fn probabilities() {
+        assert_eq!(parse_probability("0.25").unwrap(), 0.25);
+        assert!(parse_probability("1.5").is_err());
+        assert!(parse_probability("-0.1").is_err());
+        assert!(parse_probability("often").is_err());
+    }
+}

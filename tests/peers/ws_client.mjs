@@ -3,7 +3,9 @@
 // 'unexpected-response', errors, and the messages that arrived.
 //
 // Usage: node ws_client.mjs URL [--send TEXT]... [--send-size N]
-//                               [--expect N] [--wait MS]
+//                               [--expect N] [--wait MS] [--no-compress]
+// Times ("sent_at", each message's "at", "closed_at") are seconds since
+// the connection was opened.
 // Prints one JSON object on stdout.
 
 import WebSocket from "ws";
@@ -13,15 +15,19 @@ const url = args[0];
 const send = [];
 let expect = null;
 let waitMs = 5000;
+let compress = true;
 for (let i = 1; i < args.length; i++) {
   if (args[i] === "--send") send.push(args[++i]);
   else if (args[i] === "--send-size") send.push("x".repeat(Number(args[++i])));
   else if (args[i] === "--expect") expect = Number(args[++i]);
   else if (args[i] === "--wait") waitMs = Number(args[++i]);
+  else if (args[i] === "--no-compress") compress = false;
 }
+let openedAt = null;
+const since = () => (openedAt === null ? 0 : (performance.now() - openedAt) / 1000);
 
 const result = { opened: false, received: [], errors: [] };
-const ws = new WebSocket(url, { perMessageDeflate: true });
+const ws = new WebSocket(url, { perMessageDeflate: compress });
 let finished = false;
 const finish = () => {
   if (finished) return;
@@ -38,12 +44,17 @@ const timer = setTimeout(() => {
 
 ws.on("open", () => {
   result.opened = true;
+  openedAt = performance.now();
   result.protocol = ws.protocol;
   result.extensions = ws.extensions;
-  for (const text of send) ws.send(text);
+  result.sent_at = [];
+  for (const text of send) {
+    result.sent_at.push(since());
+    ws.send(text);
+  }
 });
 ws.on("message", (data, isBinary) => {
-  result.received.push({ type: isBinary ? "binary" : "text", len: data.length, data: isBinary ? data.toString("hex") : data.toString() });
+  result.received.push({ type: isBinary ? "binary" : "text", len: data.length, data: (isBinary ? data.toString("hex") : data.toString()).slice(0, 200), at: since() });
   if (expect !== null && result.received.length >= expect) ws.close(1000, "client done");
 });
 ws.on("unexpected-response", (req, res) => {
@@ -60,5 +71,6 @@ ws.on("error", (err) => {
 });
 ws.on("close", (code, reason) => {
   result.close = { code, reason: reason.toString() };
+  result.closed_at = since();
   finish();
 });

@@ -380,7 +380,11 @@ fn parse_close_code(text: &str) -> Result<u16, String> {
     text.parse::<u16>()
         .ok()
         .filter(|c| wscope_proto::CloseCode(*c).is_valid_on_wire())
-        .ok_or_else(|| format!("{text:?} is not a close code that can be sent (1000-1003, 1007-1014, 3000-4999)"))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a close code that can be sent (1000-1003, 1007-1014, 3000-4999)"
+            )
+        })
 }
 
 /// What it takes to open a client connection: shared by connect and probe.

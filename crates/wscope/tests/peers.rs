@@ -15,25 +15,7 @@ fn start_python_server() -> (Running, String) {
 }
 
 fn start_python_server_with(args: &[&str]) -> (Running, String) {
-    let mut child = Command::new(venv_bin("python"))
-        .arg(peer_script("ws_server.py"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python server starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("the server names its address");
-    let url = common::ws_url_in(&line);
-    (
-        Running {
-            child,
-            stdout: Some(stdout),
-        },
-        url,
-    )
+    common::python_server(args)
 }
 
 #[test]

@@ -11,62 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Running, host_port, node, node_ws, peer_script, python, start_server, temp_dir, texts,
-    venv_bin, wscope,
+    Running, address_in, host_port, node, node_server, node_ws, peer_script, python, record_until,
+    start_proxy, start_server, temp_dir, texts, venv_bin, wscope,
 };
 use serde_json::Value;
-
-/// Starts `wscope proxy` with `args`; returns it and its first stdout line.
-fn start_proxy(args: &[&str], env: &[(&str, &std::path::Path)]) -> (Running, String) {
-    let mut command = wscope();
-    command
-        .args(["proxy", "--listen", "127.0.0.1:0", "--quiet"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("wscope proxy starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("the proxy names its address");
-    (
-        Running {
-            child,
-            stdout: Some(stdout),
-        },
-        line,
-    )
-}
-
-/// The first `scheme://host:port` in a line.
-fn address_in(line: &str, scheme: &str) -> String {
-    line.split_whitespace()
-        .find(|w| w.starts_with(scheme))
-        .unwrap_or_else(|| panic!("a {scheme} address in {line:?}"))
-        .trim_end_matches([')', '/'])
-        .to_owned()
-}
-
-/// Reads a record file's events, waiting until `done` holds for them.
-fn record_until(path: &std::path::Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let events: Vec<Value> = text
-            .lines()
-            .skip(1)
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        if done(&events) || Instant::now() > deadline {
-            return events;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn count(events: &[Value], kind: &str) -> usize {
     events.iter().filter(|e| e["event"] == kind).count()
@@ -228,19 +176,7 @@ fn reverse_proxy_is_invisible_to_both_ends() {
 
 #[test]
 fn reverse_proxy_in_front_of_node_ws_with_compression() {
-    let mut child = node()
-        .arg(peer_script("ws_server.mjs"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let _node = Running {
-        child,
-        stdout: Some(stdout),
-    };
-    let upstream = address_in(&line, "ws://");
+    let (_node, upstream) = node_server(&[]);
     let dir = temp_dir("proxy-node");
     let record = dir.join("proxy.jsonl");
     let (_proxy, line) = start_proxy(

@@ -222,11 +222,7 @@ impl Shaper {
         out
     }
 
-    async fn write(
-        &mut self,
-        dst: &mut (impl AsyncWrite + Unpin),
-        item: Item,
-    ) -> io::Result<()> {
+    async fn write(&mut self, dst: &mut (impl AsyncWrite + Unpin), item: Item) -> io::Result<()> {
         self.queued -= item.bytes.len();
         let Some(rate) = item.rate else {
             return dst.write_all(&item.bytes).await;
@@ -417,7 +413,8 @@ async fn message(shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Lin
         let mut plain = Vec::new();
         if let Err(err) = inflate.decompress(&data, &mut plain, HOLD_LIMIT as usize) {
             // The tap reports the violation; pass the frames on unjudged.
-            let text = format!("cannot inflate a message for the rules ({err}); passed on as it was");
+            let text =
+                format!("cannot inflate a message for the rules ({err}); passed on as it was");
             note(ctx, Some(side.dir), text).await;
             let raw = frames.into_iter().flat_map(|f| f.wire).collect();
             shaper.push(Instant::now(), raw, None, false);
@@ -450,7 +447,13 @@ async fn message(shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Lin
 }
 
 /// A control frame has arrived.
-async fn control(frame: WireFrame, shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Link) {
+async fn control(
+    frame: WireFrame,
+    shaper: &mut Shaper,
+    side: &mut Side,
+    ctx: &Ctx<'_>,
+    link: &Link,
+) {
     let payload = frame.payload();
     let event = Event::now(
         ctx.id,
@@ -689,7 +692,13 @@ pub async fn schedule(link: &Link, ctx: &Ctx<'_>, mut current: Current) {
                 Action::Close { to, code, reason } => {
                     for dir in both.into_iter().filter(|d| to.includes(*d)) {
                         let reason = reason.clone();
-                        link.send(dir, Command::Close { code: *code, reason });
+                        link.send(
+                            dir,
+                            Command::Close {
+                                code: *code,
+                                reason,
+                            },
+                        );
                     }
                     format!("sent close {code} {}", describe_sides(*to))
                 }
@@ -714,7 +723,13 @@ pub async fn schedule(link: &Link, ctx: &Ctx<'_>, mut current: Current) {
                     let reason = "idle timeout";
                     for dir in both {
                         let reason = reason.to_owned();
-                        link.send(dir, Command::Close { code: *code, reason });
+                        link.send(
+                            dir,
+                            Command::Close {
+                                code: *code,
+                                reason,
+                            },
+                        );
                     }
                     format!(
                         "idle for {}: sent close {code} to both sides",
@@ -726,10 +741,7 @@ pub async fn schedule(link: &Link, ctx: &Ctx<'_>, mut current: Current) {
                     code: None,
                 } => {
                     link.cut(Cut::Hangup);
-                    format!(
-                        "idle for {}: closed both TCP connections",
-                        millis(*timeout)
-                    )
+                    format!("idle for {}: closed both TCP connections", millis(*timeout))
                 }
                 // Message actions are never timed.
                 _ => continue,
@@ -740,7 +752,10 @@ pub async fn schedule(link: &Link, ctx: &Ctx<'_>, mut current: Current) {
 }
 
 async fn note(ctx: &Ctx<'_>, dir: Option<Direction>, text: String) {
-    ctx.proxy.events.emit(ctx.id, dir, EventKind::Note { text }).await;
+    ctx.proxy
+        .events
+        .emit(ctx.id, dir, EventKind::Note { text })
+        .await;
 }
 
 fn jittered(delay: Duration, jitter: Duration) -> Duration {
@@ -801,7 +816,12 @@ fn rewrite(replace: &Replace, data: &[u8]) -> Option<Vec<u8>> {
             if !regex.is_match(text) {
                 return None;
             }
-            Some(regex.replace_all(text, with.as_str()).into_owned().into_bytes())
+            Some(
+                regex
+                    .replace_all(text, with.as_str())
+                    .into_owned()
+                    .into_bytes(),
+            )
         }
         Replace::Json { path, value } => {
             let mut doc: serde_json::Value = serde_json::from_str(text).ok()?;
@@ -813,7 +833,11 @@ fn rewrite(replace: &Replace, data: &[u8]) -> Option<Vec<u8>> {
 
 /// Sets `path` in `doc` to `value`, making objects for missing keys (as
 /// jq's `setpath` does); an index past an array's end cannot be set.
-fn set_path(doc: &mut serde_json::Value, path: &[PathStep], value: serde_json::Value) -> Option<()> {
+fn set_path(
+    doc: &mut serde_json::Value,
+    path: &[PathStep],
+    value: serde_json::Value,
+) -> Option<()> {
     let Some((step, rest)) = path.split_first() else {
         *doc = value;
         return Some(());
@@ -839,9 +863,7 @@ mod tests {
 
     fn steps(path: &str) -> Vec<PathStep> {
         match wscope_events::filter::parse(&format!("json.{path} exists")).unwrap() {
-            wscope_events::filter::Expr::Exists(wscope_events::filter::Field::Json(steps)) => {
-                steps
-            }
+            wscope_events::filter::Expr::Exists(wscope_events::filter::Field::Json(steps)) => steps,
             other => panic!("{other:?}"),
         }
     }

@@ -169,7 +169,9 @@ fn build(
         None => None,
         Some(value) => Some(match value.get_ref() {
             toml::Value::Integer(n) if *n >= 0 => After::Matches(*n as u64),
-            toml::Value::String(text) => After::Time(duration(&Spanned::new(value.span(), text.clone()), fail)?),
+            toml::Value::String(text) => {
+                After::Time(duration(&Spanned::new(value.span(), text.clone()), fail)?)
+            }
             _ => {
                 return Err(fail(
                     value.span(),
@@ -214,7 +216,10 @@ fn build(
             code: close_code(&raw.code, fail)?,
         },
         _ => Action::Pause {
-            duration: duration(required(&raw.duration, "duration", &raw.action, fail)?, fail)?,
+            duration: duration(
+                required(&raw.duration, "duration", &raw.action, fail)?,
+                fail,
+            )?,
             direction: match &raw.direction {
                 None => None,
                 Some(text) => Some(direction(text, fail)?),
@@ -282,7 +287,10 @@ fn parse_filter(text: &Spanned<String>, fail: Fail) -> Result<Expr, RulesError> 
     filter::parse(text.get_ref()).map_err(|err| {
         fail(
             text.span(),
-            format!("`match` is not a valid filter:\n{}", err.render(text.get_ref())),
+            format!(
+                "`match` is not a valid filter:\n{}",
+                err.render(text.get_ref())
+            ),
         )
     })
 }
@@ -411,10 +419,7 @@ fn replacement(raw: &RawRule, fail: Fail) -> Result<Replace, RulesError> {
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if !digits.len().is_multiple_of(2) {
         return Err("`binary` has an odd number of hex digits".to_owned());
     }
@@ -545,13 +550,18 @@ direction = "s2c"
         assert_eq!(e.line, 2);
         assert!(e.reason.contains("unknown action \"explode\""), "{e}");
 
-        let e = error("[[rule]]\naction = \"drop\"\n\n[[rule]]\naction = \"delay\"\ndelay = \"soon\"\n");
+        let e = error(
+            "[[rule]]\naction = \"drop\"\n\n[[rule]]\naction = \"delay\"\ndelay = \"soon\"\n",
+        );
         assert_eq!(e.line, 6);
         assert!(e.reason.contains("not a duration"), "{e}");
 
         let e = error("[[rule]]\naction = \"drop\"\ncode = 1000\n");
         assert_eq!(e.line, 3);
-        assert!(e.reason.contains("`code` does not apply to a drop rule"), "{e}");
+        assert!(
+            e.reason.contains("`code` does not apply to a drop rule"),
+            "{e}"
+        );
 
         let e = error("[[rule]]\nmatch = 'dir = c2s'\naction = \"drop\"\n");
         assert_eq!(e.line, 2);

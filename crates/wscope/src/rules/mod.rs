@@ -131,7 +131,10 @@ impl Action {
     /// Whether it changes which message bytes reach a peer (as opposed to
     /// when): the relay must then keep permessage-deflate streams itself.
     pub fn rewrites(&self) -> bool {
-        matches!(self, Action::Drop | Action::Replace(_) | Action::Inject { .. })
+        matches!(
+            self,
+            Action::Drop | Action::Replace(_) | Action::Inject { .. }
+        )
     }
 }
 
@@ -159,7 +162,11 @@ impl fmt::Display for Injected {
         match self {
             Injected::Text(text) => {
                 let preview: String = text.chars().take(60).collect();
-                let more = if preview.len() < text.len() { "…" } else { "" };
+                let more = if preview.len() < text.len() {
+                    "…"
+                } else {
+                    ""
+                };
                 write!(f, "text {preview:?}{more}")
             }
             Injected::Binary(data) => write!(f, "{} binary bytes", data.len()),
@@ -256,7 +263,11 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         "GiB" => 1024.0 * 1024.0 * 1024.0,
         "kbit" => 1e3 / 8.0,
         "mbit" | "Mbit" => 1e6 / 8.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?} (use B, KiB, MB, mbit, …)")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use B, KiB, MB, mbit, …)"
+            ));
+        }
     };
     let rate = value * scale;
     if !(1.0..=1e12).contains(&rate) {

@@ -73,12 +73,22 @@ pub fn watch_file(flags: FaultArgs, tx: watch::Sender<Arc<RuleSet>>, events: Eve
                     let n = set.rules.len();
                     tx.send_replace(Arc::new(set));
                     let s = if n == 1 { "" } else { "s" };
-                    report(&events, format!("rules reloaded from {}: {n} rule{s} in force", path.display())).await;
+                    report(
+                        &events,
+                        format!(
+                            "rules reloaded from {}: {n} rule{s} in force",
+                            path.display()
+                        ),
+                    )
+                    .await;
                 }
                 Err(err) => {
                     report(
                         &events,
-                        format!("{}: {err}; the previous rules stay in force", path.display()),
+                        format!(
+                            "{}: {err}; the previous rules stay in force",
+                            path.display()
+                        ),
                     )
                     .await;
                 }

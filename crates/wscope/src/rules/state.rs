@@ -189,14 +189,16 @@ mod tests {
     }
 
     fn names(s: &RuleState, acting: Vec<usize>) -> Vec<&'static str> {
-        acting.iter().map(|&i| s.set().rules[i].action.name()).collect()
+        acting
+            .iter()
+            .map(|&i| s.set().rules[i].action.name())
+            .collect()
     }
 
     #[test]
     fn after_and_count_bound_a_rule() {
-        let (mut s, now) = state(
-            "[[rule]]\nmatch = '\"x\"'\naction = \"drop\"\nafter = 1\ncount = 2\n",
-        );
+        let (mut s, now) =
+            state("[[rule]]\nmatch = '\"x\"'\naction = \"drop\"\nafter = 1\ncount = 2\n");
         let c2s = Direction::ClientToServer;
         let acted: Vec<usize> = (0..5)
             .map(|_| s.on_message(&text(c2s, "x"), now).len())

@@ -8,6 +8,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
@@ -158,4 +161,94 @@ pub fn texts(report: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|m| m["data"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// Runs a peer server that names its address on its first stdout line;
+/// returns it and that line.
+pub fn spawn_named(mut command: Command, what: &str) -> (Running, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{what} names its address: {e}"));
+    (
+        Running {
+            child,
+            stdout: Some(stdout),
+        },
+        line,
+    )
+}
+
+/// tests/peers/ws_server.py (Python `websockets`); returns it and its URL.
+pub fn python_server(args: &[&str]) -> (Running, String) {
+    let mut command = Command::new(venv_bin("python"));
+    command.arg(peer_script("ws_server.py")).args(args);
+    let (running, line) = spawn_named(command, "the python server");
+    (running, ws_url_in(&line))
+}
+
+/// tests/peers/ws_server.mjs (Node.js `ws`, echo with permessage-deflate);
+/// returns it and its URL.
+pub fn node_server(args: &[&str]) -> (Running, String) {
+    let mut command = node();
+    command.arg(peer_script("ws_server.mjs")).args(args);
+    let (running, line) = spawn_named(command, "the node server");
+    (running, address_in(&line, "ws://"))
+}
+
+/// Starts `wscope proxy` with `args`; returns it and its first stdout line.
+pub fn start_proxy(args: &[&str], env: &[(&str, &std::path::Path)]) -> (Running, String) {
+    let mut command = wscope();
+    command
+        .args(["proxy", "--listen", "127.0.0.1:0", "--quiet"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("wscope proxy starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("the proxy names its address");
+    (
+        Running {
+            child,
+            stdout: Some(stdout),
+        },
+        line,
+    )
+}
+
+/// The first `scheme://host:port` in a line.
+pub fn address_in(line: &str, scheme: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.starts_with(scheme))
+        .unwrap_or_else(|| panic!("a {scheme} address in {line:?}"))
+        .trim_end_matches([')', '/'])
+        .to_owned()
+}
+
+/// Reads a record file's events, waiting until `done` holds for them.
+pub fn record_until(path: &std::path::Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let events: Vec<Value> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if done(&events) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -253,6 +253,16 @@ impl PerMessageDeflate {
     /// `role` says which of the agreed parameters govern what we send and
     /// what we receive.
     pub fn new(role: Role, params: DeflateParams) -> Self {
+        Self::with_level(role, params, Compression::default())
+    }
+
+    /// Compresses at zlib's fastest level: for a relay that re-deflates
+    /// what it forwards, where CPU matters more than the last bytes saved.
+    pub fn fast(role: Role, params: DeflateParams) -> Self {
+        Self::with_level(role, params, Compression::fast())
+    }
+
+    fn with_level(role: Role, params: DeflateParams, level: Compression) -> Self {
         let (own_bits, reset_compressor, reset_decompressor) = match role {
             Role::Server => (
                 params.server_max_window_bits,
@@ -270,7 +280,7 @@ impl PerMessageDeflate {
         let own_bits = own_bits.clamp(9, 15);
         PerMessageDeflate {
             params,
-            compressor: Compress::new_with_window_bits(Compression::default(), false, own_bits),
+            compressor: Compress::new_with_window_bits(level, false, own_bits),
             decompressor: Decompress::new_with_window_bits(false, 15),
             reset_compressor,
             reset_decompressor,

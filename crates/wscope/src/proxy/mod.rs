@@ -184,7 +184,8 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         rules: rules.as_ref().map(|(_, current)| current.clone()),
     });
     if let Some((tx, _)) = rules {
-        crate::rules::reload::watch_file(args.faults.clone(), tx, proxy.events.clone());
+        let shutdown = proxy.shutdown.clone();
+        crate::rules::reload::watch_file(args.faults.clone(), tx, proxy.events.clone(), shutdown);
     }
     listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
         let proxy = proxy.clone();

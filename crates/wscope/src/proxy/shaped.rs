@@ -177,7 +177,7 @@ impl Shaper {
             held_bytes: 0,
             // We receive as the sender's peer and send as the sender.
             inflate: params.map(|p| PerMessageDeflate::new(sender.peer(), p)),
-            deflate: params.map(|p| PerMessageDeflate::new(sender, p)),
+            deflate: params.map(|p| PerMessageDeflate::fast(sender, p)),
             queue: VecDeque::new(),
             queued: 0,
             last_due: now,
@@ -423,12 +423,14 @@ async fn message(shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Lin
         data = plain;
     }
     let text = first.opcode == OpCode::Text;
+    // Only a filter looks at the payload: without one, skip the copy.
+    let view = if link.state().filters() { RULE_VIEW } else { 0 };
     let event = Event::now(
         ctx.id,
         Some(side.dir),
         EventKind::Message(Message {
             opcode: first.opcode.name().to_owned(),
-            payload: Payload::capture(&data, text, RULE_VIEW),
+            payload: Payload::capture(&data, text, view),
             compressed,
             frames: frames.len() as u32,
         }),

@@ -4,7 +4,7 @@
 //! included, and one that does not is reported with its line while the
 //! rules in force stay.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,8 +41,15 @@ pub fn load(flags: &FaultArgs) -> anyhow::Result<Option<(watch::Sender<Arc<RuleS
     Ok(Some((tx, rx)))
 }
 
-/// Watches `flags.rules` (if any) and swaps in new rules as it changes.
-pub fn watch_file(flags: FaultArgs, tx: watch::Sender<Arc<RuleSet>>, events: Events) {
+/// Watches `flags.rules` (if any) and swaps in new rules as it changes,
+/// until `shutdown` (it holds an event sender, which must not keep the
+/// sink thread waiting).
+pub fn watch_file(
+    flags: FaultArgs,
+    tx: watch::Sender<Arc<RuleSet>>,
+    events: Events,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Some(path) = flags.rules.clone() else {
         return;
     };
@@ -51,9 +58,9 @@ pub fn watch_file(flags: FaultArgs, tx: watch::Sender<Arc<RuleSet>>, events: Eve
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            if tx.is_closed() {
-                return;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|down| *down) => return,
             }
             let now = std::fs::read(&path).ok();
             if now == last {
@@ -115,10 +122,4 @@ fn reread(path: &Path, bytes: &Option<Vec<u8>>) -> Result<String, String> {
 async fn report(events: &Events, text: String) {
     eprintln!("wscope: {text}");
     events.emit("-", None, EventKind::Note { text }).await;
-}
-
-/// The path as given, for messages.
-pub fn describe(path: &Option<PathBuf>) -> String {
-    path.as_ref()
-        .map_or_else(|| "the flags".to_owned(), |p| p.display().to_string())
 }

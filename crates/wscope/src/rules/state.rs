@@ -75,10 +75,18 @@ impl RuleState {
         &self.set
     }
 
-    /// Whether any rule may rewrite payloads (so compressed streams must be
-    /// re-encoded by the relay).
+    /// Whether there are no rules at all.
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
+    }
+
+    /// Whether any message-triggered rule looks at messages through a
+    /// filter (without one, the relay need not show it their payloads).
+    pub fn filters(&self) -> bool {
+        self.set
+            .rules
+            .iter()
+            .any(|rule| rule.filter.is_some() && !timed(rule))
     }
 
     /// The rules (indices into [`RuleState::set`]) that act on `event`, a

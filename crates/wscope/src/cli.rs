@@ -134,6 +134,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
+    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
+    /// json.type == "error"' (docs/FILTER.md). Narrows the lifecycle log; --record
+    /// and --metrics still get every event.
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
+
     /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -292,6 +298,13 @@ pub struct ProxyArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
+    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
+    /// json.type == "error"' (docs/FILTER.md). Narrows what is printed (messages,
+    /// --json, the lifecycle log); --record and --metrics still get every
+    /// event.
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
+
     /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -441,6 +454,12 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
+    /// json.type == "error"' (docs/FILTER.md). Narrows what is printed (messages, how
+    /// the connection ended, --json); --record still gets every event.
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
+
     /// Also report every data frame the server sends (FIN, RSV bits,
     /// opcode, payload as on the wire) in --json and --record output.
     #[arg(long)]
@@ -487,6 +506,16 @@ pub struct Limits {
     /// Largest message accepted, in bytes; a bigger one closes with 1009.
     #[arg(long, default_value_t = wscope_proto::message::DEFAULT_MAX_MESSAGE)]
     pub max_message: u64,
+}
+
+/// Compiles a `--filter` expression; a mistake is shown with a caret under
+/// it, before anything starts.
+pub fn parse_filter(text: Option<&str>) -> anyhow::Result<Option<wscope_events::filter::Expr>> {
+    text.map(|text| {
+        wscope_events::filter::parse(text)
+            .map_err(|e| anyhow::anyhow!("--filter:\n{}", e.render(text)))
+    })
+    .transpose()
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is seconds).

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::BufReader;
 
 use anyhow::{Context, anyhow};
-use wscope_events::filter::{self, Expr};
+use wscope_events::filter::Expr;
 use wscope_events::{Direction, Event, EventKind, RecordReader};
 
 use crate::cli::ReadArgs;
@@ -41,13 +41,8 @@ fn micros(date: &str, flag: &str) -> anyhow::Result<u64> {
 }
 
 pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
-    let filter = args
-        .filter
-        .as_deref()
-        .map(|text| filter::parse(text).map_err(|e| anyhow!("--filter:\n{}", e.render(text))))
-        .transpose()?;
     let select = Select {
-        filter,
+        filter: crate::cli::parse_filter(args.filter.as_deref())?,
         conn: args.conn.clone(),
         since: args
             .since

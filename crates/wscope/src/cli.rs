@@ -70,6 +70,9 @@ pub enum Command {
     /// Print a record file as the live views do, or as JSON Lines, or sum
     /// it up per connection; narrow it with a filter (docs/FILTER.md).
     ///
+    /// A file over 8 MiB shows a progress bar on stderr when that is a
+    /// terminal and the output goes to a file (or with --stats).
+    ///
     /// Exit status: 0, or 1 when a line in the middle of the file is
     /// damaged (everything before it is printed).
     Read(ReadArgs),

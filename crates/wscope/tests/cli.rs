@@ -396,3 +396,138 @@ fn a_bad_filter_is_shown_with_a_caret_and_starts_nothing() {
     assert!(!out.contains("listening"), "{out}");
     assert!(listener.accept().is_err());
 }
+
+/// A pseudo-terminal: the parent's end, and the end a child writes to.
+fn pseudo_terminal() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut parent, mut child) = (-1, -1);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors into the integers given, which
+    // are then owned here and nowhere else.
+    let status = unsafe {
+        libc::openpty(
+            &mut parent,
+            &mut child,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(status, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(parent),
+            std::os::fd::OwnedFd::from_raw_fd(child),
+        )
+    }
+}
+
+/// Runs `wscope args` with stderr on a pseudo-terminal and stdout to
+/// `stdout`; returns the exit status and what reached the terminal.
+fn run_on_terminal(args: &[&str], stdout: std::process::Stdio) -> (i32, String) {
+    let (mut terminal, stderr) = pseudo_terminal();
+    let mut child = {
+        // The command holds the child's end until dropped: the terminal
+        // reads to its end only once every copy is closed.
+        let mut command = wscope();
+        command.args(args).stdout(stdout).stderr(stderr);
+        command.spawn().expect("wscope runs")
+    };
+    if let Some(mut piped) = child.stdout.take() {
+        std::thread::spawn(move || std::io::copy(&mut piped, &mut std::io::sink()));
+    }
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        // Ends with EIO once the child has exited.
+        let _ = std::io::Read::read_to_end(&mut terminal, &mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let status = child.wait().expect("wscope exits");
+    (
+        status.code().unwrap_or(-1),
+        reader.join().expect("terminal reader"),
+    )
+}
+
+#[test]
+fn read_shows_progress_on_a_terminal_and_clears_it() {
+    // A record over 8 MiB: one short session's events, again and again.
+    let (_server, url) = common::start_server(&[]);
+    let dir = common::temp_dir("read-progress");
+    let small = dir.join("small.jsonl");
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--record",
+        small.to_str().unwrap(),
+        "--send",
+        "hello",
+        "--expect",
+        "1",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let small = std::fs::read_to_string(&small).unwrap();
+    let (header, session) = small.split_once('\n').expect("a header line");
+    let mut text = format!("{header}\n");
+    while text.len() <= 9 << 20 {
+        text.push_str(session);
+    }
+    let big = dir.join("big.jsonl");
+    std::fs::write(&big, text).unwrap();
+    let big = big.to_str().unwrap();
+
+    // Without a terminal: the output alone.
+    let (code, expected, _) = run(&["read", big]);
+    assert_eq!(code, 0);
+
+    // stdout to a file, stderr a terminal: a bar, cleared at the end, and
+    // the lines written to stderr (opens, closes) not torn by it.
+    let out = dir.join("out.txt");
+    let file = std::fs::File::create(&out).unwrap();
+    let (code, terminal) = run_on_terminal(&["read", big], file.into());
+    assert_eq!(code, 0, "{terminal}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+    assert!(
+        terminal.contains("big.jsonl") && terminal.contains(" MiB/"),
+        "no bar: {terminal:?}"
+    );
+    assert!(terminal.ends_with("\r\x1b[2K"), "not cleared: {terminal:?}");
+    // What a terminal shows of each line: what follows the last erase.
+    let opens = terminal
+        .split('\n')
+        .filter_map(|line| line.rsplit("\x1b[2K").next())
+        .filter(|line| line.contains("wscope: c1 open"))
+        .inspect(|line| assert!(!line.contains("MiB"), "torn: {line:?}"))
+        .count();
+    assert!(opens > 1000, "{opens} opens shown");
+
+    // stdout to a pipe: whoever reads it may write to the terminal, so no
+    // bar; nor with the events scrolling on the terminal itself.
+    let (code, terminal) = run_on_terminal(&["read", big, "--json"], std::process::Stdio::piped());
+    assert_eq!(code, 0);
+    assert!(!terminal.contains("MiB"), "{terminal:?}");
+    let (other_terminal, stdout) = pseudo_terminal();
+    let (code, terminal) = run_on_terminal(&["read", big, "--filter", "len > 1000"], stdout.into());
+    drop(other_terminal);
+    assert_eq!(code, 0);
+    assert!(!terminal.contains("MiB"), "{terminal:?}");
+
+    // With --stats, nothing is printed until the end: a bar even on a
+    // terminal, gone before the table.
+    let (terminal, stdout) = pseudo_terminal();
+    let (code, on_stderr) = run_on_terminal(&["read", big, "--stats"], stdout.into());
+    drop(terminal);
+    assert_eq!(code, 0);
+    assert!(on_stderr.contains(" MiB/"), "no bar: {on_stderr:?}");
+    assert!(
+        on_stderr.ends_with("\r\x1b[2K"),
+        "not cleared: {on_stderr:?}"
+    );
+}

@@ -137,9 +137,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
-    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
-    /// json.type == "error"' (docs/FILTER.md). Narrows the lifecycle log; --record
-    /// and --metrics still get every event.
+    /// Log only the events that pass this filter, e.g. 'close.code != 1000
+    /// || event == handshake_failed' (docs/FILTER.md); --record and
+    /// --metrics still get every event.
     #[arg(long, short, value_name = "EXPR")]
     pub filter: Option<String>,
 
@@ -302,9 +302,8 @@ pub struct ProxyArgs {
     pub quiet: bool,
 
     /// Print only the events that pass this filter, e.g. 'dir == s2c &&
-    /// json.type == "error"' (docs/FILTER.md). Narrows what is printed (messages,
-    /// --json, the lifecycle log); --record and --metrics still get every
-    /// event.
+    /// json.type == "error"' (docs/FILTER.md): in the message lines, --json
+    /// and the lifecycle log; --record and --metrics still get every event.
     #[arg(long, short, value_name = "EXPR")]
     pub filter: Option<String>,
 
@@ -458,8 +457,8 @@ pub struct ConnectArgs {
     pub json: bool,
 
     /// Print only the events that pass this filter, e.g. 'dir == s2c &&
-    /// json.type == "error"' (docs/FILTER.md). Narrows what is printed (messages, how
-    /// the connection ended, --json); --record still gets every event.
+    /// json.type == "error"' (docs/FILTER.md): messages, how the connection
+    /// ended, --json; --record still gets every event.
     #[arg(long, short, value_name = "EXPR")]
     pub filter: Option<String>,
 

@@ -65,8 +65,9 @@ pub struct ServerOutputs<'a> {
 }
 
 /// Adds the lifecycle log (behind the filter), the record file and the
-/// metrics sink that `outputs` asks for; the metrics endpoint starts serving at once. Returns
-/// the metrics (for counters no event carries) and their URL.
+/// metrics sink that `outputs` asks for; the metrics endpoint starts
+/// serving at once. Returns the metrics (for counters no event carries)
+/// and their URL.
 pub async fn add_server_sinks(
     sinks: &mut Sinks,
     outputs: ServerOutputs<'_>,

@@ -70,6 +70,9 @@ pub enum Command {
     /// Print a record file as the live views do, or as JSON Lines, or sum
     /// it up per connection; narrow it with a filter (docs/FILTER.md).
     ///
+    /// A file over 8 MiB shows a progress bar on stderr when that is a
+    /// terminal and the output goes to a file (or with --stats).
+    ///
     /// Exit status: 0, or 1 when a line in the middle of the file is
     /// damaged (everything before it is printed).
     Read(ReadArgs),
@@ -133,6 +136,12 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+
+    /// Log only the events that pass this filter, e.g. 'close.code != 1000
+    /// || event == handshake_failed' (docs/FILTER.md); --record and
+    /// --metrics still get every event.
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
 
     /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
     #[arg(long, value_name = "FILE")]
@@ -291,6 +300,12 @@ pub struct ProxyArgs {
     /// logs and metrics).
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
+    /// json.type == "error"' (docs/FILTER.md): in the message lines, --json
+    /// and the lifecycle log; --record and --metrics still get every event.
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
 
     /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
     #[arg(long, value_name = "FILE")]
@@ -502,6 +517,12 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
+    /// json.type == "error"' (docs/FILTER.md): messages, how the connection
+    /// ended, --json; --record still gets every event.
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
+
     /// Also report every data frame the server sends (FIN, RSV bits,
     /// opcode, payload as on the wire) in --json and --record output.
     #[arg(long)]
@@ -548,6 +569,16 @@ pub struct Limits {
     /// Largest message accepted, in bytes; a bigger one closes with 1009.
     #[arg(long, default_value_t = wscope_proto::message::DEFAULT_MAX_MESSAGE)]
     pub max_message: u64,
+}
+
+/// Compiles a `--filter` expression; a mistake is shown with a caret under
+/// it, before anything starts.
+pub fn parse_filter(text: Option<&str>) -> anyhow::Result<Option<wscope_events::filter::Expr>> {
+    text.map(|text| {
+        wscope_events::filter::parse(text)
+            .map_err(|e| anyhow::anyhow!("--filter:\n{}", e.render(text)))
+    })
+    .transpose()
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is seconds).

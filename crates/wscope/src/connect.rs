@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
+use wscope_events::filter::Expr;
 use wscope_events::{Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, Message};
 use wscope_proto::{CloseCode, OpCode};
 
 use crate::cli::ConnectArgs;
 use crate::connection::{ConnError, Incoming};
 use crate::interactive::{self, Command, Printer};
-use crate::sink::{Human, JsonLines, Record, Sinks};
+use crate::sink::{Human, JsonLines, Record, Sinks, filtered};
 use crate::timers::{sleep_until, tick};
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
@@ -38,11 +39,16 @@ pub struct Session {
     pub arrows: bool,
     /// Print through the line editor (interactive mode).
     pub printer: Option<Printer>,
+    /// Print only the events that pass this (`--filter`); the record file
+    /// gets them all.
+    pub filter: Option<Expr>,
 }
 
 /// Runs the client on stdin; returns the process exit status.
 pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     use std::io::IsTerminal;
+    // Before the line editor or the connection: a mistake starts nothing.
+    let filter = crate::cli::parse_filter(args.filter.as_deref())?;
     let opcode = if args.binary {
         OpCode::Binary
     } else {
@@ -90,6 +96,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
             lines: commands,
             arrows: interactive,
             printer,
+            filter,
         },
     )
     .await;
@@ -99,7 +106,12 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     status
 }
 
-fn sinks_for(args: &ConnectArgs, arrows: bool, printer: Option<Printer>) -> anyhow::Result<Sinks> {
+fn sinks_for(
+    args: &ConnectArgs,
+    arrows: bool,
+    printer: Option<Printer>,
+    filter: Option<&Expr>,
+) -> anyhow::Result<Sinks> {
     use std::io::IsTerminal;
     let color = std::env::var_os("NO_COLOR").is_none()
         && (printer.is_some() || std::io::stdout().is_terminal());
@@ -107,21 +119,27 @@ fn sinks_for(args: &ConnectArgs, arrows: bool, printer: Option<Printer>) -> anyh
     if args.json {
         sinks.add(
             "--json",
-            Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
+            filtered(
+                filter,
+                Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
+            ),
         );
     } else {
         sinks.add(
             "terminal",
-            Box::new(Human {
-                arrows,
-                quiet: args.quiet,
-                show_control: args.show_control,
-                timestamps: args.timestamps,
-                pretty: args.pretty,
-                color,
-                printer,
-                show_conn: false,
-            }),
+            filtered(
+                filter,
+                Box::new(Human {
+                    arrows,
+                    quiet: args.quiet,
+                    show_control: args.show_control,
+                    timestamps: args.timestamps,
+                    pretty: args.pretty,
+                    color,
+                    printer,
+                    show_conn: false,
+                }),
+            ),
         );
     }
     if let Some(path) = &args.record {
@@ -134,7 +152,12 @@ fn sinks_for(args: &ConnectArgs, arrows: bool, printer: Option<Printer>) -> anyh
 
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
-    let mut sinks = sinks_for(&args, session.arrows, session.printer)?;
+    let mut sinks = sinks_for(
+        &args,
+        session.arrows,
+        session.printer,
+        session.filter.as_ref(),
+    )?;
     let mut input = Input {
         open: session.lines.is_some(),
         lines: session.lines.unwrap_or_else(|| mpsc::channel(1).1),

@@ -51,6 +51,7 @@ pub async fn run() -> anyhow::Result<i32> {
             lines: Some(lines),
             arrows: true,
             printer: None,
+            filter: None,
         },
     )
     .await?;

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod probe;
+mod progress;
 pub mod proxy;
 pub mod read;
 pub mod rules;

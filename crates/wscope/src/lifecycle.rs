@@ -60,21 +60,60 @@ fn target(head: &Head) -> String {
     head.line.split(' ').nth(1).unwrap_or_default().to_owned()
 }
 
-impl Sink for LifecycleLog {
-    fn wants_payloads(&self) -> bool {
-        false
-    }
-
-    fn event(&mut self, event: &Event) -> io::Result<()> {
-        let mut fields = Map::new();
-        let name = match &event.kind {
+impl LifecycleLog {
+    /// The client of `event`'s connection, learnt from its `open` (or its
+    /// failed handshake) and forgotten when it ends. Called for every event,
+    /// shown or filtered out, so lines keep their client and the map does
+    /// not grow with connections whose end was not shown.
+    fn peer(&mut self, event: &Event) -> Peer {
+        match &event.kind {
             EventKind::Open(open) => {
                 let peer = Peer {
                     client: open.client.clone(),
                     origin: header(&open.request, "origin"),
                     user_agent: header(&open.request, "user-agent"),
                 };
-                self.peers.insert(event.conn.clone(), peer);
+                self.peers.insert(event.conn.clone(), peer.clone());
+                peer
+            }
+            EventKind::HandshakeFailed(failed) => {
+                let mut peer = self.peers.remove(&event.conn).unwrap_or_default();
+                if let Some(client) = &failed.client {
+                    peer.client = client.clone();
+                }
+                if let Some(request) = &failed.request {
+                    peer.origin = header(request, "origin");
+                    peer.user_agent = header(request, "user-agent");
+                }
+                peer
+            }
+            EventKind::Closed(_) => self.peers.remove(&event.conn).unwrap_or_default(),
+            _ => self.peers.get(&event.conn).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+impl Sink for LifecycleLog {
+    fn wants_payloads(&self) -> bool {
+        false
+    }
+
+    fn skipped(&mut self, event: &Event) -> io::Result<()> {
+        // Only beginnings and ends change what is known of a client.
+        if matches!(
+            event.kind,
+            EventKind::Open(_) | EventKind::HandshakeFailed(_) | EventKind::Closed(_)
+        ) {
+            self.peer(event);
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        let peer = self.peer(event);
+        let mut fields = Map::new();
+        let name = match &event.kind {
+            EventKind::Open(open) => {
                 fields.insert("path".into(), json!(target(&open.request)));
                 if let Some(protocol) = &open.subprotocol {
                     fields.insert("subprotocol".into(), json!(protocol));
@@ -85,13 +124,7 @@ impl Sink for LifecycleLog {
                 "open"
             }
             EventKind::HandshakeFailed(failed) => {
-                let peer = self.peers.entry(event.conn.clone()).or_default();
-                if let Some(client) = &failed.client {
-                    peer.client = client.clone();
-                }
                 if let Some(request) = &failed.request {
-                    peer.origin = header(request, "origin");
-                    peer.user_agent = header(request, "user-agent");
                     fields.insert("path".into(), json!(target(request)));
                 }
                 if let Some(status) = failed.status {
@@ -153,15 +186,6 @@ impl Sink for LifecycleLog {
                 "note"
             }
         };
-        let peer = if matches!(
-            event.kind,
-            EventKind::Closed(_) | EventKind::HandshakeFailed(_)
-        ) {
-            self.peers.remove(&event.conn)
-        } else {
-            self.peers.get(&event.conn).cloned()
-        }
-        .unwrap_or_default();
         let time = humantime::format_rfc3339_millis(
             SystemTime::UNIX_EPOCH + Duration::from_micros(event.ts),
         );

@@ -14,11 +14,12 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 
 use tokio::sync::mpsc;
+use wscope_events::filter::Expr;
 use wscope_events::{Direction, Event, EventKind};
 
 use crate::lifecycle::{LifecycleLog, LogFormat};
 use crate::metrics::{Metrics, MetricsSink};
-use crate::sink::{Record, Sinks};
+use crate::sink::{Record, Sinks, filtered};
 
 /// How many events may wait for the sinks. Each may carry a payload of up
 /// to the capture limit (64 KiB by default), so this bounds the memory a
@@ -59,17 +60,21 @@ pub struct ServerOutputs<'a> {
     pub redact: bool,
     pub max_payload: usize,
     pub metrics: Option<SocketAddr>,
+    /// `--filter`: narrows the lifecycle log, not the record or the metrics.
+    pub filter: Option<&'a Expr>,
 }
 
-/// Adds the lifecycle log, the record file and the metrics sink that
-/// `outputs` asks for; the metrics endpoint starts serving at once. Returns
-/// the metrics (for counters no event carries) and their URL.
+/// Adds the lifecycle log (behind the filter), the record file and the
+/// metrics sink that `outputs` asks for; the metrics endpoint starts
+/// serving at once. Returns the metrics (for counters no event carries)
+/// and their URL.
 pub async fn add_server_sinks(
     sinks: &mut Sinks,
     outputs: ServerOutputs<'_>,
 ) -> anyhow::Result<Option<(Arc<Metrics>, String)>> {
     if outputs.log_format != LogFormat::Off {
-        sinks.add("log", Box::new(LifecycleLog::new(outputs.log_format)));
+        let log = Box::new(LifecycleLog::new(outputs.log_format));
+        sinks.add("log", filtered(outputs.filter, log));
     }
     if let Some(path) = outputs.record {
         let record = Record::create(path, outputs.redact, outputs.max_payload)

@@ -1,17 +1,19 @@
 //! `wscope read FILE`: a record file printed the way the live views print,
 //! or as JSON Lines, narrowed by `--filter`, `--conn`, `--since`,
 //! `--until`; or summed up per connection with `--stats`. The file is
-//! streamed one event at a time, so its size does not matter.
+//! streamed one event at a time, so its size does not matter; a large one
+//! shows how far it has got on a progress bar (`progress.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::BufReader;
 
 use anyhow::{Context, anyhow};
-use wscope_events::filter::{self, Expr};
+use wscope_events::filter::Expr;
 use wscope_events::{Direction, Event, EventKind, RecordReader};
 
 use crate::cli::ReadArgs;
+use crate::progress::{OnStderr, Output, Progress};
 use crate::sink::{Human, JsonLines, Sinks};
 
 /// The selection asked for on the command line.
@@ -41,13 +43,8 @@ fn micros(date: &str, flag: &str) -> anyhow::Result<u64> {
 }
 
 pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
-    let filter = args
-        .filter
-        .as_deref()
-        .map(|text| filter::parse(text).map_err(|e| anyhow!("--filter:\n{}", e.render(text))))
-        .transpose()?;
     let select = Select {
-        filter,
+        filter: crate::cli::parse_filter(args.filter.as_deref())?,
         conn: args.conn.clone(),
         since: args
             .since
@@ -62,26 +59,38 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     };
     let file =
         File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
-    let mut reader = RecordReader::new(BufReader::with_capacity(1 << 16, file))
+    // Not a regular file (a pipe, /dev/stdin): no length, no bar.
+    let len = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let output = if args.stats {
+        Output::AtTheEnd
+    } else {
+        Output::AsItGoes
+    };
+    let progress = Progress::for_file(&args.file.display().to_string(), len, output);
+    let mut reader = RecordReader::new(BufReader::with_capacity(1 << 16, progress.wrap(file)))
         .with_context(|| format!("{}", args.file.display()))?;
 
     let mut sinks = Sinks::default();
     if args.json {
         // The record is already redacted (or deliberately not): pass it on.
-        sinks.add("json", Box::new(JsonLines::new(usize::MAX, false)));
+        let json = Box::new(JsonLines::new(usize::MAX, false));
+        sinks.add("json", progress.around(json, OnStderr::Nothing));
     } else if !args.stats {
         sinks.add(
             "terminal",
-            Box::new(Human {
-                arrows: true,
-                quiet: false,
-                show_control: true,
-                timestamps: true,
-                pretty: args.pretty,
-                color: false,
-                printer: None,
-                show_conn: true,
-            }),
+            progress.around(
+                Box::new(Human {
+                    arrows: true,
+                    quiet: false,
+                    show_control: true,
+                    timestamps: true,
+                    pretty: args.pretty,
+                    color: false,
+                    printer: None,
+                    show_conn: true,
+                }),
+                OnStderr::EventsWithoutAMessage,
+            ),
         );
     }
     let mut stats = Stats::new(args.stats_field.clone());
@@ -100,12 +109,18 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
                     if shown.is_multiple_of(256) {
                         sinks.flush();
                     }
+                    if sinks.is_empty() {
+                        // The output failed (a closed pipe): nothing
+                        // left to read for.
+                        break Ok(());
+                    }
                 }
             }
             Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         }
     };
+    progress.finish();
     sinks.flush();
     if args.stats {
         stats.print();

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use wscope_events::filter::Expr;
 use wscope_events::{ClosedBy, Direction, Event, EventKind, Payload, RecordWriter, redact};
 use wscope_proto::CloseCode;
 
@@ -13,6 +14,13 @@ use wscope_proto::CloseCode;
 pub trait Sink: Send {
     /// Takes one event. Payloads arrive whole; a sink applies its own limit.
     fn event(&mut self, event: &Event) -> io::Result<()>;
+    /// Takes an event that a [`Filtered`] in front of this sink held back:
+    /// nothing is shown, but a sink that keeps something per connection
+    /// (the lifecycle log remembers each client from its `open`) keeps it
+    /// up to date here.
+    fn skipped(&mut self, _event: &Event) -> io::Result<()> {
+        Ok(())
+    }
     /// Ends a batch of events.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -71,6 +79,49 @@ impl Sinks {
                     false
                 }
             });
+    }
+}
+
+/// What is printed, narrowed by `--filter`: `inner` is shown only the
+/// events that pass `expr`. Only the printing sinks are wrapped, so the
+/// record file and the metrics still see every event.
+pub struct Filtered {
+    expr: Expr,
+    inner: Box<dyn Sink>,
+}
+
+/// `sink`, behind `filter` when there is one.
+pub fn filtered(filter: Option<&Expr>, sink: Box<dyn Sink>) -> Box<dyn Sink> {
+    match filter {
+        Some(expr) => Box::new(Filtered {
+            expr: expr.clone(),
+            inner: sink,
+        }),
+        None => sink,
+    }
+}
+
+impl Sink for Filtered {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        if self.expr.matches(event) {
+            self.inner.event(event)
+        } else {
+            self.inner.skipped(event)
+        }
+    }
+
+    fn skipped(&mut self, event: &Event) -> io::Result<()> {
+        self.inner.skipped(event)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    /// A filter on `text contains "x"` needs the payload to decide, even in
+    /// front of a sink that shows only sizes (the lifecycle log).
+    fn wants_payloads(&self) -> bool {
+        self.inner.wants_payloads() || self.expr.reads_payload()
     }
 }
 
@@ -415,5 +466,66 @@ impl Sink for Human {
         }
         line.push(b'\n');
         self.put(&line, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use wscope_events::Message;
+    use wscope_proto::OpCode;
+
+    use super::*;
+
+    /// Notes what it was shown and what it was told about.
+    struct Seen(Arc<Mutex<Vec<String>>>, bool);
+
+    impl Sink for Seen {
+        fn event(&mut self, event: &Event) -> io::Result<()> {
+            self.0.lock().unwrap().push(format!("shown {}", event.conn));
+            Ok(())
+        }
+        fn skipped(&mut self, event: &Event) -> io::Result<()> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("skipped {}", event.conn));
+            Ok(())
+        }
+        fn wants_payloads(&self) -> bool {
+            self.1
+        }
+    }
+
+    fn message(conn: &str, dir: Direction, text: &str) -> Event {
+        let message = Message::new(OpCode::Text, text.as_bytes(), usize::MAX);
+        Event::now(conn, Some(dir), EventKind::Message(message))
+    }
+
+    #[test]
+    fn filtered_shows_what_passes_and_tells_the_rest() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let expr = wscope_events::filter::parse(r#"dir == s2c && text contains "x""#).unwrap();
+        let mut sink = filtered(Some(&expr), Box::new(Seen(seen.clone(), false)));
+        assert!(sink.wants_payloads(), "the filter reads payloads");
+        sink.event(&message("c1", Direction::ServerToClient, "xy"))
+            .unwrap();
+        sink.event(&message("c2", Direction::ClientToServer, "xy"))
+            .unwrap();
+        sink.event(&message("c3", Direction::ServerToClient, "yz"))
+            .unwrap();
+        let note = EventKind::Note { text: "x".into() };
+        sink.event(&Event::now("c4", None, note)).unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["shown c1", "skipped c2", "skipped c3", "skipped c4"]
+        );
+
+        let expr = wscope_events::filter::parse("event == open").unwrap();
+        let sink = filtered(Some(&expr), Box::new(Seen(seen.clone(), false)));
+        assert!(!sink.wants_payloads());
+        let sink = filtered(None, Box::new(Seen(seen, true)));
+        assert!(sink.wants_payloads());
     }
 }

@@ -122,3 +122,412 @@ fn read_filters_a_record_and_sums_it_up() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown field \"colour\""), "{err}");
 }
+
+/// The events a JSON Lines text holds (a record file's header line has no
+/// `event` and is left out).
+fn events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON line"))
+        .filter(|event| event.get("event").is_some())
+        .collect()
+}
+
+#[test]
+fn connect_filter_narrows_what_is_printed_not_what_is_recorded() {
+    let (_server, url) = common::start_server(&[]);
+    let dir = common::temp_dir("connect-filter");
+    let record = dir.join("session.jsonl");
+    let (code, out, err) = run(&[
+        "connect",
+        "--json",
+        "--filter",
+        r#"dir == s2c && text contains "x""#,
+        "--record",
+        record.to_str().unwrap(),
+        "--send",
+        "xa",
+        "--send",
+        "b",
+        "--send",
+        "cx",
+        "--expect",
+        "3",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Only the echoes with an x: no sent messages, no "b", and no open or
+    // closed (they have no direction, so `dir == s2c` is false for them).
+    let printed = events(&out);
+    let summary: Vec<(&str, &str, &str)> = printed
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or_default(),
+                e["dir"].as_str().unwrap_or_default(),
+                e["payload"]["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("message", "s2c", "xa"), ("message", "s2c", "cx")],
+        "{out}"
+    );
+
+    // The record has every event.
+    let recorded = events(&std::fs::read_to_string(&record).expect("the record file"));
+    let kinds: Vec<&str> = recorded
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"open"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"closed"), "{kinds:?}");
+    let messages: Vec<(&str, &str)> = recorded
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["dir"].as_str().unwrap_or_default(),
+                e["payload"]["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("c2s", "xa"),
+        ("c2s", "b"),
+        ("c2s", "cx"),
+        ("s2c", "xa"),
+        ("s2c", "b"),
+        ("s2c", "cx"),
+    ] {
+        assert!(messages.contains(&expected), "{expected:?} in {messages:?}");
+    }
+
+    // Events without a message are decided by the expression too.
+    let (code, out, err) = run(&[
+        "connect",
+        "--json",
+        "--filter",
+        "event in {open, closed}",
+        "--send",
+        "hello",
+        "--expect",
+        "1",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let kinds: Vec<String> = events(&out)
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(kinds, ["open", "closed"], "{out}");
+}
+
+#[test]
+fn serve_filter_narrows_the_log_not_the_record() {
+    let dir = common::temp_dir("serve-filter");
+    let record = dir.join("serve.jsonl");
+    let mut server = wscope()
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--filter", r#"dir == c2s && text contains "x""#])
+        .args(["--record", record.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wscope serve starts");
+    let stderr = server.stderr.take().expect("stderr is piped");
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("the address line");
+    let server = common::Running {
+        child: server,
+        stdout: Some(stdout),
+    };
+    let url = common::ws_url_in(&line);
+
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--send",
+        "xa",
+        "--send",
+        "b",
+        "--send",
+        "cx",
+        "--expect",
+        "3",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The log is flushed before the record in each batch: once the record
+    // has the end of the connection, so has the log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let recorded = loop {
+        let recorded = events(&std::fs::read_to_string(&record).unwrap_or_default());
+        if recorded.iter().any(|e| e["event"] == "closed") || std::time::Instant::now() > deadline {
+            break recorded;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(server);
+    let logs = logs.join().expect("stderr reader");
+
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}\n{logs}")))
+        .collect();
+    // Payloads are not logged, only sizes: the server had to keep them for
+    // the filter to see the x.
+    let logged: Vec<(&str, &str, u64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["event"].as_str().unwrap_or_default(),
+                l["dir"].as_str().unwrap_or_default(),
+                l["size"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [("message", "c2s", 2), ("message", "c2s", 2)],
+        "{logs}"
+    );
+    // The open was filtered out of the log but the client is still known.
+    for line in &lines {
+        assert!(
+            line["client"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("127.0.0.1:")),
+            "{line}"
+        );
+    }
+    let kinds: Vec<&str> = recorded
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "message").count(),
+        6,
+        "{kinds:?}"
+    );
+    for kind in ["open", "close", "closed"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+}
+
+/// Runs wscope, which must exit within 20 s: a command that started
+/// serving would not.
+fn run_briefly(args: &[&str]) -> (i32, String, String) {
+    let mut child = wscope()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wscope runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "wscope {args:?} was still running:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_filter_is_shown_with_a_caret_and_starts_nothing() {
+    // A listener that no one should connect to.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let caret = "opcode == txt\n          ^ txt is not an opcode";
+
+    let (code, out, err) =
+        run_briefly(&["connect", "--filter", "opcode == txt", "--send", "hi", &url]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("wscope: --filter:\n"), "{err}");
+    assert!(err.contains(caret), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        listener.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "connect dialed despite the bad filter"
+    );
+
+    let (code, out, err) = run_briefly(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &url,
+        "--json",
+        "--filter",
+        "opcode == txt",
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains(caret), "{err}");
+    assert!(!out.contains("listening"), "{out}");
+
+    let (code, out, err) = run_briefly(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--filter",
+        "colour == red",
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("colour == red\n^ unknown field \"colour\""),
+        "{err}"
+    );
+    assert!(!out.contains("listening"), "{out}");
+    assert!(listener.accept().is_err());
+}
+
+/// A pseudo-terminal: the parent's end, and the end a child writes to.
+fn pseudo_terminal() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut parent, mut child) = (-1, -1);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors into the integers given, which
+    // are then owned here and nowhere else.
+    let status = unsafe {
+        libc::openpty(
+            &mut parent,
+            &mut child,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(status, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(parent),
+            std::os::fd::OwnedFd::from_raw_fd(child),
+        )
+    }
+}
+
+/// Runs `wscope args` with stderr on a pseudo-terminal and stdout to
+/// `stdout`; returns the exit status and what reached the terminal.
+fn run_on_terminal(args: &[&str], stdout: std::process::Stdio) -> (i32, String) {
+    let (mut terminal, stderr) = pseudo_terminal();
+    let mut child = {
+        // The command holds the child's end until dropped: the terminal
+        // reads to its end only once every copy is closed.
+        let mut command = wscope();
+        command.args(args).stdout(stdout).stderr(stderr);
+        command.spawn().expect("wscope runs")
+    };
+    if let Some(mut piped) = child.stdout.take() {
+        std::thread::spawn(move || std::io::copy(&mut piped, &mut std::io::sink()));
+    }
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        // Ends with EIO once the child has exited.
+        let _ = std::io::Read::read_to_end(&mut terminal, &mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let status = child.wait().expect("wscope exits");
+    (
+        status.code().unwrap_or(-1),
+        reader.join().expect("terminal reader"),
+    )
+}
+
+#[test]
+fn read_shows_progress_on_a_terminal_and_clears_it() {
+    // A record over 8 MiB: one short session's events, again and again.
+    let (_server, url) = common::start_server(&[]);
+    let dir = common::temp_dir("read-progress");
+    let small = dir.join("small.jsonl");
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--record",
+        small.to_str().unwrap(),
+        "--send",
+        "hello",
+        "--expect",
+        "1",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let small = std::fs::read_to_string(&small).unwrap();
+    let (header, session) = small.split_once('\n').expect("a header line");
+    let mut text = format!("{header}\n");
+    while text.len() <= 9 << 20 {
+        text.push_str(session);
+    }
+    let big = dir.join("big.jsonl");
+    std::fs::write(&big, text).unwrap();
+    let big = big.to_str().unwrap();
+
+    // Without a terminal: the output alone.
+    let (code, expected, _) = run(&["read", big]);
+    assert_eq!(code, 0);
+
+    // stdout to a file, stderr a terminal: a bar, cleared at the end, and
+    // the lines written to stderr (opens, closes) not torn by it.
+    let out = dir.join("out.txt");
+    let file = std::fs::File::create(&out).unwrap();
+    let (code, terminal) = run_on_terminal(&["read", big], file.into());
+    assert_eq!(code, 0, "{terminal}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+    assert!(
+        terminal.contains("big.jsonl") && terminal.contains(" MiB/"),
+        "no bar: {terminal:?}"
+    );
+    assert!(terminal.ends_with("\r\x1b[2K"), "not cleared: {terminal:?}");
+    // What a terminal shows of each line: what follows the last erase.
+    let opens = terminal
+        .split('\n')
+        .filter_map(|line| line.rsplit("\x1b[2K").next())
+        .filter(|line| line.contains("wscope: c1 open"))
+        .inspect(|line| assert!(!line.contains("MiB"), "torn: {line:?}"))
+        .count();
+    assert!(opens > 1000, "{opens} opens shown");
+
+    // stdout to a pipe: whoever reads it may write to the terminal, so no
+    // bar; nor with the events scrolling on the terminal itself.
+    let (code, terminal) = run_on_terminal(&["read", big, "--json"], std::process::Stdio::piped());
+    assert_eq!(code, 0);
+    assert!(!terminal.contains("MiB"), "{terminal:?}");
+    let (other_terminal, stdout) = pseudo_terminal();
+    let (code, terminal) = run_on_terminal(&["read", big, "--filter", "len > 1000"], stdout.into());
+    drop(other_terminal);
+    assert_eq!(code, 0);
+    assert!(!terminal.contains("MiB"), "{terminal:?}");
+
+    // With --stats, nothing is printed until the end: a bar even on a
+    // terminal, gone before the table.
+    let (terminal, stdout) = pseudo_terminal();
+    let (code, on_stderr) = run_on_terminal(&["read", big, "--stats"], stdout.into());
+    drop(terminal);
+    assert_eq!(code, 0);
+    assert!(on_stderr.contains(" MiB/"), "no bar: {on_stderr:?}");
+    assert!(
+        on_stderr.ends_with("\r\x1b[2K"),
+        "not cleared: {on_stderr:?}"
+    );
+}

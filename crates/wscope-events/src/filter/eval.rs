@@ -327,6 +327,23 @@ mod tests {
     }
 
     #[test]
+    fn which_filters_read_payloads() {
+        let reads = |filter: &str| {
+            parse(filter)
+                .unwrap_or_else(|e| panic!("{}", e.render(filter)))
+                .reads_payload()
+        };
+        assert!(reads(r#"dir == s2c && text contains "x""#));
+        assert!(reads(r#""error""#));
+        assert!(reads("!(json.type exists) || event == open"));
+        assert!(reads("payload == 'ab'"));
+        assert!(!reads("dir == c2s && len > 10 && opcode in {text, binary}"));
+        assert!(!reads(
+            "close.code != 1000 || event == closed || violation exists"
+        ));
+    }
+
+    #[test]
     fn binary_payloads_are_searched_as_bytes() {
         let event = Event::now(
             "c3",

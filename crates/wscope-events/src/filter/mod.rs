@@ -97,6 +97,25 @@ pub enum Value {
     Regex(regex::Regex),
 }
 
+impl Expr {
+    /// Whether evaluating the expression may look at a payload's content
+    /// (`text`, `payload`, `json.`, or a bare string). A source that keeps
+    /// no payload bytes for its other sinks must keep them for such a
+    /// filter, or it would never match.
+    pub fn reads_payload(&self) -> bool {
+        match self {
+            Expr::Or(a, b) | Expr::And(a, b) => a.reads_payload() || b.reads_payload(),
+            Expr::Not(a) => a.reads_payload(),
+            Expr::Compare(field, ..)
+            | Expr::In(field, _)
+            | Expr::Exists(field)
+            | Expr::Flag(field) => {
+                matches!(field, Field::Text | Field::Payload | Field::Json(_))
+            }
+        }
+    }
+}
+
 impl Field {
     /// The field's name as written.
     fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -33,7 +33,7 @@ use crate::listen;
 use crate::metrics::Metrics;
 use crate::net::{NetStream, Replay};
 use crate::pipeline::{self, Events};
-use crate::sink::{Human, JsonLines, Sinks};
+use crate::sink::{Human, JsonLines, Sinks, filtered};
 
 /// What every connection of one proxy shares.
 pub struct Proxy {
@@ -63,6 +63,8 @@ enum Mode {
 }
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    // Before anything listens: a mistake starts nothing.
+    let filter = crate::cli::parse_filter(args.filter.as_deref())?;
     listen::raise_fd_limit();
     let mode = match &args.upstream {
         Some(url) => Mode::Reverse(Target::from_url(url)?),
@@ -106,21 +108,27 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     if args.json {
         sinks.add(
             "json",
-            Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
+            filtered(
+                filter.as_ref(),
+                Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
+            ),
         );
     } else if !args.quiet {
         sinks.add(
             "terminal",
-            Box::new(Human {
-                arrows: true,
-                quiet: false,
-                show_control: false,
-                timestamps: false,
-                pretty: false,
-                color: false,
-                printer: None,
-                show_conn: true,
-            }),
+            filtered(
+                filter.as_ref(),
+                Box::new(Human {
+                    arrows: true,
+                    quiet: false,
+                    show_control: false,
+                    timestamps: false,
+                    pretty: false,
+                    color: false,
+                    printer: None,
+                    show_conn: true,
+                }),
+            ),
         );
     }
     let outputs = pipeline::ServerOutputs {
@@ -129,6 +137,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         redact: !args.no_redact,
         max_payload: args.max_payload,
         metrics: args.metrics,
+        filter: filter.as_ref(),
     };
     let (metrics, metrics_url) = pipeline::add_server_sinks(&mut sinks, outputs)
         .await?

@@ -51,6 +51,8 @@ pub struct Server {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything listens: a mistake starts nothing.
+    let filter = crate::cli::parse_filter(args.filter.as_deref())?;
     listen::raise_fd_limit();
     let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => Some(crate::tls::server_config(cert, key)?),
@@ -75,11 +77,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         redact: !args.no_redact,
         max_payload: args.max_payload,
         metrics: args.metrics,
+        filter: filter.as_ref(),
     };
     let metrics_url = pipeline::add_server_sinks(&mut sinks, outputs)
         .await?
         .map(|(_, url)| url);
-    let payload_limit = if args.record.is_some() {
+    // The record keeps payloads; so must a filter that reads them to decide
+    // which log lines to print.
+    let filter_reads_payload = args.log_format != crate::lifecycle::LogFormat::Off
+        && filter.as_ref().is_some_and(|f| f.reads_payload());
+    let payload_limit = if args.record.is_some() || filter_reads_payload {
         args.max_payload
     } else {
         0

@@ -31,7 +31,7 @@ enum Upstream {
 /// A proxy with `args` in front of a fresh `upstream`, recording.
 struct Setup {
     _server: Running,
-    _proxy: Running,
+    proxy: Running,
     /// The echo URL through the proxy.
     url: String,
     record: PathBuf,
@@ -55,7 +55,7 @@ fn setup(name: &str, upstream: Upstream, args: &[&str]) -> Setup {
     let url = format!("{}/echo", address_in(&line, "ws://"));
     Setup {
         _server: server,
-        _proxy: proxy,
+        proxy,
         url,
         record,
     }
@@ -307,7 +307,9 @@ fn close_after_and_reset_after_flags() {
     let s = setup("reset", Upstream::Python, &["--reset-after", "300ms"]);
     let report = node_ws(&[&s.url, "--send", "x", "--wait", "5000"]);
     assert_eq!(node_close_code(&report), 1006, "{report}");
-    assert!(report["closed_at"].as_f64().unwrap() >= 0.3, "{report}");
+    // Measured from the client's "open", a moment after the proxy's clock
+    // started.
+    assert!(report["closed_at"].as_f64().unwrap() >= 0.25, "{report}");
 }
 
 #[test]
@@ -544,4 +546,51 @@ fn a_bad_rules_file_stops_the_proxy_before_it_listens() {
         String::from_utf8_lossy(&out.stdout).is_empty(),
         "it never listened"
     );
+}
+
+#[test]
+fn sigterm_closes_shaped_connections_with_1001_and_exits() {
+    let rules = rules_file(
+        "sigterm",
+        "[[rule]]\nmatch = 'text == \"never\"'\naction = \"drop\"\n",
+    );
+    let mut s = setup(
+        "sigterm",
+        Upstream::Python,
+        &["--rules", rules.to_str().unwrap()],
+    );
+    let url = s.url.clone();
+    let client = std::thread::spawn(move || python(&["session", &url, "--wait", "20"]));
+    record_until(&s.record, |events| {
+        events.iter().any(|e| e["event"] == "open")
+    });
+    let pid = s.proxy.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The proxy must exit on its own (a task holding the event stream once
+    // kept it waiting forever).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = s.proxy.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let report = client.join().unwrap();
+    assert_eq!(report["closed"]["rcvd"]["code"], 1001, "{report}");
+    assert_eq!(
+        report["closed"]["rcvd"]["reason"], "proxy shutting down",
+        "{report}"
+    );
+    let closed = closed_event(&s.record);
+    assert_eq!(closed["by"], "proxy", "{closed}");
+    assert_eq!(closed["code"], 1001, "{closed}");
 }

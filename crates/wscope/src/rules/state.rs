@@ -86,7 +86,7 @@ impl RuleState {
         self.set
             .rules
             .iter()
-            .any(|rule| rule.filter.is_some() && !timed(rule))
+            .any(|rule| rule.filter.as_ref().is_some_and(|f| f.reads_payload()) && !timed(rule))
     }
 
     /// The rules (indices into [`RuleState::set`]) that act on `event`, a

@@ -7,7 +7,11 @@
 //! The same suites also run through `wscope proxy` (recording to a file),
 //! in front of `wscope serve`, of Node.js `ws` with permessage-deflate, and
 //! of `wscope connect`: the proxy is transparent when every case gets the
-//! same verdict through it as directly, in the same test run.
+//! same verdict through it as directly, in the same test run. In front of
+//! `wscope serve` the proxy has a rules file, so the suite goes through
+//! the shaping relay (whole messages held, the rules asked about each one,
+//! compressed messages re-deflated); the other two go through the byte
+//! relay.
 
 mod common;
 
@@ -92,7 +96,7 @@ fn differences(direct: &Verdicts, proxied: &Verdicts) -> Vec<String> {
 
 /// Starts `wscope proxy` in front of `upstream`, recording to a file;
 /// returns it, its ws:// URL, and the directory to remove afterwards.
-fn start_proxy(upstream: &str, name: &str) -> (Running, String, TempDir) {
+fn start_proxy(upstream: &str, name: &str, extra: &[&str]) -> (Running, String, TempDir) {
     let dir = TempDir(temp_dir(&format!("autobahn-{name}")));
     // Every event is recorded, but with payloads cut to 64 bytes: the
     // suite moves gigabytes, which a full capture would write to disk.
@@ -107,6 +111,7 @@ fn start_proxy(upstream: &str, name: &str) -> (Running, String, TempDir) {
         ])
         .args(["--max-payload", "64", "--record"])
         .arg(dir.0.join("proxy.jsonl"))
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("wscope proxy starts");
@@ -188,7 +193,16 @@ fn assert_same(direct: &Verdicts, proxied: &Verdicts, what: &str) {
 #[test]
 fn server_passes_the_autobahn_suite_directly_and_through_the_proxy() {
     let (_server, url) = start_server(&[]);
-    let (_proxy, proxied_url, _record) = start_proxy(&url, "server");
+    // A rule whose filter parses every text message as JSON and matches
+    // none: the shaping relay with the rules' whole cost, and no effect.
+    let rules = temp_dir("autobahn-rules").join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nmatch = 'json.type == \"never sent\"'\naction = \"drop\"\n",
+    )
+    .unwrap();
+    let (_proxy, proxied_url, _record) =
+        start_proxy(&url, "server", &["--rules", rules.to_str().unwrap()]);
     let (direct, proxied) = thread::scope(|scope| {
         let direct = scope.spawn(|| fuzzingclient(&url, "server", &[]));
         let proxied = scope.spawn(|| fuzzingclient(&proxied_url, "server-via-proxy", &[]));
@@ -219,7 +233,7 @@ fn node_ws_gets_the_same_verdicts_through_the_proxy() {
         stdout: Some(stdout),
     };
     let url = common::ws_url_in(&line);
-    let (_proxy, proxied_url, _record) = start_proxy(&url, "node");
+    let (_proxy, proxied_url, _record) = start_proxy(&url, "node", &[]);
     let (direct, proxied) = thread::scope(|scope| {
         let direct = scope.spawn(|| fuzzingclient(&url, "node-ws", NODE_EXCLUDED));
         let proxied =
@@ -257,7 +271,7 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
         child: kosoku,
         stdout: None,
     };
-    let proxy = via_proxy.then(|| start_proxy(&direct, side));
+    let proxy = via_proxy.then(|| start_proxy(&direct, side, &[]));
     let base = proxy
         .as_ref()
         .map_or(direct.clone(), |(_, url, _)| url.clone());

@@ -594,3 +594,76 @@ fn sigterm_closes_shaped_connections_with_1001_and_exits() {
     assert_eq!(closed["by"], "proxy", "{closed}");
     assert_eq!(closed["code"], 1001, "{closed}");
 }
+
+#[test]
+fn a_message_in_the_same_segment_as_the_101_is_judged_too() {
+    // A server that writes its switching response and a first message in
+    // one write: the shaping relay must cut frames from the first byte
+    // after the response, not from its first read of its own.
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("ws://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).unwrap();
+            request.push(byte[0]);
+        }
+        let request = String::from_utf8(request).unwrap();
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .or_else(|| {
+                request
+                    .lines()
+                    .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+            })
+            .expect("a key")
+            .trim()
+            .to_owned();
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            wscope_proto::handshake::accept_key(&key)
+        )
+        .into_bytes();
+        for text in ["welcome", "secret plans"] {
+            out.push(0x81);
+            out.push(text.len() as u8);
+            out.extend_from_slice(text.as_bytes());
+        }
+        tcp.write_all(&out).unwrap();
+        // Hold the connection until the client goes.
+        let _ = tcp.read(&mut [0u8; 64]);
+    });
+    let rules = rules_file(
+        "early",
+        "[[rule]]\nmatch = 'text contains \"secret\"'\naction = \"replace\"\nregex = 'secret'\nwith = \"public\"\n",
+    );
+    let dir = temp_dir("rules-early");
+    let record = dir.join("record.jsonl");
+    let (_proxy, line) = start_proxy(
+        &[
+            "--upstream",
+            &upstream,
+            "--rules",
+            rules.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let url = format!("{}/", address_in(&line, "ws://"));
+    let report = python(&[
+        "session",
+        &url,
+        "--expect",
+        "2",
+        "--no-compress",
+        "--close-timeout",
+        "1",
+    ]);
+    assert_eq!(texts(&report), ["welcome", "public plans"], "{report}");
+    drop(server);
+}

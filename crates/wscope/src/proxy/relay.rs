@@ -84,7 +84,11 @@ pub async fn exchange(
         headers.push(("Connection".to_owned(), "close".to_owned()));
     }
     let mut head = encode_request(&request.method, &upstream_target, &headers);
-    head.extend_from_slice(&buf[head_len..]);
+    if proxy.rules.is_none() || !websocket {
+        // Anything the client sent after its request goes with it; into a
+        // WebSocket with rules, the shaping relay forwards it (see `relay`).
+        head.extend_from_slice(&buf[head_len..]);
+    }
 
     let connecting =
         tokio::time::timeout(proxy.handshake_timeout, target.connect(&proxy.upstream_tls));
@@ -404,15 +408,21 @@ async fn relay(
     };
     let (mut client_read, mut client_write) = tokio::io::split(client_stream);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
-    let mut seen = Vec::new();
-    c2s.tap.feed(early_c2s, &mut seen);
-    ctx.report(&mut c2s, &mut seen).await;
-    if !early_s2c.is_empty() {
-        if client_write.write_all(early_s2c).await.is_err() {
-            s2c.ended = Some((ctx.next(), End::Eof));
+    // Bytes that came with the handshake: the byte relay has passed the
+    // client's on with the request and passes the server's on now; the
+    // shaping relay takes both as its first reads, so its frame cutting
+    // starts at the first byte.
+    if proxy.rules.is_none() {
+        let mut seen = Vec::new();
+        c2s.tap.feed(early_c2s, &mut seen);
+        ctx.report(&mut c2s, &mut seen).await;
+        if !early_s2c.is_empty() {
+            if client_write.write_all(early_s2c).await.is_err() {
+                s2c.ended = Some((ctx.next(), End::Eof));
+            }
+            s2c.tap.feed(early_s2c, &mut seen);
+            ctx.report(&mut s2c, &mut seen).await;
         }
-        s2c.tap.feed(early_s2c, &mut seen);
-        ctx.report(&mut s2c, &mut seen).await;
     }
     // With rules in force, each direction goes through the shaper; without,
     // bytes are relayed untouched.
@@ -438,6 +448,7 @@ async fn relay(
                         &ctx,
                         link,
                         c2s_rx,
+                        early_c2s,
                         shutdown.clone(),
                     )),
                     Box::pin(shaped::pump(
@@ -447,6 +458,7 @@ async fn relay(
                         &ctx,
                         link,
                         s2c_rx,
+                        early_s2c,
                         shutdown,
                     )),
                     Box::pin(shaped::schedule(link, &ctx, current.clone())),

@@ -261,11 +261,17 @@ pub async fn pump(
     ctx: &Ctx<'_>,
     link: &Link,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    early: &[u8],
     mut shutdown: watch::Receiver<bool>,
 ) -> bool {
     let mut buf = vec![0u8; BUFFER];
     let mut seen = Vec::new();
     let mut shaper = Shaper::new(side.dir, link.deflate);
+    if !early.is_empty() {
+        side.tap.feed(early, &mut seen);
+        ctx.report(side, &mut seen).await;
+        take(early, &mut shaper, side, ctx, link).await;
+    }
     let mut shutting_down = *shutdown.borrow();
     let mut eof = false;
     loop {

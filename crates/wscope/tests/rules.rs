@@ -248,6 +248,13 @@ json = { injected = true }
             Upstream::Python => node_ws(&[&s.url, "--send", "hello", "--expect", "3"]),
         };
         let mut got = texts(&report);
+        // Injected toward the server after the message that triggered it,
+        // so its echo comes after that message's.
+        let at = |text: &str| got.iter().position(|t| t == text);
+        assert!(
+            at("hello") < at(r#"{"injected":true}"#),
+            "{upstream:?}: {report}"
+        );
         got.sort();
         assert_eq!(
             got,

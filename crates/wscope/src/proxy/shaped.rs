@@ -249,6 +249,8 @@ struct Plan {
     delay: Option<(Duration, bool)>,
     rate: Option<u64>,
     replaced: Option<Vec<u8>>,
+    /// What goes the same way after it (injections, a close).
+    then: Vec<Command>,
 }
 
 /// Copies one direction through the rules until its sender stops. Returns
@@ -391,6 +393,10 @@ async fn too_big(shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Lin
     );
 }
 
+fn both() -> [Direction; 2] {
+    [Direction::ClientToServer, Direction::ServerToClient]
+}
+
 fn other(dir: Direction) -> Direction {
     match dir {
         Direction::ClientToServer => Direction::ServerToClient,
@@ -443,15 +449,17 @@ async fn message(shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Lin
     );
     let what = format!("this {} message", first.opcode.name());
     let mut plan = decide(&event, &data, text, &what, shaper, side, ctx, link).await;
-    if plan.drop {
-        return;
+    if !plan.drop {
+        let bytes = match plan.replaced.take() {
+            Some(new) => shaper.frame(first.opcode, &new, compressed),
+            None if compressed => shaper.frame(first.opcode, &data, true),
+            None => frames.into_iter().flat_map(|f| f.wire).collect(),
+        };
+        queue(shaper, bytes, &plan);
     }
-    let bytes = match plan.replaced.take() {
-        Some(new) => shaper.frame(first.opcode, &new, compressed),
-        None if compressed => shaper.frame(first.opcode, &data, true),
-        None => frames.into_iter().flat_map(|f| f.wire).collect(),
-    };
-    queue(shaper, bytes, &plan);
+    for command in plan.then {
+        obey(command, shaper, side, ctx).await;
+    }
 }
 
 /// A control frame has arrived.
@@ -472,6 +480,9 @@ async fn control(
     let plan = decide(&event, &payload, false, &what, shaper, side, ctx, link).await;
     if !plan.drop {
         queue(shaper, frame.wire, &plan);
+    }
+    for command in plan.then {
+        obey(command, shaper, side, ctx).await;
     }
 }
 
@@ -540,12 +551,29 @@ async fn decide(
                 format!("paced {what} at {}/s", bytes(*rate))
             }
             Action::Inject { to, message, .. } => {
-                // After the message that triggered it.
-                inject_each(*to, message, dir, shaper, link, plan.drop);
+                // The same way: after the message that triggered it.
+                for target in both().into_iter().filter(|d| to.includes(*d)) {
+                    let command = Command::Inject(message.clone());
+                    if target == dir {
+                        plan.then.push(command);
+                    } else {
+                        link.send(target, command);
+                    }
+                }
                 format!("sent {message} {}", describe_sides(*to))
             }
             Action::Close { to, code, reason } => {
-                close_each(*to, *code, reason, shaper, side, ctx, link);
+                for target in both().into_iter().filter(|d| to.includes(*d)) {
+                    let command = Command::Close {
+                        code: *code,
+                        reason: reason.clone(),
+                    };
+                    if target == dir {
+                        plan.then.push(command);
+                    } else {
+                        link.send(target, command);
+                    }
+                }
                 format!("sent close {code} {}", describe_sides(*to))
             }
             Action::Reset => {
@@ -567,26 +595,6 @@ async fn decide(
     plan
 }
 
-fn inject_each(
-    to: Sides,
-    message: &Injected,
-    dir: Direction,
-    shaper: &mut Shaper,
-    link: &Link,
-    _dropped: bool,
-) {
-    for target in [Direction::ClientToServer, Direction::ServerToClient] {
-        if !to.includes(target) {
-            continue;
-        }
-        if target == dir {
-            inject(shaper, message);
-        } else {
-            link.send(target, Command::Inject(message.clone()));
-        }
-    }
-}
-
 fn inject(shaper: &mut Shaper, message: &Injected) {
     let bytes = match message {
         Injected::Text(text) => shaper.frame(OpCode::Text, text.as_bytes(), false),
@@ -595,38 +603,8 @@ fn inject(shaper: &mut Shaper, message: &Injected) {
     shaper.push(Instant::now(), bytes, None, false);
 }
 
-fn close_each(
-    to: Sides,
-    code: u16,
-    reason: &str,
-    shaper: &mut Shaper,
-    side: &mut Side,
-    ctx: &Ctx<'_>,
-    link: &Link,
-) {
-    for target in [Direction::ClientToServer, Direction::ServerToClient] {
-        if !to.includes(target) {
-            continue;
-        }
-        if target == side.dir {
-            close(shaper, side, ctx, code, reason);
-        } else {
-            link.send(
-                target,
-                Command::Close {
-                    code,
-                    reason: reason.to_owned(),
-                },
-            );
-        }
-    }
-}
-
 fn pause_each(sides: Sides, duration: Duration, dir: Direction, shaper: &mut Shaper, link: &Link) {
-    for target in [Direction::ClientToServer, Direction::ServerToClient] {
-        if !sides.includes(target) {
-            continue;
-        }
+    for target in both().into_iter().filter(|d| sides.includes(*d)) {
         if target == dir {
             pause(shaper, duration);
         } else {
@@ -689,7 +667,7 @@ pub async fn schedule(link: &Link, ctx: &Ctx<'_>, mut current: Current) {
         };
         for i in acting {
             let rule = &set.rules[i];
-            let both = [Direction::ClientToServer, Direction::ServerToClient];
+            let both = both();
             let did = match &rule.action {
                 Action::Inject { to, message, .. } => {
                     for dir in both.into_iter().filter(|d| to.includes(*d)) {

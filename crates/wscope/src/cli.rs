@@ -149,6 +149,14 @@ pub struct ServeArgs {
     #[arg(long, short, value_name = "EXPR")]
     pub filter: Option<String>,
 
+    /// Serve the web UI (docs/UI.md) at ADDR (default 127.0.0.1 and a free
+    /// port): every connection and message live, searchable.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub ui_options: UiOptions,
+
     /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,

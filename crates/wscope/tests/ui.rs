@@ -330,3 +330,46 @@ fn a_non_loopback_ui_needs_an_explicit_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--ui-allow-remote"), "{stderr}");
 }
+
+#[test]
+fn serve_ui_shows_live_connections() {
+    let mut command = wscope();
+    command.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "off",
+        "--ui",
+    ]);
+    let (_serve, line) = common::spawn_named(command, "wscope serve --ui");
+    let echo = format!("{}/echo", address_in(&line, "ws://"));
+    let ui_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the UI's URL on the first line")
+        .trim_end_matches(')')
+        .to_owned();
+    let (port, token) = port_and_token(&ui_url);
+    let client = python(&[
+        "session",
+        &echo,
+        "--send",
+        "seen by the ui",
+        "--expect",
+        "1",
+    ]);
+    assert_eq!(texts(&client), ["seen by the ui"]);
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    let origin = format!("http://127.0.0.1:{port}");
+    let report = python(&["session", &ws, "--origin", &origin, "--wait", "2", "--full"]);
+    let messages = ui_messages(&report);
+    assert_eq!(messages[0]["mode"], "live", "{report}");
+    assert_eq!(messages[0]["actions"], false, "{report}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["event"]["payload"]["text"] == "seen by the ui"),
+        "{report}"
+    );
+}

@@ -45,6 +45,16 @@ pub struct TooLarge {
     pub limit: u64,
 }
 
+/// What the stream was cut into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A whole frame.
+    Frame(WireFrame),
+    /// More of a frame released by [`FrameSplitter::release_partial`],
+    /// passed on as it arrives.
+    Rest(Vec<u8>),
+}
+
 /// Cuts a byte stream into [`WireFrame`]s.
 #[derive(Debug)]
 pub struct FrameSplitter {
@@ -53,6 +63,8 @@ pub struct FrameSplitter {
     start: usize,
     limit: u64,
     failed: Option<TooLarge>,
+    /// Bytes of a released frame still to come.
+    rest: u64,
 }
 
 impl FrameSplitter {
@@ -63,7 +75,37 @@ impl FrameSplitter {
             start: 0,
             limit,
             failed: None,
+            rest: 0,
         }
+    }
+
+    /// The frame begun but not complete: its header, header length, and
+    /// its payload so far (masked as it came).
+    pub fn partial(&self) -> Option<(FrameHeader, usize, &[u8])> {
+        let rest = &self.buf[self.start..];
+        match FrameHeader::decode(rest) {
+            Decoded::Complete { header, header_len } if header.payload_len <= self.limit => {
+                let end = rest.len().min(header_len + header.payload_len as usize);
+                (end < header_len + header.payload_len as usize)
+                    .then(|| (header, header_len, &rest[header_len..end]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Gives up holding the frame in progress: returns its bytes so far;
+    /// the rest of it comes out of [`FrameSplitter::feed`] as
+    /// [`Piece::Rest`] as it arrives.
+    pub fn release_partial(&mut self) -> Vec<u8> {
+        let Some((header, header_len, so_far)) = self.partial() else {
+            return Vec::new();
+        };
+        let taken = header_len + so_far.len();
+        self.rest = header.payload_len - so_far.len() as u64;
+        let out = self.buf[self.start..self.start + taken].to_vec();
+        self.buf.drain(..self.start + taken);
+        self.start = 0;
+        out
     }
 
     /// Bytes received that are not yet part of a whole frame.
@@ -79,9 +121,15 @@ impl FrameSplitter {
     /// Takes the next bytes of the stream and appends every frame they
     /// complete to `out`. Once a frame over the limit is announced, that and
     /// every later call fail: the stream cannot be cut any further.
-    pub fn feed(&mut self, data: &[u8], out: &mut Vec<WireFrame>) -> Result<(), TooLarge> {
+    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<Piece>) -> Result<(), TooLarge> {
         if let Some(failed) = self.failed {
             return Err(failed);
+        }
+        if self.rest > 0 {
+            let n = data.len().min(self.rest as usize);
+            out.push(Piece::Rest(data[..n].to_vec()));
+            self.rest -= n as u64;
+            data = &data[n..];
         }
         self.buf.extend_from_slice(data);
         let result = loop {
@@ -102,11 +150,11 @@ impl FrameSplitter {
             if rest.len() < total {
                 break Ok(());
             }
-            out.push(WireFrame {
+            out.push(Piece::Frame(WireFrame {
                 header,
                 header_len,
                 wire: rest[..total].to_vec(),
-            });
+            }));
             self.start += total;
         };
         self.buf.drain(..self.start);
@@ -121,6 +169,16 @@ mod tests {
     use crate::OpCode;
     use crate::frame::encode_frame;
     use proptest::prelude::*;
+
+    fn whole_frames(pieces: Vec<Piece>) -> Vec<WireFrame> {
+        pieces
+            .into_iter()
+            .map(|p| match p {
+                Piece::Frame(f) => f,
+                Piece::Rest(_) => panic!("nothing was released"),
+            })
+            .collect()
+    }
 
     /// Opcode, FIN, payload, mask.
     type Spec<'a> = (OpCode, bool, &'a [u8], Option<[u8; 4]>);
@@ -143,6 +201,7 @@ mod tests {
         let mut splitter = FrameSplitter::new(1024);
         let mut out = Vec::new();
         splitter.feed(&bytes, &mut out).unwrap();
+        let out = whole_frames(out);
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].payload(), b"hel");
         assert_eq!(out[1].header.opcode, OpCode::Ping);
@@ -161,6 +220,34 @@ mod tests {
         assert_eq!(err.header.payload_len, 200);
         assert!(splitter.feed(&bytes[4..], &mut out).is_err());
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_released_frame_passes_the_rest_as_it_comes() {
+        let bytes = wire(&[
+            (OpCode::Text, true, b"hello world", Some([1, 2, 3, 4])),
+            (OpCode::Ping, true, b"", None),
+        ]);
+        let mut splitter = FrameSplitter::new(1024);
+        let mut out = Vec::new();
+        splitter.feed(&bytes[..10], &mut out).unwrap();
+        assert!(out.is_empty());
+        let (header, header_len, so_far) = splitter.partial().unwrap();
+        assert_eq!((header.payload_len, header_len, so_far.len()), (11, 6, 4));
+        let mut passed = splitter.release_partial();
+        assert!(splitter.partial().is_none());
+        splitter.feed(&bytes[10..14], &mut out).unwrap();
+        splitter.feed(&bytes[14..], &mut out).unwrap();
+        let mut whole = Vec::new();
+        for piece in out {
+            match piece {
+                Piece::Rest(rest) => passed.extend(rest),
+                Piece::Frame(frame) => whole.push(frame),
+            }
+        }
+        assert_eq!(passed, &bytes[..17]);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].header.opcode, OpCode::Ping);
     }
 
     proptest! {
@@ -187,6 +274,7 @@ mod tests {
                 splitter.feed(&bytes[at..end], &mut out).unwrap();
                 at = end;
             }
+            let out = whole_frames(out);
             prop_assert_eq!(out.len(), payloads.len());
             for (frame, payload) in out.iter().zip(&payloads) {
                 prop_assert_eq!(&frame.payload(), payload);

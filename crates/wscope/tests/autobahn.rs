@@ -223,25 +223,8 @@ fn server_passes_the_autobahn_suite_directly_and_through_the_proxy() {
         .filter(|(case, _)| !excluded(case, SHAPED_EXCLUDED))
         .collect();
     assert!(direct.len() >= 300, "compared {} cases", direct.len());
-    // The shaping relay holds a frame until it is whole; within one frame
-    // sent a byte at a time, the server sees bad UTF-8 only at the frame's
-    // end, which Autobahn grades NON-STRICT instead of OK. Only that.
-    let mut proxied = proxied;
-    for case in HELD_FRAME_NON_STRICT {
-        if let (Some(d), Some(p)) = (direct.get(*case), proxied.get_mut(*case))
-            && d.0 == "OK"
-            && p.0 == "NON-STRICT"
-            && d.1 == p.1
-        {
-            *p = d.clone();
-        }
-    }
     assert_same(&direct, &proxied, "wscope serve");
 }
-
-/// Invalid UTF-8 inside a single frame that arrives a byte at a time
-/// (docs/RULES.md says why the shaping relay grades NON-STRICT here).
-const HELD_FRAME_NON_STRICT: &[&str] = &["6.4.3", "6.4.4"];
 
 /// Left out of the run through the shaping relay: 9.3 to 9.8 (throughput
 /// with many fragments or messages) and 12 (the same, compressed) are

@@ -26,7 +26,7 @@ use wscope_events::filter::PathStep;
 use wscope_events::{Direction, Event, EventKind, Frame, Message, Payload};
 use wscope_proto::deflate::{DeflateParams, PerMessageDeflate};
 use wscope_proto::frame::encode_frame;
-use wscope_proto::split::{FrameSplitter, WireFrame};
+use wscope_proto::split::{FrameSplitter, Piece, WireFrame};
 use wscope_proto::utf8::Utf8Validator;
 use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
 
@@ -199,6 +199,9 @@ struct Shaper {
     broken: bool,
     /// Checks a held uncompressed text message as its frames arrive.
     utf8: Utf8Validator,
+    /// The same for the frame still arriving: the state, and how many of
+    /// its payload bytes it has seen.
+    partial_utf8: Option<(Utf8Validator, usize)>,
     /// The rest of the message in progress passes unjudged, frame by frame
     /// (its text turned out not to be UTF-8: the receiver must see that as
     /// early as it would without the proxy, RFC 6455 section 8.1).
@@ -231,6 +234,7 @@ impl Shaper {
             pace: now,
             broken: false,
             utf8: Utf8Validator::new(),
+            partial_utf8: None,
             passing: false,
         }
     }
@@ -325,6 +329,19 @@ pub async fn pump(
     let mut shutting_down = *shutdown.borrow();
     let mut eof = false;
     loop {
+        // What is due goes out now: the timer (millisecond grain) is only
+        // for what must wait.
+        while shaper.next_due().is_some_and(|due| due <= Instant::now()) {
+            let Some(item) = shaper.queue.pop_front() else {
+                break;
+            };
+            let written = shaper.write(dst, item).await;
+            link.touch();
+            if let Err(err) = written {
+                side.ended = Some((ctx.next(), End::WriteFailed(err)));
+                return true;
+            }
+        }
         if eof && shaper.queue.is_empty() {
             let _ = dst.shutdown().await;
             return false;
@@ -360,16 +377,8 @@ pub async fn pump(
             Some(command) = commands.recv() => {
                 obey(command, &mut shaper, side, ctx).await;
             }
-            _ = crate::timers::sleep_until(due), if due.is_some() => {
-                if let Some(item) = shaper.queue.pop_front() {
-                    let written = shaper.write(dst, item).await;
-                    link.touch();
-                    if let Err(err) = written {
-                        side.ended = Some((ctx.next(), End::WriteFailed(err)));
-                        return true;
-                    }
-                }
-            }
+            // Due: written at the top of the loop.
+            _ = crate::timers::sleep_until(due), if due.is_some() => {}
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
                 close(&mut shaper, side, ctx, CloseCode::GOING_AWAY.0, "proxy shutting down");
@@ -384,9 +393,20 @@ async fn take(data: &[u8], shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, 
     if shaper.broken {
         return;
     }
-    let mut frames = Vec::new();
-    let too_large = shaper.splitter.feed(data, &mut frames).err();
-    for frame in frames {
+    let mut pieces = Vec::new();
+    let too_large = shaper.splitter.feed(data, &mut pieces).err();
+    for piece in pieces {
+        let frame = match piece {
+            Piece::Frame(frame) => frame,
+            Piece::Rest(rest) => {
+                // The rest of a released frame (see `check_partial`).
+                if side.injected.is_none() {
+                    shaper.push(Instant::now(), rest, None, false);
+                }
+                continue;
+            }
+        };
+        shaper.partial_utf8 = None;
         if side.injected.is_some() {
             // We closed this direction: the sender's frames end here.
             continue;
@@ -439,7 +459,50 @@ async fn take(data: &[u8], shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, 
     }
     if too_large.is_some() {
         too_big(shaper, side, ctx, link).await;
+    } else if side.injected.is_none() {
+        check_partial(shaper);
     }
+}
+
+/// A text frame still arriving whose bytes so far cannot be UTF-8: pass
+/// the message on now (what is held, the frame so far, the rest as it
+/// comes), so the receiver fails it as early as it would without us.
+fn check_partial(shaper: &mut Shaper) {
+    let Some((header, _, so_far)) = shaper.splitter.partial() else {
+        return;
+    };
+    let starts = header.opcode == OpCode::Text;
+    let continues = header.opcode == OpCode::Continuation && !shaper.held.is_empty();
+    let first = shaper.held.first().map_or(header, |f| f.header);
+    if !(starts && shaper.held.is_empty() || continues)
+        || first.opcode != OpCode::Text
+        || first.rsv1
+        || shaper.passing
+    {
+        return;
+    }
+    let (validator, checked) = shaper.partial_utf8.get_or_insert_with(|| {
+        let validator = if starts {
+            Utf8Validator::new()
+        } else {
+            shaper.utf8.clone()
+        };
+        (validator, 0)
+    });
+    let mut fresh = so_far[*checked..].to_vec();
+    if let Some(key) = header.mask {
+        wscope_proto::mask::apply_mask(&mut fresh, key, *checked);
+    }
+    *checked = so_far.len();
+    if validator.feed(&fresh).is_ok() {
+        return;
+    }
+    let mut raw: Vec<u8> = shaper.held.drain(..).flat_map(|f| f.wire).collect();
+    raw.extend(shaper.splitter.release_partial());
+    shaper.held_bytes = 0;
+    shaper.partial_utf8 = None;
+    shaper.passing = !header.fin;
+    shaper.push(Instant::now(), raw, None, false);
 }
 
 async fn too_big(shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Link) {

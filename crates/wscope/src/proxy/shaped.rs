@@ -274,6 +274,31 @@ impl Shaper {
         out
     }
 
+    /// Writes every item that is due, unpaced ones together in one write.
+    async fn write_due(&mut self, dst: &mut (impl AsyncWrite + Unpin)) -> io::Result<()> {
+        let mut batch = Vec::new();
+        while self.next_due().is_some_and(|due| due <= Instant::now()) {
+            let Some(item) = self.queue.pop_front() else {
+                break;
+            };
+            // Small unpaced items share one write; big ones are not copied.
+            if item.rate.is_none() && item.bytes.len() < BUFFER {
+                self.queued -= item.bytes.len();
+                batch.extend_from_slice(&item.bytes);
+                continue;
+            }
+            if !batch.is_empty() {
+                dst.write_all(&std::mem::take(&mut batch)).await?;
+            }
+            self.write(dst, item).await?;
+        }
+        if batch.is_empty() {
+            Ok(())
+        } else {
+            dst.write_all(&batch).await
+        }
+    }
+
     async fn write(&mut self, dst: &mut (impl AsyncWrite + Unpin), item: Item) -> io::Result<()> {
         self.queued -= item.bytes.len();
         let Some(rate) = item.rate else {
@@ -331,11 +356,8 @@ pub async fn pump(
     loop {
         // What is due goes out now: the timer (millisecond grain) is only
         // for what must wait.
-        while shaper.next_due().is_some_and(|due| due <= Instant::now()) {
-            let Some(item) = shaper.queue.pop_front() else {
-                break;
-            };
-            let written = shaper.write(dst, item).await;
+        if shaper.next_due().is_some_and(|due| due <= Instant::now()) {
+            let written = shaper.write_due(dst).await;
             link.touch();
             if let Err(err) = written {
                 side.ended = Some((ctx.next(), End::WriteFailed(err)));

@@ -8,7 +8,7 @@ Usage:
   serve_client.py session URL [--send TEXT]... [--send-size N] [--expect N]
                   [--origin O] [--subprotocol S]... [--header K:V]...
                   [--ping-interval S --ping-timeout S] [--open-timeout S]
-                  [--wait S] [--cafile F] [--no-compress]
+                  [--wait S] [--cafile F] [--no-compress] [--full]
   serve_client.py broadcast URL --clients N
   serve_client.py many URL --count N
 
@@ -109,7 +109,7 @@ async def session(args):
                 kind = "text" if isinstance(message, str) else "binary"
                 data = message if kind == "text" else message.hex()
                 result["received"].append(
-                    {"type": kind, "len": len(message), "data": data[:200],
+                    {"type": kind, "len": len(message), "data": data if args.full else data[:200],
                      "at": time.monotonic() - started}
                 )
             if args.close:
@@ -213,6 +213,7 @@ def main():
     s.add_argument("--cafile")
     s.add_argument("--no-compress", action="store_true")
     s.add_argument("--close", action="store_true")
+    s.add_argument("--full", action="store_true", help="report whole messages (default: the first 200 characters)")
     s.add_argument("--close-timeout", type=float, default=10)
     s.add_argument("--proxy", default=None, help="an HTTP proxy URL (default: none, whatever the environment says)")
     b = sub.add_parser("broadcast")

@@ -76,6 +76,12 @@ pub enum Command {
     /// Exit status: 0, or 1 when a line in the middle of the file is
     /// damaged (everything before it is printed).
     Read(ReadArgs),
+    /// Open a record file in the web UI: connections, messages, the filter
+    /// language, JSON trees and hex dumps, exports (docs/UI.md).
+    ///
+    /// Prints the UI's URL (with its access token) and serves it until
+    /// Ctrl-C.
+    Ui(UiArgs),
     /// Start an echo server and a client that talks to it, to see both work.
     Demo,
     /// Explain a close code (1000-4999) or an HTTP status from a failed
@@ -143,6 +149,14 @@ pub struct ServeArgs {
     #[arg(long, short, value_name = "EXPR")]
     pub filter: Option<String>,
 
+    /// Serve the web UI (docs/UI.md) at ADDR (default 127.0.0.1 and a free
+    /// port): every connection and message live, searchable.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub ui_options: UiOptions,
+
     /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -159,6 +173,37 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The record file (from --record).
+    pub file: PathBuf,
+
+    /// Address for the web UI.
+    #[arg(long, short, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub ui: UiOptions,
+
+    /// Show Authorization, Cookie and other secret headers (hidden by
+    /// default, as in record files).
+    #[arg(long)]
+    pub no_redact: bool,
+}
+
+/// How the web UI is served.
+#[derive(Debug, Args, Clone)]
+pub struct UiOptions {
+    /// Let the UI listen on a non-loopback address (anyone with its URL
+    /// sees every message).
+    #[arg(long)]
+    pub ui_allow_remote: bool,
+
+    /// Open the UI in the default browser.
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +387,16 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub faults: FaultArgs,
+
+    /// Serve the web UI (docs/UI.md) at ADDR (default 127.0.0.1 and a free
+    /// port): every connection and message live, searchable, and actions on
+    /// live connections (send, close, reset). The proxy then holds each
+    /// message whole, as with rules.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub ui_options: UiOptions,
 }
 
 /// Faults and rewrites the proxy applies on purpose (docs/RULES.md). The

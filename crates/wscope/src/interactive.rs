@@ -73,7 +73,7 @@ pub fn parse(line: &str) -> Command {
                 Err(_) => Command::Problem(format!("/close takes a number, not {code:?}")),
             }
         }
-        "binary" => match decode_hex(arg) {
+        "binary" => match crate::rules::decode_hex(arg) {
             Ok(bytes) => Command::Send(OpCode::Binary, bytes),
             Err(why) => Command::Problem(why),
         },
@@ -89,24 +89,6 @@ pub fn parse(line: &str) -> Command {
         "quit" | "exit" | "q" => Command::Close(Some(CloseCode::NORMAL), String::new()),
         other => Command::Problem(format!("unknown command /{other}; /help lists them")),
     }
-}
-
-fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let digits = digits.strip_prefix("0x").unwrap_or(&digits);
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!(
-            "/binary needs an even number of hex digits, got {}",
-            digits.len()
-        ));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16)
-                .map_err(|_| format!("{:?} is not a hex byte", &digits[i..i + 2]))
-        })
-        .collect()
 }
 
 /// Prints above the prompt while the editor is active.

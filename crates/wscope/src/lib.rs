@@ -30,3 +30,4 @@ pub mod serve;
 pub mod sink;
 pub mod timers;
 pub mod tls;
+pub mod ui;

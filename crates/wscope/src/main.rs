@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use wscope::cli::{Cli, Command};
-use wscope::{bench, ca, connect, demo, explain, probe, proxy, read, serve};
+use wscope::{bench, ca, connect, demo, explain, probe, proxy, read, serve, ui};
 
 fn main() {
     let cli = Cli::parse();
@@ -33,6 +33,7 @@ fn main() {
             Command::Ca(args) => ca::run(args),
             Command::Bench(args) => bench::run(args).await,
             Command::Read(args) => read::run(args),
+            Command::Ui(args) => ui::run_file(args).await.map(|()| 0),
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),
         }

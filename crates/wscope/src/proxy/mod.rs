@@ -13,6 +13,8 @@ mod relay;
 mod shaped;
 mod upstream;
 
+pub use shaped::Handle;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -55,6 +57,32 @@ pub struct Proxy {
     next_id: AtomicU64,
     /// The rules in force, when there are any (or a file to watch).
     rules: Option<crate::rules::reload::Current>,
+    /// Live connections the UI may act on (with `--ui`).
+    controls: Option<Arc<Controls>>,
+}
+
+/// The open connections that can be acted on, by id.
+#[derive(Default)]
+pub struct Controls {
+    open: std::sync::Mutex<std::collections::HashMap<String, Handle>>,
+}
+
+impl Controls {
+    fn open(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Handle>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Handle> {
+        self.open().get(id).cloned()
+    }
+
+    fn add(&self, id: &str, handle: Handle) {
+        self.open().insert(id.to_owned(), handle);
+    }
+
+    fn remove(&self, id: &str) {
+        self.open().remove(id);
+    }
 }
 
 enum Mode {
@@ -101,7 +129,14 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let rules = crate::rules::reload::load(&args.faults)?;
+    let mut rules = crate::rules::reload::load(&args.faults)?;
+    if args.ui.is_some() && rules.is_none() {
+        // The UI acts on connections through the shaping relay.
+        let (tx, rx) = watch::channel(Arc::new(crate::rules::RuleSet::default()));
+        rules = Some((tx, rx));
+    }
+    let ui_hub = args.ui.map(|_| crate::ui::hub::Hub::new(!args.no_redact));
+    let controls = args.ui.map(|_| Arc::new(Controls::default()));
     let listeners = listen::bind_all(&args.listen).await?;
 
     let mut sinks = Sinks::default();
@@ -130,6 +165,9 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 }),
             ),
         );
+    }
+    if let Some(hub) = &ui_hub {
+        sinks.add("ui", Box::new(crate::ui::UiSink(Arc::clone(hub))));
     }
     let outputs = pipeline::ServerOutputs {
         log_format: args.log_format,
@@ -166,6 +204,27 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     if let Some(url) = &metrics_url {
         line.push_str(&format!(" (metrics: {url})"));
     }
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let (Some(addr), Some(hub)) = (args.ui, &ui_hub) {
+        let source = match &mode {
+            Mode::Reverse(target) => format!("wscope proxy to {target}"),
+            Mode::Forward => "wscope proxy (forward)".to_owned(),
+        };
+        let live = crate::ui::Mode::Live {
+            source,
+            controls: controls.clone(),
+            events: events.clone(),
+        };
+        let listen = crate::ui::Listen {
+            addr,
+            allow_remote: args.ui_options.ui_allow_remote,
+        };
+        let url = crate::ui::start(listen, Arc::clone(hub), live, shutdown_rx.clone()).await?;
+        line.push_str(&format!(" (ui: {url})"));
+        if args.ui_options.open {
+            crate::ui::open_in_browser(&url);
+        }
+    }
     if let Some((_, current)) = &rules {
         let n = current.borrow().rules.len();
         let s = if n == 1 { "" } else { "s" };
@@ -175,7 +234,6 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let proxy = Arc::new(Proxy {
         mode,
         events,
@@ -191,6 +249,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
         rules: rules.as_ref().map(|(_, current)| current.clone()),
+        controls,
     });
     if let Some((tx, _)) = rules {
         let shutdown = proxy.shutdown.clone();

@@ -432,6 +432,9 @@ async fn relay(
     if let Some(current) = &proxy.rules {
         let set = Arc::clone(&current.borrow());
         let (link, commands, cut) = Link::new(set, deflate);
+        if let Some(controls) = &proxy.controls {
+            controls.add(&client.id, link.handle());
+        }
         shaping = Some((link, current.clone()));
         queues = Some(commands);
         cut_rx = Some(cut);
@@ -502,6 +505,9 @@ async fn relay(
                 _ = crate::timers::sleep_until(linger), if linger.is_some() => break,
             }
         }
+    }
+    if let Some(controls) = &proxy.controls {
+        controls.remove(&client.id);
     }
     let client_stream = client_read.unsplit(client_write);
     let upstream = upstream_read.unsplit(upstream_write);

@@ -64,7 +64,7 @@ pub enum Command {
 pub struct Link {
     state: Mutex<RuleState>,
     commands: [mpsc::UnboundedSender<Command>; 2],
-    cut: watch::Sender<Option<Cut>>,
+    cut: Arc<watch::Sender<Option<Cut>>>,
     /// When a frame last passed either way.
     active: Mutex<Instant>,
     deflate: Option<DeflateParams>,
@@ -95,7 +95,7 @@ impl Link {
         let link = Link {
             state: Mutex::new(RuleState::new(set, now)),
             commands: [c2s_tx, s2c_tx],
-            cut,
+            cut: Arc::new(cut),
             active: Mutex::new(now),
             deflate,
         };
@@ -121,11 +121,50 @@ impl Link {
     }
 
     fn cut(&self, how: Cut) {
-        self.cut.send_if_modified(|cut| {
-            let first = cut.is_none();
-            cut.get_or_insert(how);
-            first
-        });
+        cut(&self.cut, how);
+    }
+
+    /// A handle for acting on this connection from elsewhere (the UI).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            commands: self.commands.clone(),
+            cut: Arc::clone(&self.cut),
+        }
+    }
+}
+
+fn cut(sender: &watch::Sender<Option<Cut>>, how: Cut) {
+    sender.send_if_modified(|cut| {
+        let first = cut.is_none();
+        cut.get_or_insert(how);
+        first
+    });
+}
+
+/// Acts on one live connection from outside its relay.
+#[derive(Clone)]
+pub struct Handle {
+    commands: [mpsc::UnboundedSender<Command>; 2],
+    cut: Arc<watch::Sender<Option<Cut>>>,
+}
+
+impl Handle {
+    /// Sends a message of our own toward the receiver of `dir`.
+    pub fn inject(&self, dir: Direction, message: Injected) -> bool {
+        self.commands[index(dir)]
+            .send(Command::Inject(message))
+            .is_ok()
+    }
+
+    pub fn close(&self, dir: Direction, code: u16, reason: &str) -> bool {
+        let reason = reason.to_owned();
+        self.commands[index(dir)]
+            .send(Command::Close { code, reason })
+            .is_ok()
+    }
+
+    pub fn reset(&self) {
+        cut(&self.cut, Cut::Reset);
     }
 }
 

@@ -376,7 +376,7 @@ fn injected(raw: &RawRule, fail: Fail) -> Result<Injected, RulesError> {
                 .map_err(|e| fail(json.span(), format!("`json` cannot be sent as JSON: {e}")))?;
             Ok(Injected::Text(value.to_string()))
         }
-        (None, None, Some(hex)) => decode_hex(hex.get_ref())
+        (None, None, Some(hex)) => super::decode_hex(hex.get_ref())
             .map(Injected::Binary)
             .map_err(|e| fail(hex.span(), e)),
         _ => Err(fail(
@@ -416,22 +416,6 @@ fn replacement(raw: &RawRule, fail: Fail) -> Result<Replace, RulesError> {
             "a replace rule needs `regex` and `with`, or `path` and `value`".to_owned(),
         )),
     }
-}
-
-fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err("`binary` has an odd number of hex digits".to_owned());
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|s| u8::from_str_radix(s, 16).ok())
-                .ok_or_else(|| format!("`binary` is not hex: {:?}", String::from_utf8_lossy(pair)))
-        })
-        .collect()
 }
 
 #[cfg(test)]

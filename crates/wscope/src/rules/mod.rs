@@ -276,6 +276,28 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     Ok(rate as u64)
 }
 
+/// Hex digits (whitespace and a leading `0x` allowed) into bytes.
+pub fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let digits = digits.strip_prefix("0x").unwrap_or(&digits);
+    if !digits.is_ascii() {
+        return Err(format!("{digits:?} is not hex"));
+    }
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!(
+            "an even number of hex digits is needed, got {}",
+            digits.len()
+        ));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16)
+                .map_err(|_| format!("{:?} is not a hex byte", &digits[i..i + 2]))
+        })
+        .collect()
+}
+
 /// Parses a probability (0 to 1).
 pub fn parse_probability(text: &str) -> Result<f64, String> {
     let p: f64 = text

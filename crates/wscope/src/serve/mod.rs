@@ -82,11 +82,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics_url = pipeline::add_server_sinks(&mut sinks, outputs)
         .await?
         .map(|(_, url)| url);
+    let ui_hub = args.ui.map(|_| crate::ui::hub::Hub::new(!args.no_redact));
+    if let Some(hub) = &ui_hub {
+        sinks.add("ui", Box::new(crate::ui::UiSink(Arc::clone(hub))));
+    }
     // The record keeps payloads; so must a filter that reads them to decide
     // which log lines to print.
     let filter_reads_payload = args.log_format != crate::lifecycle::LogFormat::Off
         && filter.as_ref().is_some_and(|f| f.reads_payload());
-    let payload_limit = if args.record.is_some() || filter_reads_payload {
+    let payload_limit = if args.record.is_some() || filter_reads_payload || args.ui.is_some() {
         args.max_payload
     } else {
         0
@@ -102,11 +106,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = &metrics_url {
         line.push_str(&format!(" (metrics: {url})"));
     }
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let (Some(addr), Some(hub)) = (args.ui, ui_hub) {
+        let live = crate::ui::Mode::Live {
+            source: "wscope serve".to_owned(),
+            controls: None,
+            events: events.clone(),
+        };
+        let listen = crate::ui::Listen {
+            addr,
+            allow_remote: args.ui_options.ui_allow_remote,
+        };
+        let url = crate::ui::start(listen, hub, live, shutdown_rx.clone()).await?;
+        line.push_str(&format!(" (ui: {url})"));
+        if args.ui_options.open {
+            crate::ui::open_in_browser(&url);
+        }
+    }
     println!("{line}");
     use std::io::Write;
     std::io::stdout().flush()?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let server = Arc::new(Server {
         events,
         tls: tls.map(TlsAcceptor::from),

@@ -1,0 +1,375 @@
+//! The web UI's server: its security (token, Host, Origin), its WebSocket
+//! protocol (docs/UI.md) as a real client library sees it (Python
+//! `websockets`), actions reaching real peers through the proxy, and the
+//! exports.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{
+    Running, address_in, node_server, python, record_until, start_proxy, temp_dir, texts, wscope,
+};
+use serde_json::Value;
+
+/// A plain HTTP GET with the given Host; returns the status and body.
+fn get(port: u16, target: &str, host: &str) -> (u16, String) {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(tcp, "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `http://127.0.0.1:PORT/?token=T` into its port and token.
+fn port_and_token(url: &str) -> (u16, String) {
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .expect("a loopback UI URL");
+    let (port, rest) = rest.split_once('/').unwrap();
+    let token = rest.strip_prefix("?token=").unwrap().to_owned();
+    (port.parse().unwrap(), token)
+}
+
+/// Messages a UI WebSocket client received, parsed.
+fn ui_messages(report: &Value) -> Vec<Value> {
+    texts(report)
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap_or(Value::Null))
+        .collect()
+}
+
+fn record_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let (_server, upstream) = node_server(&[]);
+    let record = dir.join("session.jsonl");
+    let out = wscope()
+        .args(["connect", &format!("{upstream}/"), "--record"])
+        .arg(&record)
+        .args([
+            "--send",
+            "hello",
+            "--send",
+            r#"{"type":"price","value":42}"#,
+        ])
+        .args(["--wait", "300ms"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    record
+}
+
+fn start_ui(file: &std::path::Path) -> (Running, String) {
+    let mut child = wscope()
+        .args(["ui", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = address_in(&line, "http://");
+    (
+        Running {
+            child,
+            stdout: Some(stdout),
+        },
+        // address_in trims a trailing '/': the token is after it.
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or(&url)
+            .to_owned(),
+    )
+}
+
+#[test]
+fn the_ui_needs_its_token_its_own_host_and_its_own_origin() {
+    let dir = temp_dir("ui-security");
+    let record = record_file(&dir);
+    let (_ui, url) = start_ui(&record);
+    let (port, token) = port_and_token(&url);
+    let host = format!("127.0.0.1:{port}");
+
+    let (status, body) = get(port, &format!("/?token={token}"), &host);
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("app.js?token={token}")), "{body}");
+    assert_eq!(get(port, "/", &host).0, 401);
+    assert_eq!(get(port, "/?token=wrong", &host).0, 401);
+    assert_eq!(get(port, &format!("/app.js?token={token}"), &host).0, 200);
+    // DNS rebinding: the right token through another name is refused.
+    assert_eq!(
+        get(
+            port,
+            &format!("/?token={token}"),
+            &format!("evil.test:{port}")
+        )
+        .0,
+        421
+    );
+
+    // The WebSocket from another origin is refused, token or not.
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    let report = python(&[
+        "session",
+        &ws,
+        "--origin",
+        "http://evil.test",
+        "--wait",
+        "2",
+    ]);
+    assert_eq!(report["status"], 403, "{report}");
+    let report = python(&[
+        "session",
+        &format!("ws://127.0.0.1:{port}/ws?token=nope"),
+        "--origin",
+        &format!("http://{host}"),
+        "--wait",
+        "2",
+    ]);
+    assert_eq!(report["status"], 401, "{report}");
+
+    // From its own origin: hello, the history, its end.
+    let report = python(&[
+        "session",
+        &ws,
+        "--origin",
+        &format!("http://{host}"),
+        "--expect",
+        "12",
+        "--wait",
+        "3",
+        "--full",
+    ]);
+    let messages = ui_messages(&report);
+    assert_eq!(messages[0]["type"], "hello", "{report}");
+    assert_eq!(messages[0]["mode"], "offline");
+    assert_eq!(messages[0]["actions"], false);
+    let events: Vec<&Value> = messages.iter().filter(|m| m["type"] == "event").collect();
+    assert!(
+        events.iter().any(|m| m["event"]["event"] == "open"),
+        "{report}"
+    );
+    assert!(
+        messages.iter().any(|m| m["type"] == "history_end"),
+        "{report}"
+    );
+}
+
+#[test]
+fn filters_are_answered_with_matches_or_a_column() {
+    let dir = temp_dir("ui-filter");
+    let record = record_file(&dir);
+    let (_ui, url) = start_ui(&record);
+    let (port, token) = port_and_token(&url);
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    let origin = format!("http://127.0.0.1:{port}");
+    let report = python(&[
+        "session",
+        &ws,
+        "--origin",
+        &origin,
+        "--send",
+        r#"{"op":"filter","expr":"json.type == \"price\""}"#,
+        "--send",
+        r#"{"op":"filter","expr":"dir = c2s"}"#,
+        "--wait",
+        "2",
+        "--full",
+    ]);
+    let messages = ui_messages(&report);
+    let answers: Vec<&Value> = messages.iter().filter(|m| m["type"] == "filter").collect();
+    assert_eq!(answers.len(), 2, "{report}");
+    assert_eq!(answers[0]["ok"], true);
+    // The price message each way (sent, and echoed).
+    assert_eq!(
+        answers[0]["matches"].as_array().unwrap().len(),
+        2,
+        "{report}"
+    );
+    assert_eq!(answers[1]["ok"], false);
+    assert_eq!(answers[1]["column"], 5, "{report}");
+
+    // Exports: the same filter as a record file, and the session as HAR.
+    let (status, body) = get(
+        port,
+        &format!("/export.jsonl?token={token}&filter=json.type+%3D%3D+%22price%22"),
+        &format!("127.0.0.1:{port}"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), 3, "a header and two events: {body}");
+    let (status, body) = get(
+        port,
+        &format!("/export.har?token={token}"),
+        &format!("127.0.0.1:{port}"),
+    );
+    assert_eq!(status, 200);
+    let har: Value = serde_json::from_str(&body).unwrap();
+    let messages = &har["log"]["entries"][0]["_webSocketMessages"];
+    assert_eq!(messages[0]["type"], "send", "{har}");
+    assert_eq!(messages[0]["data"], "hello", "{har}");
+    assert_eq!(messages.as_array().unwrap().len(), 4, "{har}");
+}
+
+#[test]
+fn actions_from_the_ui_reach_the_real_peer() {
+    let (_server, upstream) = node_server(&[]);
+    let dir = temp_dir("ui-live");
+    let record = dir.join("record.jsonl");
+    let (_proxy, line) = start_proxy(
+        &[
+            "--upstream",
+            &upstream,
+            "--ui",
+            "--record",
+            record.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let proxied = format!("{}/", address_in(&line, "ws://"));
+    let ui_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the UI's URL on the first line")
+        .trim_end_matches(')')
+        .to_owned();
+    let (port, token) = port_and_token(&ui_url);
+
+    // A client through the proxy waits for what the UI will send it.
+    let client = std::thread::spawn(move || {
+        python(&["session", &proxied, "--send", "hello", "--wait", "10"])
+    });
+    record_until(&record, |events| {
+        events.iter().any(|e| e["event"] == "message")
+    });
+
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    let origin = format!("http://127.0.0.1:{port}");
+    let report = python(&[
+        "session",
+        &ws,
+        "--origin",
+        &origin,
+        "--send",
+        r#"{"op":"send","conn":"c1","to":"client","text":"from the ui"}"#,
+        "--send",
+        r#"{"op":"close","conn":"c1","to":"both","code":4001,"reason":"ui says bye"}"#,
+        "--send",
+        r#"{"op":"reset","conn":"c9"}"#,
+        "--wait",
+        "2",
+        "--full",
+    ]);
+    let messages = ui_messages(&report);
+    assert_eq!(messages[0]["actions"], true, "{report}");
+    let actions: Vec<&Value> = messages.iter().filter(|m| m["type"] == "action").collect();
+    assert_eq!(actions.len(), 3, "{report}");
+    assert_eq!(actions[0]["ok"], true, "{report}");
+    assert_eq!(actions[1]["ok"], true, "{report}");
+    assert_eq!(actions[2]["ok"], false, "c9 does not exist: {report}");
+
+    let client = client.join().unwrap();
+    assert_eq!(texts(&client), ["hello", "from the ui"], "{client}");
+    assert_eq!(client["closed"]["rcvd"]["code"], 4001, "{client}");
+    assert_eq!(
+        client["closed"]["rcvd"]["reason"], "ui says bye",
+        "{client}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let notes = loop {
+        let events = record_until(&record, |events| {
+            events.iter().any(|e| e["event"] == "closed")
+        });
+        let notes: Vec<String> = events
+            .iter()
+            .filter(|e| e["event"] == "note")
+            .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        if notes.len() >= 2 || Instant::now() > deadline {
+            break notes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("ui: sent text \"from the ui\" to the client")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("ui: sent close 4001")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn a_non_loopback_ui_needs_an_explicit_flag() {
+    let dir = temp_dir("ui-remote");
+    let record = dir.join("empty.jsonl");
+    std::fs::write(
+        &record,
+        "{\"format\":\"wscope-record\",\"version\":1,\"writer\":\"test\"}\n",
+    )
+    .unwrap();
+    let out = wscope()
+        .args(["ui", record.to_str().unwrap(), "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--ui-allow-remote"), "{stderr}");
+}
+
+#[test]
+fn serve_ui_shows_live_connections() {
+    let mut command = wscope();
+    command.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "off",
+        "--ui",
+    ]);
+    let (_serve, line) = common::spawn_named(command, "wscope serve --ui");
+    let echo = format!("{}/echo", address_in(&line, "ws://"));
+    let ui_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the UI's URL on the first line")
+        .trim_end_matches(')')
+        .to_owned();
+    let (port, token) = port_and_token(&ui_url);
+    let client = python(&[
+        "session",
+        &echo,
+        "--send",
+        "seen by the ui",
+        "--expect",
+        "1",
+    ]);
+    assert_eq!(texts(&client), ["seen by the ui"]);
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    let origin = format!("http://127.0.0.1:{port}");
+    let report = python(&["session", &ws, "--origin", &origin, "--wait", "2", "--full"]);
+    let messages = ui_messages(&report);
+    assert_eq!(messages[0]["mode"], "live", "{report}");
+    assert_eq!(messages[0]["actions"], false, "{report}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["event"]["payload"]["text"] == "seen by the ui"),
+        "{report}"
+    );
+}

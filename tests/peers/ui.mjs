@@ -321,6 +321,8 @@ async function xss(browser) {
     const detail = await tab.textContent("#detail");
     report.detail_shows_literal = detail.includes(needle);
     report.detail_payload = await tab.evaluate(() => document.querySelector("#detail .payload-text, #detail #json-tree")?.textContent ?? null);
+    // The connection's handshake (URL, headers) is in the pane too, as text.
+    report.handshake_text = await tab.evaluate(() => document.querySelector("#detail .handshake")?.textContent ?? null);
   }
   report.img_in_messages = await tab.$$eval("#messages img", (x) => x.length);
   report.img_in_detail = await tab.$$eval("#detail img", (x) => x.length);

@@ -939,6 +939,9 @@
       } else if (conn.failed) {
         stateText = `refused ${conn.failed.status ?? ""}`.trim();
         stateTitle = conn.failed.diagnosis ?? "";
+      } else if (conn.open && state.mode === "offline") {
+        stateText = "open at the end";
+        stateTitle = "the record ends before this connection closed";
       }
       stateSpan.textContent = stateText;
       stateSpan.title = stateTitle;

@@ -650,7 +650,11 @@
       case "message":
       case "frame": {
         const text = payloadPreview(ev.payload);
-        if (ev.event === "frame" && ev.opcode === "close" && ev.payload) return text ? `close frame: ${text}` : "close frame";
+        if (ev.event === "frame" && ev.opcode === "close") {
+          const close = closeFramePayload(ev.payload);
+          if (!close || close.code === null) return "close frame, no code";
+          return `close frame ${close.code} ${closeName(close.code)}${close.reason ? ` — ${close.reason}` : ""}`;
+        }
         return text;
       }
       case "close": {
@@ -945,7 +949,7 @@
       }
       stateSpan.textContent = stateText;
       stateSpan.title = stateTitle;
-      stateSpan.className = `conn-state state-${conn.stateName}`;
+      stateSpan.className = `conn-state state-${conn.stateName}${state.mode === "offline" && conn.stateName === "open" ? " at-end" : ""}`;
       ageSpan.textContent = connAge(conn);
       let path = conn.url;
       try {
@@ -1276,7 +1280,22 @@
       ["mask", ev.mask ? `masked, key ${ev.mask}` : "not masked"],
       ["payload length", ev.payload ? `${ev.payload.len}` : ""],
     ];
+    const close = ev.opcode === "close" ? closeFramePayload(ev.payload) : null;
+    if (close) {
+      const code = close.code === null ? "none (an empty close frame)" : `${close.code} ${closeCodeInfo(close.code).join(": ")}`;
+      bits.push(["close code", code], ["reason", close.reason]);
+    }
     return section("Frame (RFC 6455 §5.2)", facts(bits));
+  }
+
+  /** A close frame's code and reason from its payload (RFC 6455 §5.5.1). */
+  function closeFramePayload(payload) {
+    if (!payload) return null;
+    const bytes = typeof payload.text === "string" ? new TextEncoder().encode(payload.text) : base64ToBytes(payload.base64 || "");
+    if (bytes.length < 2) return { code: null, reason: "" };
+    const code = (bytes[0] << 8) | bytes[1];
+    const reason = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(2));
+    return { code, reason };
   }
 
   function violationsSection(ev) {

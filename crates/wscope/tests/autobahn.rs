@@ -79,6 +79,14 @@ fn failures(verdicts: &Verdicts) -> Vec<String> {
     bad
 }
 
+/// Whether a case id is one of `patterns` (`9.*` or `1.2.3`).
+fn excluded(case: &str, patterns: &[&str]) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => case.starts_with(prefix),
+        None => case == *p,
+    })
+}
+
 /// The cases whose verdict through the proxy differs from the direct run.
 fn differences(direct: &Verdicts, proxied: &Verdicts) -> Vec<String> {
     let mut different = Vec::new();
@@ -205,17 +213,47 @@ fn server_passes_the_autobahn_suite_directly_and_through_the_proxy() {
         start_proxy(&url, "server", &["--rules", rules.to_str().unwrap()]);
     let (direct, proxied) = thread::scope(|scope| {
         let direct = scope.spawn(|| fuzzingclient(&url, "server", &[]));
-        let proxied = scope.spawn(|| fuzzingclient(&proxied_url, "server-via-proxy", &[]));
+        let proxied =
+            scope.spawn(|| fuzzingclient(&proxied_url, "server-via-proxy", SHAPED_EXCLUDED));
         (direct.join().unwrap(), proxied.join().unwrap())
     });
     assert_all_pass(&direct, "wscope serve");
+    let direct: Verdicts = direct
+        .into_iter()
+        .filter(|(case, _)| !excluded(case, SHAPED_EXCLUDED))
+        .collect();
+    assert!(direct.len() >= 300, "compared {} cases", direct.len());
+    // The shaping relay holds a frame until it is whole; within one frame
+    // sent a byte at a time, the server sees bad UTF-8 only at the frame's
+    // end, which Autobahn grades NON-STRICT instead of OK. Only that.
+    let mut proxied = proxied;
+    for case in HELD_FRAME_NON_STRICT {
+        if let (Some(d), Some(p)) = (direct.get(*case), proxied.get_mut(*case))
+            && d.0 == "OK"
+            && p.0 == "NON-STRICT"
+            && d.1 == p.1
+        {
+            *p = d.clone();
+        }
+    }
     assert_same(&direct, &proxied, "wscope serve");
 }
 
+/// Invalid UTF-8 inside a single frame that arrives a byte at a time
+/// (docs/RULES.md says why the shaping relay grades NON-STRICT here).
+const HELD_FRAME_NON_STRICT: &[&str] = &["6.4.3", "6.4.4"];
+
+/// Left out of the run through the shaping relay: 9.3 to 9.8 (throughput
+/// with many fragments or messages) and 12 (the same, compressed) are
+/// CPU-bound on two cores, and go through the byte relay in the client
+/// run. 9.1 and 9.2 (single messages up to 16 MiB, held whole) and 13
+/// (every deflate parameter, re-deflated by the relay) stay.
+const SHAPED_EXCLUDED: &[&str] = &["9.3.*", "9.4.*", "9.5.*", "9.6.*", "9.7.*", "9.8.*", "12.*"];
+
 /// Section 12 (permessage-deflate with many large messages) takes Node
 /// `ws` over two hours of case time under kosoku on a 2-core machine; the
-/// proxy's handling of it is covered by the `wscope serve` run, which has
-/// all of it. Section 13 (deflate parameters and context takeover) stays.
+/// proxy's handling of it is covered by the client run, which has all of
+/// it. Section 13 (deflate parameters and context takeover) stays.
 const NODE_EXCLUDED: &[&str] = &["12.*"];
 
 #[test]

@@ -27,6 +27,7 @@ use wscope_events::{Direction, Event, EventKind, Frame, Message, Payload};
 use wscope_proto::deflate::{DeflateParams, PerMessageDeflate};
 use wscope_proto::frame::encode_frame;
 use wscope_proto::split::{FrameSplitter, WireFrame};
+use wscope_proto::utf8::Utf8Validator;
 use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
 
 use super::relay::{BUFFER, Ctx, End, Side};
@@ -196,6 +197,12 @@ struct Shaper {
     /// The stream could not be cut into frames (a frame over the limit):
     /// nothing more from this sender is forwarded.
     broken: bool,
+    /// Checks a held uncompressed text message as its frames arrive.
+    utf8: Utf8Validator,
+    /// The rest of the message in progress passes unjudged, frame by frame
+    /// (its text turned out not to be UTF-8: the receiver must see that as
+    /// early as it would without the proxy, RFC 6455 section 8.1).
+    passing: bool,
 }
 
 fn to_tokio(at: Instant) -> tokio::time::Instant {
@@ -223,6 +230,8 @@ impl Shaper {
             paused_until: None,
             pace: now,
             broken: false,
+            utf8: Utf8Validator::new(),
+            passing: false,
         }
     }
 
@@ -388,6 +397,12 @@ async fn take(data: &[u8], shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, 
             continue;
         }
         let starts = opcode != OpCode::Continuation;
+        if shaper.passing && !starts {
+            shaper.passing = !frame.header.fin;
+            shaper.push(Instant::now(), frame.wire, None, false);
+            continue;
+        }
+        shaper.passing = false;
         if starts != shaper.held.is_empty() {
             // Out of sequence: pass what is held and this frame as they
             // are, and let the receiver judge them.
@@ -399,6 +414,20 @@ async fn take(data: &[u8], shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, 
         }
         shaper.held_bytes += frame.header.payload_len;
         let fin = frame.header.fin;
+        if starts {
+            shaper.utf8.reset();
+        }
+        let first = shaper.held.first().map_or(&frame.header, |f| &f.header);
+        let checked_text = first.opcode == OpCode::Text && !first.rsv1;
+        if checked_text && shaper.utf8.feed(&frame.payload()).is_err() {
+            // Not text after all: pass it on now, for the receiver to fail.
+            let mut raw: Vec<u8> = shaper.held.drain(..).flat_map(|f| f.wire).collect();
+            raw.extend_from_slice(&frame.wire);
+            shaper.held_bytes = 0;
+            shaper.passing = !fin;
+            shaper.push(Instant::now(), raw, None, false);
+            continue;
+        }
         shaper.held.push(frame);
         if shaper.held_bytes > HOLD_LIMIT {
             too_big(shaper, side, ctx, link).await;

@@ -446,6 +446,8 @@
     document.body.dataset.historyCount = String(msg.count ?? state.eventCount);
     scheduleConnList(true);
     table.grew();
+    // After a reconnect the selection is still there: show it again.
+    scheduleDetail();
   }
 
   function onFilterAnswer(msg) {

@@ -699,7 +699,7 @@
     function makeRow() {
       const row = el(
         "div",
-        { class: "row", role: "row" },
+        { class: "row" },
         el("span", { class: "c-time" }),
         el("span", { class: "c-rel" }),
         el("span", { class: "c-conn" }),
@@ -897,7 +897,7 @@
     function makeAll() {
       const item = el(
         "li",
-        { class: "conn all", dataset: { conn: "*" }, tabindex: "0", role: "option" },
+        { class: "conn all", dataset: { conn: "*" }, tabindex: "0" },
         el("div", { class: "conn-line" }, el("span", { class: "conn-id", text: "All" }), el("span", { class: "conn-state muted" })),
         el("div", { class: "conn-meta muted", text: "every connection" }),
       );
@@ -907,7 +907,7 @@
     function makeItem(conn) {
       const item = el(
         "li",
-        { class: "conn", dataset: { conn: conn.id }, tabindex: "0", role: "option" },
+        { class: "conn", dataset: { conn: conn.id }, tabindex: "0" },
         el(
           "div",
           { class: "conn-line" },

@@ -373,3 +373,164 @@ fn serve_ui_shows_live_connections() {
         "{report}"
     );
 }
+
+/// Runs tests/peers/ui.mjs (Chromium driving the page) and returns what
+/// it saw; fails on any error in the page (a CSP violation included).
+fn browser(url: &str, scenario: &str, extra: &[&str]) -> Value {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: scripts/test.sh installs Debian's chromium package (as root)"
+    );
+    let shots = common::repo_root().join("reports").join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = common::node()
+        .arg(common::peer_script("ui.mjs"))
+        .args(["--url", url, "--scenario", scenario, "--shots"])
+        .arg(&shots)
+        .args(extra)
+        .output()
+        .expect("node runs");
+    let report = common::parse_report(&format!("chromium ({scenario})"), &out);
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    report
+}
+
+/// A record with a JSON text message, a binary message and markup.
+fn rich_record(dir: &std::path::Path) -> std::path::PathBuf {
+    let (_server, upstream) = node_server(&[]);
+    let mut lines = Vec::new();
+    for (i, args) in [
+        vec![
+            "--send",
+            r#"{"type":"order","items":[{"id":1,"qty":2}],"user":{"name":"alice"}}"#,
+            "--send",
+            "<img src=x onerror=alert(1)>",
+        ],
+        vec!["--binary", "--send", "binary payload \u{1}\u{2}"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let part = dir.join(format!("part{i}.jsonl"));
+        let out = wscope()
+            .args(["connect", &format!("{upstream}/"), "--record"])
+            .arg(&part)
+            .args(args)
+            .args(["--wait", "300ms"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(&part).unwrap();
+        // One header line for the whole file; the second connection's
+        // events are renamed so the ids stay distinct.
+        let skip = usize::from(i > 0);
+        for line in text.lines().skip(skip) {
+            lines.push(if i > 0 {
+                line.replace("\"conn\":\"c1\"", "\"conn\":\"c2\"")
+            } else {
+                line.to_owned()
+            });
+        }
+    }
+    let record = dir.join("rich.jsonl");
+    std::fs::write(&record, lines.join("\n") + "\n").unwrap();
+    record
+}
+
+#[test]
+fn chromium_shows_a_recording_filters_it_and_never_runs_its_markup() {
+    let dir = temp_dir("ui-chromium");
+    let record = rich_record(&dir);
+    let (_ui, url) = start_ui(&record);
+
+    let offline = browser(&url, "offline", &[]);
+    assert_eq!(offline["connections"].as_array().map(Vec::len), Some(2), "{offline}");
+    assert_eq!(offline["json_tree"], true, "{offline}");
+    assert!(
+        offline["json_keys"].to_string().contains("user"),
+        "the JSON tree shows the payload's keys: {offline}"
+    );
+    assert_eq!(offline["hexdump"], true, "{offline}");
+    assert!(
+        offline["hexdump_text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("62 69 6e"),
+        "the hex dump shows the bytes of \"bin\": {offline}"
+    );
+    // The bad filter's error is shown where the server said it is.
+    assert_eq!(offline["filter_error"]["column"], 11, "{offline}");
+    let shown = offline["filter_error"]["shown"].as_str().unwrap_or_default();
+    assert!(shown.contains("txt is not an opcode"), "{offline}");
+    let rows = offline["rows"].as_u64().unwrap();
+    let filtered = offline["filtered_rows"].as_u64().unwrap();
+    assert!(
+        filtered >= 1 && filtered < rows,
+        "opcode == binary narrows {rows} rows to {filtered}: {offline}"
+    );
+
+    let xss = browser(&url, "xss", &["--needle", "<img src=x onerror="]);
+    assert_eq!(xss["found"], true, "{xss}");
+    assert_eq!(xss["detail_shows_literal"], true, "{xss}");
+    assert_eq!(xss["img_ever_added"], 0, "{xss}");
+    assert_eq!(xss["img_in_page"], 0, "{xss}");
+    assert_eq!(xss["script_ran"], false, "{xss}");
+
+    // Cross-site WebSocket hijacking: another origin's page, with the
+    // token, cannot open the UI's socket; the UI's own page can.
+    let hijack = browser(&url, "hijack", &[]);
+    assert_eq!(hijack["opened"], false, "{hijack}");
+    assert_eq!(hijack["fetch_readable"], false, "{hijack}");
+    assert_eq!(hijack["control_opened"], true, "{hijack}");
+}
+
+#[test]
+fn chromium_acts_on_a_live_connection_through_the_proxy() {
+    let (_server, upstream) = node_server(&[]);
+    let (_proxy, line) = start_proxy(&["--upstream", &upstream, "--ui"], &[]);
+    let proxied = format!("{}/", address_in(&line, "ws://"));
+    let ui_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the UI's URL on the first line")
+        .trim_end_matches(')')
+        .to_owned();
+    let client = std::thread::spawn(move || {
+        python(&[
+            "session",
+            &proxied,
+            "--send",
+            "hi from python",
+            "--wait",
+            "20",
+        ])
+    });
+    let live = browser(
+        &ui_url,
+        "live",
+        &[
+            "--to",
+            "server",
+            "--text",
+            "hello from the ui",
+            "--timeout",
+            "15000",
+        ],
+    );
+    assert_eq!(live["actions_enabled"], true, "{live}");
+    assert_eq!(live["send_ok"], true, "{live}");
+    assert_eq!(live["close_ok"], true, "{live}");
+    let state = live["conn_state"].as_str().unwrap_or_default();
+    assert!(state.contains("4001"), "{live}");
+
+    // The real peer: the server echoed what the UI sent, then the close.
+    let client = client.join().unwrap();
+    assert_eq!(
+        texts(&client),
+        ["hi from python", "hello from the ui"],
+        "{client}"
+    );
+    assert_eq!(client["closed"]["rcvd"]["code"], 4001, "{client}");
+    assert_eq!(client["closed"]["rcvd"]["reason"], "from ui", "{client}");
+}

@@ -21,7 +21,7 @@ pub const APP_CSS: &str = include_str!("assets/app.css");
 
 /// The largest message the page may send (an action with a payload).
 const MAX_FROM_PAGE: u64 = 16 * 1024 * 1024;
-/// History events sent before each flush.
+/// History events per message.
 const BATCH: usize = 512;
 
 fn event_message(stamped: &Stamped, matched: Option<bool>) -> String {
@@ -75,14 +75,18 @@ pub async fn session(
         return;
     }
     let (history, mut live) = ui.hub.subscribe();
-    for (i, stamped) in history.iter().enumerate() {
-        if conn
-            .queue_message(OpCode::Text, event_message(stamped, None).as_bytes())
-            .is_err()
-        {
-            return;
+    // The history in batches: a browser spends about 100 µs on each
+    // WebSocket message, which is what loading a long history costs.
+    for chunk in history.chunks(BATCH) {
+        let mut batch = String::from(r#"{"type":"batch","messages":["#);
+        for (i, stamped) in chunk.iter().enumerate() {
+            if i > 0 {
+                batch.push(',');
+            }
+            batch.push_str(&event_message(stamped, None));
         }
-        if i % BATCH == BATCH - 1 && conn.flush().await.is_err() {
+        batch.push_str("]}");
+        if send(&mut conn, batch).await.is_err() {
             return;
         }
     }

@@ -33,6 +33,15 @@ fn get(port: u16, target: &str, host: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The UI's URL (with its token) on a proxy's or server's first line.
+fn ui_url_in(line: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the UI's URL on the first line")
+        .trim_end_matches(')')
+        .to_owned()
+}
+
 /// `http://127.0.0.1:PORT/?token=T` into its port and token.
 fn port_and_token(url: &str) -> (u16, String) {
     let rest = url
@@ -43,12 +52,17 @@ fn port_and_token(url: &str) -> (u16, String) {
     (port.parse().unwrap(), token)
 }
 
-/// Messages a UI WebSocket client received, parsed.
+/// Messages a UI WebSocket client received, parsed, batches unpacked.
 fn ui_messages(report: &Value) -> Vec<Value> {
-    texts(report)
-        .iter()
-        .map(|t| serde_json::from_str(t).unwrap_or(Value::Null))
-        .collect()
+    let mut messages = Vec::new();
+    for text in texts(report) {
+        let message: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match message["messages"].as_array() {
+            Some(batch) if message["type"] == "batch" => messages.extend(batch.iter().cloned()),
+            _ => messages.push(message),
+        }
+    }
+    messages
 }
 
 fn record_file(dir: &std::path::Path) -> std::path::PathBuf {
@@ -238,12 +252,7 @@ fn actions_from_the_ui_reach_the_real_peer() {
         &[],
     );
     let proxied = format!("{}/", address_in(&line, "ws://"));
-    let ui_url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the UI's URL on the first line")
-        .trim_end_matches(')')
-        .to_owned();
+    let ui_url = ui_url_in(&line);
     let (port, token) = port_and_token(&ui_url);
 
     // A client through the proxy waits for what the UI will send it.
@@ -344,12 +353,7 @@ fn serve_ui_shows_live_connections() {
     ]);
     let (_serve, line) = common::spawn_named(command, "wscope serve --ui");
     let echo = format!("{}/echo", address_in(&line, "ws://"));
-    let ui_url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the UI's URL on the first line")
-        .trim_end_matches(')')
-        .to_owned();
+    let ui_url = ui_url_in(&line);
     let (port, token) = port_and_token(&ui_url);
     let client = python(&[
         "session",
@@ -445,7 +449,11 @@ fn chromium_shows_a_recording_filters_it_and_never_runs_its_markup() {
     let (_ui, url) = start_ui(&record);
 
     let offline = browser(&url, "offline", &[]);
-    assert_eq!(offline["connections"].as_array().map(Vec::len), Some(2), "{offline}");
+    assert_eq!(
+        offline["connections"].as_array().map(Vec::len),
+        Some(2),
+        "{offline}"
+    );
     assert_eq!(offline["json_tree"], true, "{offline}");
     assert!(
         offline["json_keys"].to_string().contains("user"),
@@ -461,7 +469,9 @@ fn chromium_shows_a_recording_filters_it_and_never_runs_its_markup() {
     );
     // The bad filter's error is shown where the server said it is.
     assert_eq!(offline["filter_error"]["column"], 11, "{offline}");
-    let shown = offline["filter_error"]["shown"].as_str().unwrap_or_default();
+    let shown = offline["filter_error"]["shown"]
+        .as_str()
+        .unwrap_or_default();
     assert!(shown.contains("txt is not an opcode"), "{offline}");
     let rows = offline["rows"].as_u64().unwrap();
     let filtered = offline["filtered_rows"].as_u64().unwrap();
@@ -490,12 +500,7 @@ fn chromium_acts_on_a_live_connection_through_the_proxy() {
     let (_server, upstream) = node_server(&[]);
     let (_proxy, line) = start_proxy(&["--upstream", &upstream, "--ui"], &[]);
     let proxied = format!("{}/", address_in(&line, "ws://"));
-    let ui_url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the UI's URL on the first line")
-        .trim_end_matches(')')
-        .to_owned();
+    let ui_url = ui_url_in(&line);
     let client = std::thread::spawn(move || {
         python(&[
             "session",

@@ -215,15 +215,9 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             controls: controls.clone(),
             events: events.clone(),
         };
-        let listen = crate::ui::Listen {
-            addr,
-            allow_remote: args.ui_options.ui_allow_remote,
-        };
-        let url = crate::ui::start(listen, Arc::clone(hub), live, shutdown_rx.clone()).await?;
-        line.push_str(&format!(" (ui: {url})"));
-        if args.ui_options.open {
-            crate::ui::open_in_browser(&url);
-        }
+        let hub = Arc::clone(hub);
+        let ui = crate::ui::start_live(addr, &args.ui_options, hub, live, shutdown_rx.clone());
+        line.push_str(&format!(" (ui: {})", ui.await?));
     }
     if let Some((_, current)) = &rules {
         let n = current.borrow().rules.len();

@@ -601,7 +601,7 @@ async fn message(shaper: &mut Shaper, side: &mut Side, ctx: &Ctx<'_>, link: &Lin
         }),
     );
     let what = format!("this {} message", first.opcode.name());
-    let mut plan = decide(&event, &data, text, &what, shaper, side, ctx, link).await;
+    let mut plan = decide(&event, &data, text, &what, side.dir, ctx, link).await;
     if !plan.drop {
         let bytes = match plan.replaced.take() {
             Some(new) => shaper.frame(first.opcode, &new, compressed),
@@ -630,7 +630,7 @@ async fn control(
         EventKind::Frame(Frame::new(&frame.header, &payload, true)),
     );
     let what = format!("this {} frame", frame.header.opcode.name());
-    let plan = decide(&event, &payload, false, &what, shaper, side, ctx, link).await;
+    let plan = decide(&event, &payload, false, &what, side.dir, ctx, link).await;
     if !plan.drop {
         queue(shaper, frame.wire, &plan);
     }
@@ -651,14 +651,12 @@ fn queue(shaper: &mut Shaper, bytes: Vec<u8>, plan: &Plan) {
 /// Asks the rules about one message or control frame, carries out what
 /// acts on other things (injections, closes, pauses, resets) and returns
 /// what happens to the message itself.
-#[allow(clippy::too_many_arguments)]
 async fn decide(
     event: &Event,
     data: &[u8],
     text: bool,
     what: &str,
-    shaper: &mut Shaper,
-    side: &mut Side,
+    dir: Direction,
     ctx: &Ctx<'_>,
     link: &Link,
 ) -> Plan {
@@ -671,7 +669,6 @@ async fn decide(
         (Arc::clone(state.set()), acting)
     };
     let mut plan = Plan::default();
-    let dir = side.dir;
     for i in acting {
         let rule = &set.rules[i];
         let did = match &rule.action {
@@ -703,45 +700,11 @@ async fn decide(
                 plan.rate = Some(*rate);
                 format!("paced {what} at {}/s", bytes(*rate))
             }
-            Action::Inject { to, message, .. } => {
-                // The same way: after the message that triggered it.
-                for target in both().into_iter().filter(|d| to.includes(*d)) {
-                    let command = Command::Inject(message.clone());
-                    if target == dir {
-                        plan.then.push(command);
-                    } else {
-                        link.send(target, command);
-                    }
-                }
-                format!("sent {message} {}", describe_sides(*to))
-            }
-            Action::Close { to, code, reason } => {
-                for target in both().into_iter().filter(|d| to.includes(*d)) {
-                    let command = Command::Close {
-                        code: *code,
-                        reason: reason.clone(),
-                    };
-                    if target == dir {
-                        plan.then.push(command);
-                    } else {
-                        link.send(target, command);
-                    }
-                }
-                format!("sent close {code} {}", describe_sides(*to))
-            }
-            Action::Reset => {
-                link.cut(Cut::Reset);
-                "reset both TCP connections".to_owned()
-            }
-            Action::Pause {
-                duration,
-                direction,
-            } => {
-                let sides = direction.unwrap_or(Sides::One(dir));
-                pause_each(sides, *duration, dir, shaper, link);
-                format!("paused {} for {}", describe_dirs(sides), millis(*duration))
-            }
             Action::IdleTimeout { .. } => continue,
+            action => match on_connection(action, Some(dir), &mut plan.then, link) {
+                Some(did) => did,
+                None => continue,
+            },
         };
         note(ctx, Some(dir), format!("{}: {did}", rule.label)).await;
     }
@@ -756,14 +719,51 @@ fn inject(shaper: &mut Shaper, message: &Injected) {
     shaper.push(Instant::now(), bytes, None, false);
 }
 
-fn pause_each(sides: Sides, duration: Duration, dir: Direction, shaper: &mut Shaper, link: &Link) {
-    for target in both().into_iter().filter(|d| sides.includes(*d)) {
-        if target == dir {
-            pause(shaper, duration);
-        } else {
-            link.send(target, Command::Pause(duration));
+/// Inject, close, reset and pause act on the connection, not on a
+/// message: each goes where it names, toward the triggering message's own
+/// receiver after that message (`then`), elsewhere by command. `None` for
+/// the actions that act on messages.
+fn on_connection(
+    action: &Action,
+    from: Option<Direction>,
+    then: &mut Vec<Command>,
+    link: &Link,
+) -> Option<String> {
+    let mut route = |sides: Sides, command: &dyn Fn() -> Command| {
+        for target in both().into_iter().filter(|d| sides.includes(*d)) {
+            if Some(target) == from {
+                then.push(command());
+            } else {
+                link.send(target, command());
+            }
         }
-    }
+    };
+    Some(match action {
+        Action::Inject { to, message, .. } => {
+            route(*to, &|| Command::Inject(message.clone()));
+            format!("sent {message} {}", describe_sides(*to))
+        }
+        Action::Close { to, code, reason } => {
+            route(*to, &|| Command::Close {
+                code: *code,
+                reason: reason.clone(),
+            });
+            format!("sent close {code} {}", describe_sides(*to))
+        }
+        Action::Reset => {
+            link.cut(Cut::Reset);
+            "reset both TCP connections".to_owned()
+        }
+        Action::Pause {
+            duration,
+            direction,
+        } => {
+            let sides = direction.unwrap_or(from.map_or(Sides::Both, Sides::One));
+            route(sides, &|| Command::Pause(*duration));
+            format!("paused {} for {}", describe_dirs(sides), millis(*duration))
+        }
+        _ => return None,
+    })
 }
 
 fn pause(shaper: &mut Shaper, duration: Duration) {
@@ -820,47 +820,13 @@ pub async fn schedule(link: &Link, ctx: &Ctx<'_>, mut current: Current) {
         };
         for i in acting {
             let rule = &set.rules[i];
-            let both = both();
             let did = match &rule.action {
-                Action::Inject { to, message, .. } => {
-                    for dir in both.into_iter().filter(|d| to.includes(*d)) {
-                        link.send(dir, Command::Inject(message.clone()));
-                    }
-                    format!("sent {message} {}", describe_sides(*to))
-                }
-                Action::Close { to, code, reason } => {
-                    for dir in both.into_iter().filter(|d| to.includes(*d)) {
-                        let reason = reason.clone();
-                        link.send(
-                            dir,
-                            Command::Close {
-                                code: *code,
-                                reason,
-                            },
-                        );
-                    }
-                    format!("sent close {code} {}", describe_sides(*to))
-                }
-                Action::Reset => {
-                    link.cut(Cut::Reset);
-                    "reset both TCP connections".to_owned()
-                }
-                Action::Pause {
-                    duration,
-                    direction,
-                } => {
-                    let sides = direction.unwrap_or(Sides::Both);
-                    for dir in both.into_iter().filter(|d| sides.includes(*d)) {
-                        link.send(dir, Command::Pause(*duration));
-                    }
-                    format!("paused {} for {}", describe_dirs(sides), millis(*duration))
-                }
                 Action::IdleTimeout {
                     timeout,
                     code: Some(code),
                 } => {
                     let reason = "idle timeout";
-                    for dir in both {
+                    for dir in both() {
                         let reason = reason.to_owned();
                         link.send(
                             dir,
@@ -882,8 +848,10 @@ pub async fn schedule(link: &Link, ctx: &Ctx<'_>, mut current: Current) {
                     link.cut(Cut::Hangup);
                     format!("idle for {}: closed both TCP connections", millis(*timeout))
                 }
-                // Message actions are never timed.
-                _ => continue,
+                action => match on_connection(action, None, &mut Vec::new(), link) {
+                    Some(did) => did,
+                    None => continue,
+                },
             };
             note(ctx, None, format!("{}: {did}", rule.label)).await;
         }

@@ -113,15 +113,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             controls: None,
             events: events.clone(),
         };
-        let listen = crate::ui::Listen {
-            addr,
-            allow_remote: args.ui_options.ui_allow_remote,
-        };
-        let url = crate::ui::start(listen, hub, live, shutdown_rx.clone()).await?;
-        line.push_str(&format!(" (ui: {url})"));
-        if args.ui_options.open {
-            crate::ui::open_in_browser(&url);
-        }
+        let ui = crate::ui::start_live(addr, &args.ui_options, hub, live, shutdown_rx.clone());
+        line.push_str(&format!(" (ui: {})", ui.await?));
     }
     println!("{line}");
     use std::io::Write;

@@ -121,6 +121,26 @@ pub async fn start(
     Ok(url)
 }
 
+/// The UI of a running proxy or server (`--ui`): starts it and opens it
+/// when asked; returns its URL for the first line of stdout.
+pub async fn start_live(
+    addr: SocketAddr,
+    options: &crate::cli::UiOptions,
+    hub: Arc<Hub>,
+    mode: Mode,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let listen = Listen {
+        addr,
+        allow_remote: options.ui_allow_remote,
+    };
+    let url = start(listen, hub, mode, shutdown).await?;
+    if options.open {
+        open_in_browser(&url);
+    }
+    Ok(url)
+}
+
 /// `wscope ui FILE`: a record file in the UI until Ctrl-C.
 pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
     let path = args.file.display().to_string();

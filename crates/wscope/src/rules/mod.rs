@@ -127,15 +127,6 @@ impl Action {
             Action::Pause { .. } => "pause",
         }
     }
-
-    /// Whether it changes which message bytes reach a peer (as opposed to
-    /// when): the relay must then keep permessage-deflate streams itself.
-    pub fn rewrites(&self) -> bool {
-        matches!(
-            self,
-            Action::Drop | Action::Replace(_) | Action::Inject { .. }
-        )
-    }
 }
 
 #[derive(Debug)]

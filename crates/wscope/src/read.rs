@@ -72,7 +72,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
         max_payload: 64 * 1024,
         frames: !args.stats,
     };
-    let mut reader = crate::source::open(&[args.file.clone()], capture, &|raw| {
+    let mut reader = crate::source::open(std::slice::from_ref(&args.file), capture, &|raw| {
         Box::new(progress.wrap(raw))
     })?;
 

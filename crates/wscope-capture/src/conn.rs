@@ -24,7 +24,7 @@ use wscope_events::{
 use wscope_proto::deflate::{self, DeflateParams};
 use wscope_proto::handshake::{Parsed, Request, Response, has_token, parse_extensions};
 use wscope_proto::tap::{Observed, Tap, TapStats};
-use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
+use wscope_proto::{CloseCode, ClosePayload, OpCode, Role, Violation};
 
 use crate::decoder::{Ctx, Options};
 use crate::resync::{self, Found};
@@ -68,14 +68,20 @@ impl Held {
         }
     }
 
-    /// The parts from `from` on, each with its arrival time.
-    fn pieces(&self, from: usize, mut f: impl FnMut(&[u8], u64)) {
+    /// The parts from `from` on, each with its sequence number and
+    /// arrival time.
+    fn pieces(&self, from: usize, mut f: impl FnMut(u32, &[u8], u64)) {
         for (i, &(start, ts)) in self.marks.iter().enumerate() {
             let end = self.marks.get(i + 1).map_or(self.bytes.len(), |m| m.0);
             if end <= from {
                 continue;
             }
-            f(&self.bytes[start.max(from)..end], ts);
+            let start = start.max(from);
+            f(
+                self.seq.wrapping_add(start as u32),
+                &self.bytes[start..end],
+                ts,
+            );
         }
     }
 
@@ -357,7 +363,7 @@ impl State {
                     held.push(seq, bytes, ts);
                     state_resync(ws, side, false, Some(id), ctx);
                 } else {
-                    ws.feed(side, bytes, ts, id, ctx);
+                    ws.feed(side, seq, bytes, ts, id, ctx);
                 }
             }
             App::Ignored => {}
@@ -710,11 +716,11 @@ impl State {
         let mut ws = Ws::new(client, deflate, response_ts, false, ctx.options);
         // Frames that came with the heads, in the order they arrived.
         let (c, s) = (client, 1 - client);
-        http.request.pieces(request_len, |bytes, at| {
-            ws.feed(c, bytes, at, &id, ctx);
+        http.request.pieces(request_len, |seq, bytes, at| {
+            ws.feed(c, seq, bytes, at, &id, ctx);
         });
-        http.response.pieces(response_len, |bytes, at| {
-            ws.feed(s, bytes, at, &id, ctx);
+        http.response.pieces(response_len, |seq, bytes, at| {
+            ws.feed(s, seq, bytes, at, &id, ctx);
         });
         self.id = Some(id);
         self.app = App::WebSocket(Box::new(ws));
@@ -853,7 +859,9 @@ fn state_resync(ws: &mut Ws, side: usize, ended: bool, id: Option<&str>, ctx: &m
                     ));
                 }
                 ctx.emit(ts, id, Some(d.dir), EventKind::Note { text });
-                held.pieces(at, |bytes, at_ts| ws.feed(side, bytes, at_ts, id, ctx));
+                held.pieces(at, |seq, bytes, at_ts| {
+                    ws.feed(side, seq, bytes, at_ts, id, ctx)
+                });
             }
         }
         Found::NeedMore { keep_from } => {
@@ -907,11 +915,43 @@ impl Ws {
         ws
     }
 
-    fn feed(&mut self, side: usize, bytes: &[u8], ts: u64, id: &str, ctx: &mut Ctx<'_>) {
+    fn feed(&mut self, side: usize, seq: u32, bytes: &[u8], ts: u64, id: &str, ctx: &mut Ctx<'_>) {
         self.last_ts = ts;
         let d = &mut self.dirs[side];
         if let Dec::Tap(tap) = &mut d.dec {
             tap.feed(bytes, &mut self.seen);
+            let garbage = garbage_header(tap, bytes.len());
+            if let Some((header_at, why)) = garbage {
+                // The rest of what the header claims would swallow the
+                // stream: report it, and look for the next real frame
+                // from the byte after it.
+                tap.abandon_frame(&mut self.seen);
+                let s = tap.stats();
+                d.earlier.bytes += s.bytes;
+                d.earlier.frames += s.frames;
+                d.earlier.messages += s.messages;
+                report(d, &mut self.seen, ts, id, ctx);
+                ctx.emit(
+                    ts,
+                    id,
+                    Some(d.dir),
+                    EventKind::Note {
+                        text: format!(
+                            "{}: a frame header that cannot be real ({why}); looking for the next frame boundary after it",
+                            d.dir.as_str()
+                        ),
+                    },
+                );
+                let mut held = Held::default();
+                held.push(
+                    seq.wrapping_add(header_at as u32 + 1),
+                    &bytes[header_at + 1..],
+                    ts,
+                );
+                d.dec = Dec::Resync(held);
+                state_resync(self, side, false, Some(id), ctx);
+                return;
+            }
             report(d, &mut self.seen, ts, id, ctx);
         } else if let Dec::Resync(held) = &mut d.dec {
             held.push(held.seq.wrapping_add(held.bytes.len() as u32), bytes, ts);
@@ -1058,6 +1098,32 @@ fn response_head(response: &Response) -> Head {
         ),
         headers: response.headers.clone(),
     }
+}
+
+/// Whether the frame the tap is in has a header no sender would write,
+/// found within the `fed` bytes just given: where it started among them,
+/// and why it cannot be real.
+fn garbage_header(tap: &Tap, fed: usize) -> Option<(usize, String)> {
+    let (header, header_len, violations, seen) = tap.frame_in_progress()?;
+    let start = fed.checked_sub(header_len + seen as usize)?;
+    let fatal = violations.iter().find(|v| {
+        matches!(
+            v,
+            Violation::ReservedOpcode(_)
+                | Violation::UnmaskedClientFrame
+                | Violation::MaskedServerFrame
+                | Violation::ControlFrameTooLong(_)
+                | Violation::LengthHighBitSet
+        )
+    });
+    let why = match fatal {
+        Some(v) => v.to_string(),
+        None if header.payload_len > 1 << 30 => {
+            format!("a payload of {} bytes", header.payload_len)
+        }
+        None => return None,
+    };
+    Some((start, why))
 }
 
 fn new_tap(role: Role, deflate: Option<DeflateParams>, options: &Options) -> Box<Tap> {

@@ -52,6 +52,7 @@ pub enum Observed {
 #[derive(Debug)]
 struct InFrame {
     header: FrameHeader,
+    header_len: usize,
     remaining: u64,
     /// Payload bytes seen so far (the mask offset).
     seen: u64,
@@ -136,6 +137,34 @@ impl Tap {
     /// Whether the stream is between frames (a frame could be inserted).
     pub fn at_frame_boundary(&self) -> bool {
         self.frame.is_none() && self.header_len == 0
+    }
+
+    /// The frame whose payload is still arriving: its header, how long
+    /// the header was, what is wrong with it, and how many payload bytes
+    /// have gone by. A reader of a capture uses it to tell a header that
+    /// is really garbage (whose length would swallow the rest of the
+    /// stream) before its payload ends.
+    pub fn frame_in_progress(&self) -> Option<(&FrameHeader, usize, &[Violation], u64)> {
+        self.frame
+            .as_ref()
+            .map(|f| (&f.header, f.header_len, f.violations.as_slice(), f.seen))
+    }
+
+    /// Gives up on the frame in progress (its header was garbage): it is
+    /// reported as far as it got, and the message it was part of is
+    /// dropped. The next byte fed must start a frame.
+    pub fn abandon_frame(&mut self, out: &mut Vec<Observed>) {
+        if let Some(frame) = self.frame.take() {
+            out.push(Observed::Frame {
+                header: frame.header,
+                payload: frame.kept,
+                violations: frame.violations,
+            });
+            if frame.data {
+                self.message = None;
+            }
+        }
+        self.header_len = 0;
     }
 
     /// Whether a fragmented message is in progress.
@@ -223,6 +252,7 @@ impl Tap {
             header.opcode.is_control() || self.report_data_frames || !violations.is_empty();
         self.frame = Some(InFrame {
             header,
+            header_len,
             remaining: header.payload_len,
             seen: 0,
             kept: Vec::new(),

@@ -109,10 +109,29 @@ impl Held {
 
 /// What a connection turned out to carry, as far as it is known.
 enum App {
-    Sniff { held: [Held; 2], gap: [bool; 2] },
+    Sniff {
+        held: [Held; 2],
+        gap: [bool; 2],
+    },
     Http(Box<Http>),
     WebSocket(Box<Ws>),
+    /// HTTP/2 in the clear, watched for an extended CONNECT to
+    /// `websocket` (RFC 8441) until `watched` bytes are past.
+    Http2 {
+        watched: usize,
+    },
     Ignored,
+}
+
+/// How far into an HTTP/2 connection an extended CONNECT is looked for.
+const HTTP2_WATCH: usize = 256 * 1024;
+/// `websocket` as an HPACK string: a literal, or Huffman-coded (RFC 7541
+/// Appendix B), which is how nghttp2 (Node, curl) sends it.
+const WEBSOCKET_LITERAL: &[u8] = b"websocket";
+const WEBSOCKET_HUFFMAN: &[u8] = &[0xf0, 0x58, 0xd0, 0x72, 0x75, 0x2a, 0x7f];
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 struct Http {
@@ -366,6 +385,31 @@ impl State {
                     ws.feed(side, seq, bytes, ts, id, ctx);
                 }
             }
+            App::Http2 { watched } => {
+                *watched += bytes.len();
+                let client = self.client == Some(side);
+                if client
+                    && (contains(bytes, WEBSOCKET_LITERAL) || contains(bytes, WEBSOCKET_HUFFMAN))
+                {
+                    let (c, s) = (self.addrs[side], self.addrs[1 - side]);
+                    if let Some(id) = &self.id {
+                        ctx.emit(
+                            ts,
+                            id,
+                            Some(Direction::ClientToServer),
+                            EventKind::Note {
+                                text: format!(
+                                    "HTTP/2 connection {c} → {s} opens a WebSocket over HTTP/2 (RFC 8441 extended CONNECT with :protocol websocket): detected, not decoded"
+                                ),
+                            },
+                        );
+                    }
+                    ctx.summary.websocket_over_http2 += 1;
+                    self.app = App::Ignored;
+                } else if *watched > HTTP2_WATCH {
+                    self.app = App::Ignored;
+                }
+            }
             App::Ignored => {}
         }
     }
@@ -441,7 +485,7 @@ impl State {
                     ctx.emit(ts, id, Some(d.dir), EventKind::Note { text });
                 }
             }
-            App::Ignored => {}
+            App::Http2 { .. } | App::Ignored => {}
         }
     }
 
@@ -766,29 +810,20 @@ impl State {
         let client = self.client.unwrap_or(0);
         let id = ctx.next_id();
         let (c, s) = (self.addrs[client], self.addrs[1 - client]);
-        let websocket = match &self.app {
-            App::Sniff { held, .. } => {
-                // RFC 8441: an extended CONNECT with :protocol websocket. HPACK
-                // may Huffman-code it; a literal is what most clients send
-                // the first time.
-                held[client]
-                    .bytes
-                    .windows(b"websocket".len())
-                    .any(|w| w == b"websocket")
-            }
-            _ => false,
-        };
-        let text = if websocket {
-            format!(
-                "HTTP/2 connection {c} → {s} carrying WebSocket over HTTP/2 (RFC 8441 extended CONNECT): detected, not decoded"
-            )
-        } else {
-            format!("HTTP/2 connection {c} → {s} (cleartext): not decoded")
-        };
+        let text = format!(
+            "HTTP/2 connection {c} → {s} (cleartext, prior knowledge): its streams are not decoded"
+        );
         ctx.summary.http2 += 1;
         ctx.emit(ts, &id, None, EventKind::Note { text });
         self.id = Some(id);
-        self.app = App::Ignored;
+        // What came with the preface is looked at like what follows.
+        let App::Sniff { held, .. } = std::mem::replace(&mut self.app, App::Http2 { watched: 0 })
+        else {
+            return;
+        };
+        for (side, h) in held.iter().enumerate() {
+            h.pieces(0, |seq, bytes, at| self.data(side, seq, bytes, at, ctx));
+        }
     }
 
     /// Reports the end of a WebSocket once both directions are over (or

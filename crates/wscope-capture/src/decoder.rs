@@ -47,6 +47,8 @@ pub struct Summary {
     /// Some of the TLS server names seen.
     pub tls_names: Vec<String>,
     pub http2: u64,
+    /// HTTP/2 connections seen opening a WebSocket (RFC 8441).
+    pub websocket_over_http2: u64,
     pub http_without_upgrade: u64,
     pub frames: u64,
     pub messages: u64,

@@ -181,6 +181,12 @@ impl Events {
         }
         if s.http2 > 0 {
             line.push_str(&format!(", {} HTTP/2", s.http2));
+            if s.websocket_over_http2 > 0 {
+                line.push_str(&format!(
+                    " ({} opening WebSocket over HTTP/2, not decoded)",
+                    s.websocket_over_http2
+                ));
+            }
         }
         if s.gaps > 0 {
             line.push_str(&format!(", {} gaps in TCP streams", s.gaps));

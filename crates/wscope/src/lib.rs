@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod net;
+pub mod outputs;
 pub mod pipeline;
 pub mod probe;
 mod progress;

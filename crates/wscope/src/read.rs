@@ -1,20 +1,26 @@
-//! `wscope read FILE`: a record file printed the way the live views print,
-//! or as JSON Lines, narrowed by `--filter`, `--conn`, `--since`,
-//! `--until`; or summed up per connection with `--stats`. The file is
-//! streamed one event at a time, so its size does not matter; a large one
-//! shows how far it has got on a progress bar (`progress.rs`).
+//! `wscope read FILE...`: recordings printed the way the live views print,
+//! or as JSON Lines, or written to a new record file, narrowed by
+//! `--filter`, `--conn`, `--since`, `--until`; or summed up per connection
+//! with `--stats`. Files are streamed one event at a time, so their size
+//! does not matter; large ones show how far reading has got on a progress
+//! bar (`progress.rs`).
+//!
+//! Where events come from is [`open_inputs`]'s business alone: it is the
+//! one place that knows input formats (today the record file), so a new
+//! format is a change there, and `wscope ui FILE...` reads through it too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use wscope_events::filter::Expr;
 use wscope_events::{Direction, Event, EventKind, RecordReader};
 
 use crate::cli::ReadArgs;
-use crate::progress::{OnStderr, Output, Progress};
-use crate::sink::{Human, JsonLines, Sinks};
+use crate::outputs::{self, Extras};
+use crate::progress::{Output, Progress};
 
 /// The selection asked for on the command line.
 struct Select {
@@ -43,8 +49,10 @@ fn micros(date: &str, flag: &str) -> anyhow::Result<u64> {
 }
 
 pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
-    let select = Select {
-        filter: crate::cli::parse_filter(args.filter.as_deref())?,
+    // Flags and the filter first: a mistake reads nothing, creates nothing.
+    outputs::check(&args.output, &outputs::READ)?;
+    let mut select = Select {
+        filter: None,
         conn: args.conn.clone(),
         since: args
             .since
@@ -57,67 +65,60 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
             .map(|d| micros(d, "--until"))
             .transpose()?,
     };
-    let file =
-        File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
-    // Not a regular file (a pipe, /dev/stdin): no length, no bar.
-    let len = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-    let output = if args.stats {
-        Output::AtTheEnd
-    } else {
-        Output::AsItGoes
-    };
-    let progress = Progress::for_file(&args.file.display().to_string(), len, output);
-    let mut reader = RecordReader::new(BufReader::with_capacity(1 << 16, progress.wrap(file)))
-        .with_context(|| format!("{}", args.file.display()))?;
-
-    let mut sinks = Sinks::default();
-    if args.json {
-        // The record is already redacted (or deliberately not): pass it on.
-        let json = Box::new(JsonLines::new(usize::MAX, false));
-        sinks.add("json", progress.around(json, OnStderr::Nothing));
-    } else if !args.stats {
-        sinks.add(
-            "terminal",
-            progress.around(
-                Box::new(Human {
-                    arrows: true,
-                    quiet: false,
-                    show_control: true,
-                    timestamps: true,
-                    pretty: args.pretty,
-                    color: false,
-                    printer: None,
-                    show_conn: true,
-                }),
-                OnStderr::EventsWithoutAMessage,
-            ),
-        );
+    let mut inputs = open_inputs(&args.files)?;
+    if let Some(out) = &args.output.record {
+        inputs.refuse_as_output(out)?;
     }
+    // Whether anything is written to stdout or stderr while reading (a bar
+    // would tear it); with --stats, or only a --record, nothing is.
+    let prints = args.output.json || !(args.stats || args.output.quiet);
+    let output = if prints {
+        Output::AsItGoes
+    } else {
+        Output::AtTheEnd
+    };
+    let progress = Progress::for_file(&inputs.name(), inputs.len(), output);
+    inputs.show_progress(&progress);
+    let outputs = outputs::build(
+        &args.output,
+        &outputs::READ,
+        Extras {
+            progress: Some(&progress),
+            no_terminal: args.stats,
+            ..Extras::default()
+        },
+    )?;
+    // On read the filter narrows everything, --record included.
+    select.filter = outputs.filter;
+    let mut sinks = outputs.sinks;
+    let writing = !sinks.is_empty();
+
     let mut stats = Stats::new(args.stats_field.clone());
     let mut shown = 0u64;
     let outcome = loop {
-        match reader.next_event() {
-            Ok(Some(event)) => {
+        match inputs.next() {
+            Some(Ok(event)) => {
                 if !select.keeps(&event) {
                     continue;
                 }
                 shown += 1;
                 if args.stats {
                     stats.add(&event);
-                } else {
+                }
+                if writing {
                     sinks.push(&event);
                     if shown.is_multiple_of(256) {
                         sinks.flush();
                     }
                     if sinks.is_empty() {
-                        // The output failed (a closed pipe): nothing
-                        // left to read for.
+                        // The output failed (a closed pipe, a full disk):
+                        // nothing left to read for.
                         break Ok(());
                     }
                 }
             }
-            Ok(None) => break Ok(()),
-            Err(err) => break Err(err),
+            None => break Ok(()),
+            Some(Err(err)) => break Err(err),
         }
     };
     progress.finish();
@@ -125,17 +126,171 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     if args.stats {
         stats.print();
     }
-    if let Some(line) = reader.truncated_at() {
-        eprintln!(
-            "wscope: line {line} of {} is cut off (the writer stopped mid-line); everything before it was read",
-            args.file.display()
-        );
+    for warning in inputs.warnings() {
+        eprintln!("wscope: {warning}");
     }
     match outcome {
         Ok(()) => Ok(0),
         Err(err) => {
-            eprintln!("wscope: {}: {err}", args.file.display());
+            eprintln!("wscope: {err:#}");
             Ok(1)
+        }
+    }
+}
+
+/// The events of several inputs, one after the other in the order given.
+/// Every input is opened at once (a missing file fails before anything is
+/// printed) and read when its turn comes.
+pub struct Inputs {
+    waiting: VecDeque<Opened>,
+    current: Option<(String, RecordReader<Box<dyn BufRead>>)>,
+    /// The total size of the inputs, when every one has a size.
+    len: Option<u64>,
+    progress: Option<Progress>,
+    warnings: Vec<String>,
+    /// Set after an error: nothing more is read.
+    failed: bool,
+}
+
+/// An input, open and not yet read.
+struct Opened {
+    name: String,
+    read: Box<dyn Read>,
+    /// Device and inode of a regular file (to refuse writing over it).
+    id: Option<(u64, u64)>,
+}
+
+/// Opens every input (`-` is standard input) for reading in order: the
+/// one place that turns paths into events. Each input is a record file
+/// today; another format (a packet capture) is recognised here, so that
+/// `read` and `ui` read it without a change of their own.
+pub fn open_inputs(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
+    use std::os::unix::fs::MetadataExt;
+    let mut waiting = VecDeque::new();
+    let mut len = Some(0u64);
+    for path in paths {
+        if path == Path::new("-") {
+            len = None;
+            waiting.push_back(Opened {
+                name: "stdin".to_owned(),
+                read: Box::new(std::io::stdin()),
+                id: None,
+            });
+            continue;
+        }
+        let name = path.display().to_string();
+        let file = File::open(path).with_context(|| format!("cannot open {name}"))?;
+        let meta = file.metadata().ok().filter(|m| m.is_file());
+        // Not a regular file (a pipe, /dev/stdin): no size, no bar.
+        len = len.zip(meta.as_ref().map(|m| m.len())).map(|(a, b)| a + b);
+        waiting.push_back(Opened {
+            name,
+            read: Box::new(file),
+            id: meta.map(|m| (m.dev(), m.ino())),
+        });
+    }
+    Ok(Inputs {
+        waiting,
+        current: None,
+        len,
+        progress: None,
+        warnings: Vec::new(),
+        failed: false,
+    })
+}
+
+impl Inputs {
+    /// What the inputs are called, for the progress bar.
+    pub fn name(&self) -> String {
+        match self.waiting.len() {
+            0 => String::new(),
+            1 => self.waiting[0].name.clone(),
+            n => format!("{} (+{} more)", self.waiting[0].name, n - 1),
+        }
+    }
+
+    /// All inputs' bytes together (0 when one has no size, as stdin).
+    pub fn len(&self) -> u64 {
+        self.len.unwrap_or(0)
+    }
+
+    /// Counts what is read on `progress`.
+    pub fn show_progress(&mut self, progress: &Progress) {
+        self.progress = Some(progress.clone());
+    }
+
+    /// Fails when `path` is one of the inputs: writing it would empty it
+    /// before it is read.
+    pub fn refuse_as_output(&self, path: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        let id = Some((meta.dev(), meta.ino()));
+        if let Some(input) = self.waiting.iter().find(|input| input.id == id) {
+            bail!(
+                "--record {} is also an input ({}); write to another file",
+                path.display(),
+                input.name
+            );
+        }
+        Ok(())
+    }
+
+    /// What was wrong but not fatal (a cut-off last line), once reading
+    /// has ended.
+    pub fn warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// The next input's reader, its header read.
+    fn open_next(&mut self) -> Option<anyhow::Result<()>> {
+        let Opened { name, read, .. } = self.waiting.pop_front()?;
+        let read: Box<dyn Read> = match &self.progress {
+            Some(progress) => Box::new(progress.wrap(read)),
+            None => read,
+        };
+        let buffered: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 16, read));
+        Some(match RecordReader::new(buffered) {
+            Ok(reader) => {
+                self.current = Some((name, reader));
+                Ok(())
+            }
+            Err(err) => Err(anyhow!("{name}: {err}")),
+        })
+    }
+}
+
+impl Iterator for Inputs {
+    type Item = anyhow::Result<Event>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            let Some((name, reader)) = &mut self.current else {
+                if let Err(err) = self.open_next()? {
+                    self.failed = true;
+                    return Some(Err(err));
+                }
+                continue;
+            };
+            match reader.next_event() {
+                Ok(Some(event)) => return Some(Ok(event)),
+                Ok(None) => {
+                    if let Some(line) = reader.truncated_at() {
+                        self.warnings.push(format!(
+                            "line {line} of {name} is cut off (the writer stopped mid-line); everything before it was read"
+                        ));
+                    }
+                    self.current = None;
+                }
+                Err(err) => {
+                    self.failed = true;
+                    return Some(Err(anyhow!("{name}: {err}")));
+                }
+            }
         }
     }
 }

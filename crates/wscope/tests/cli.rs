@@ -815,3 +815,64 @@ fn flags_a_command_cannot_honour_are_refused_with_a_reason() {
         "{help}"
     );
 }
+
+#[test]
+fn serve_prints_json_with_frames_after_its_address() {
+    // The output flags every command shares: --json and --frames on serve.
+    let (mut server, url) = common::start_server(&["--json", "--frames"]);
+    let mut stdout = server.stdout.take().expect("the server's stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(&mut stdout).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--send",
+        "hello",
+        "--expect",
+        "1",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut printed = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let closed = event["event"] == "closed";
+        printed.push(event);
+        if closed {
+            break;
+        }
+    }
+    let seen: Vec<(String, String)> = printed
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or_default().to_owned(),
+                e["dir"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let frame = printed
+        .iter()
+        .find(|e| e["event"] == "frame" && e["opcode"] == "text")
+        .unwrap_or_else(|| panic!("a data frame in {seen:?}"));
+    assert_eq!(frame["dir"], "c2s");
+    assert_eq!(frame["payload"]["text"], "hello");
+    assert_eq!(
+        seen.first().map(|(e, _)| e.as_str()),
+        Some("open"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.last().map(|(e, _)| e.as_str()),
+        Some("closed"),
+        "{seen:?}"
+    );
+    assert_eq!(messages(&printed).len(), 2, "{seen:?}");
+}

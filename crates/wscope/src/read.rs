@@ -77,7 +77,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     } else {
         Output::AtTheEnd
     };
-    let progress = Progress::for_file(&inputs.name(), inputs.len(), output);
+    let progress = Progress::for_file(&inputs.name(), inputs.size(), output);
     inputs.show_progress(&progress);
     let outputs = outputs::build(
         &args.output,
@@ -210,7 +210,7 @@ impl Inputs {
     }
 
     /// All inputs' bytes together (0 when one has no size, as stdin).
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len.unwrap_or(0)
     }
 

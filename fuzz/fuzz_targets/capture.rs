@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = CaptureReader::new(Options {
         max_payload: 256,
         frames: pick & 0x80 != 0,
+        redact: pick & 0x40 != 0,
     });
     reader.push_input("fuzz".into(), Box::new(std::io::Cursor::new(file)));
     while let Some(event) = reader.next_event() {

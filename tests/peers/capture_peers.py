@@ -96,8 +96,9 @@ SCENARIOS = {
     "pipelined": ("close_handshake", "client", 1000),
     "node-deflate": ("close_handshake", "client", 1000),
     "close-clean": ("close_handshake", "server", 4000),
-    "close-drop": ("fin", "unknown", 1006),
-    "close-reset": ("rst", "unknown", 1006),
+    # No close frame: `by` names whose TCP went first, as the proxy does.
+    "close-drop": ("fin", "server", 1006),
+    "close-reset": ("rst", "server", 1006),
     "refused": ("fin", "unknown", None),
 }
 

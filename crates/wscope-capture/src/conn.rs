@@ -289,6 +289,10 @@ impl Conn {
             seg.missing,
             &mut |chunk| state.chunk(side, chunk, ts, ctx),
         );
+        if seg.ack && !seg.rst {
+            let other = 1 - side;
+            halves[other].acked(seg.ack_no, &mut |chunk| state.chunk(other, chunk, ts, ctx));
+        }
     }
 
     /// The capture ended: holes become gaps, undecided bytes are decided,
@@ -869,11 +873,15 @@ fn state_resync(ws: &mut Ws, side: usize, ended: bool, id: Option<&str>, ctx: &m
                 .rev()
                 .find(|m| m.0 <= at)
                 .map_or(ws.last_ts, |m| m.1);
-            if d.deflate.is_none() && rsv1_seen && ws.handshake_missing {
-                // The handshake that negotiated compression is not in the
-                // capture; RSV1 frames say it was, so assume its defaults.
+            if d.deflate.is_none() && ws.handshake_missing {
+                // The handshake that would say whether permessage-deflate
+                // was agreed is not in the capture: be ready for it (its
+                // widest window and context takeover decode any
+                // parameters), so RSV1 frames inflate instead of being
+                // called violations.
                 d.deflate = Some(DeflateParams::default());
             }
+            let _ = rsv1_seen;
             let held = std::mem::take(held);
             d.dec = Dec::Tap(new_tap(d.role, d.deflate, ctx.options));
             d.text = false;

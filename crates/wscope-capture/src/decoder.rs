@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use wscope_events::{Direction, Event, EventKind};
+use wscope_events::{Direction, Event, EventKind, redact};
 
 use crate::conn::Conn;
 use crate::ip::{IpLayer, Segment};
@@ -24,6 +24,8 @@ pub struct Options {
     pub max_payload: usize,
     /// Report every data frame, not only control frames and messages.
     pub frames: bool,
+    /// Replace secrets in handshake heads (Authorization, Cookie, ...).
+    pub redact: bool,
 }
 
 impl Default for Options {
@@ -31,6 +33,7 @@ impl Default for Options {
         Options {
             max_payload: 64 * 1024,
             frames: true,
+            redact: true,
         }
     }
 }
@@ -67,12 +70,16 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn emit(&mut self, ts: u64, conn: &str, dir: Option<Direction>, kind: EventKind) {
-        self.out.push(Event {
+        let mut event = Event {
             ts,
             conn: conn.to_owned(),
             dir,
             kind,
-        });
+        };
+        if self.options.redact && redact::carries_headers(&event) {
+            redact::redact_event(&mut event);
+        }
+        self.out.push(event);
     }
 
     /// A fresh connection id.

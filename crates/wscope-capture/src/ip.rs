@@ -18,6 +18,8 @@ pub struct Segment<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub seq: u32,
+    /// The acknowledgment number (meaningful when `ack` is set).
+    pub ack_no: u32,
     pub syn: bool,
     pub ack: bool,
     pub fin: bool,
@@ -116,6 +118,7 @@ fn segment<'a>(src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>, missing: u32) -> Se
         src: SocketAddr::new(src, tcp.source_port()),
         dst: SocketAddr::new(dst, tcp.destination_port()),
         seq: tcp.sequence_number(),
+        ack_no: tcp.acknowledgment_number(),
         syn: tcp.syn(),
         ack: tcp.ack(),
         fin: tcp.fin(),

@@ -5,17 +5,28 @@
 //! by trying: every offset is a candidate header, and a candidate is kept
 //! only when it is a header its sender could have sent (the mask bit right
 //! for the direction, a known opcode, reserved bits clear, a control frame
-//! short and final, the length in its shortest form) *and* the headers
-//! that its length points to after it are too, [`CHAIN`] in a row — or the
-//! chain ends exactly where the stream did. Frames that continue a message
-//! whose start is missing are passed over, so decoding starts on a frame
-//! that begins something.
+//! short and final, the length in its shortest form, an uncompressed text
+//! payload valid UTF-8, a close payload a valid code) *and* the headers
+//! that its length points to after it are too, [`CHAIN`] in a row, in an
+//! order the RFC allows (no new message inside a fragmented one, no
+//! continuation outside one) — or the chain ends exactly where the stream
+//! did. Compressed payloads are random bytes, so a false chain inside one
+//! is possible; an earlier candidate still waiting for its bytes is
+//! preferred to a later proven one until [`PATIENCE`] bytes are held.
+//! Frames that continue a message whose start is missing are passed over,
+//! so decoding starts on a frame that begins something.
 
 use wscope_proto::frame::FrameRules;
-use wscope_proto::{Decoded, FrameHeader, OpCode, Role};
+use wscope_proto::mask::apply_mask;
+use wscope_proto::{CloseCode, Decoded, FrameHeader, OpCode, Role};
 
 /// Headers that must line up, one after another, to accept a boundary.
-pub const CHAIN: usize = 3;
+pub const CHAIN: usize = 4;
+/// Bytes held before a later proven candidate is taken over an earlier
+/// one that is still undecided (a long frame still arriving).
+pub const PATIENCE: usize = 256 * 1024;
+/// How much of a text payload is checked for UTF-8.
+const UTF8_CHECKED: usize = 4096;
 /// A payload longer than this is not believed in a candidate header.
 const MAX_PLAUSIBLE_PAYLOAD: u64 = 1 << 30;
 
@@ -66,6 +77,10 @@ pub fn find(buf: &[u8], sender: Role, ended: bool) -> Found {
                 skipped,
                 rsv1_seen,
             } => {
+                if first_undecided < start && buf.len() < PATIENCE {
+                    // An earlier candidate may still prove itself.
+                    break;
+                }
                 return Found::Boundary {
                     at: first_new,
                     at_first: start,
@@ -101,6 +116,8 @@ fn chain(buf: &[u8], start: usize, sender: Role, ended: bool) -> Chain {
     let mut first_new = None;
     let mut skipped = 0u32;
     let mut rsv1_seen = false;
+    // Inside a fragmented message? Unknown before the first data frame.
+    let mut in_message: Option<bool> = None;
     loop {
         if at == buf.len() && ended && links > 0 && first_new.is_some() {
             break;
@@ -116,6 +133,17 @@ fn chain(buf: &[u8], start: usize, sender: Role, ended: bool) -> Chain {
             }
         };
         if !plausible(&header, header_len, sender) {
+            return Chain::Broken;
+        }
+        if !header.opcode.is_control() {
+            let continuation = header.opcode == OpCode::Continuation;
+            if in_message == Some(!continuation) {
+                return Chain::Broken;
+            }
+            in_message = Some(!header.fin);
+        }
+        let payload_at = at + header_len;
+        if !payload_plausible(&header, &buf[payload_at.min(buf.len())..]) {
             return Chain::Broken;
         }
         rsv1_seen |= header.rsv1;
@@ -151,6 +179,44 @@ fn chain(buf: &[u8], start: usize, sender: Role, ended: bool) -> Chain {
             rsv1_seen,
         },
         None => Chain::Undecided,
+    }
+}
+
+/// Whether the part of the payload at hand could be what `header` says:
+/// an uncompressed text frame starting a message must be UTF-8 (a
+/// character may be cut at the end), a close frame must carry nothing or
+/// a code that may be sent.
+fn payload_plausible(header: &FrameHeader, available: &[u8]) -> bool {
+    let len = header.payload_len.min(available.len() as u64) as usize;
+    let unmasked = |n: usize| {
+        let mut bytes = available[..n].to_vec();
+        if let Some(key) = header.mask {
+            apply_mask(&mut bytes, key, 0);
+        }
+        bytes
+    };
+    match header.opcode {
+        OpCode::Text if !header.rsv1 => {
+            let bytes = unmasked(len.min(UTF8_CHECKED));
+            match std::str::from_utf8(&bytes) {
+                Ok(_) => true,
+                // Cut inside a character: fine if the frame goes on.
+                Err(e) => {
+                    e.error_len().is_none()
+                        && ((bytes.len() as u64) < header.payload_len || !header.fin)
+                }
+            }
+        }
+        OpCode::Close => match header.payload_len {
+            0 => true,
+            1 => false,
+            _ if len < 2 => true,
+            _ => {
+                let code = unmasked(2);
+                CloseCode(u16::from_be_bytes([code[0], code[1]])).is_valid_on_wire()
+            }
+        },
+        _ => true,
     }
 }
 

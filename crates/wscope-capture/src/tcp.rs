@@ -163,11 +163,41 @@ impl HalfStream {
         self.check_fin(out);
     }
 
+    /// The receiver acknowledged everything before `ack`: a hole below it
+    /// will never be filled (the receiver had those bytes; the capture did
+    /// not), so it is given up now rather than at the end of the capture,
+    /// and what was held behind it goes out with the right timing.
+    pub fn acked(&mut self, ack: u32, out: &mut dyn FnMut(Chunk<'_>)) {
+        if self.reset || self.held.is_empty() || self.base.is_none() {
+            return;
+        }
+        let rel = i64::from(ack.wrapping_sub(self.seq_at(self.delivered)) as i32);
+        if rel <= 0 {
+            return;
+        }
+        let acked = self.delivered + rel as u64;
+        while let Some((&start, _)) = self.held.first_key_value() {
+            if start >= acked {
+                break;
+            }
+            if start > self.delivered {
+                self.deliver_hole(start - self.delivered, GapCause::Lost, out);
+            }
+            self.drain(out);
+        }
+        self.check_fin(out);
+    }
+
     /// The stream ended (the capture did): whatever is held goes out, holes
-    /// as gaps.
+    /// as gaps, and bytes missing before a FIN that was seen too.
     pub fn finish(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
         if !self.reset {
             self.give_up_holes(out);
+            if let Some(at) = self.fin_at
+                && at > self.delivered
+            {
+                self.deliver_hole(at - self.delivered, GapCause::Lost, out);
+            }
             self.check_fin(out);
         }
     }
@@ -425,6 +455,37 @@ mod tests {
         assert_eq!(joined(&out), b"abcd????ijkl");
         assert!(out.contains(&Out::Gap(104, 108)), "{out:?}");
         assert_eq!(out.last(), Some(&Out::Fin));
+    }
+
+    #[test]
+    fn an_acknowledged_hole_is_given_up_at_once() {
+        let mut stream = HalfStream::default();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let mut push = |c: Chunk<'_>| {
+            seen.borrow_mut().push(match c {
+                Chunk::Data { bytes, .. } => Out::Data(bytes.to_vec()),
+                Chunk::Gap { from, to, .. } => Out::Gap(from, to),
+                _ => Out::Fin,
+            })
+        };
+        stream.segment(100, false, false, false, b"abcd", 0, &mut push);
+        stream.segment(108, false, false, false, b"ijkl", 0, &mut push);
+        stream.acked(106, &mut push);
+        assert_eq!(
+            seen.borrow().len(),
+            1,
+            "an ACK inside the hole proves nothing after it"
+        );
+        stream.acked(112, &mut push);
+        let seen = seen.into_inner();
+        assert_eq!(
+            seen,
+            vec![
+                Out::Data(b"abcd".to_vec()),
+                Out::Gap(104, 108),
+                Out::Data(b"ijkl".to_vec())
+            ]
+        );
     }
 
     #[test]

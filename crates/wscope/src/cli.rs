@@ -116,6 +116,7 @@ pub struct ExplainArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = crate::outputs::SERVE.help())]
 pub struct ServeArgs {
     /// Address to listen on; repeat for several. Port 0 picks a free port.
     #[arg(long, short, default_value = "127.0.0.1:9001", value_name = "ADDR")]
@@ -134,51 +135,19 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub tls_self_signed: bool,
 
-    /// Lifecycle logs on stderr: a line per connect, message, close and
-    /// error, with client address, Origin and User-Agent.
-    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    pub log_format: crate::lifecycle::LogFormat,
-
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<SocketAddr>,
-
-    /// Log only the events that pass this filter, e.g. 'close.code != 1000
-    /// || event == handshake_failed' (docs/FILTER.md); --record and
-    /// --metrics still get every event.
-    #[arg(long, short, value_name = "EXPR")]
-    pub filter: Option<String>,
-
-    /// Serve the web UI (docs/UI.md) at ADDR (default 127.0.0.1 and a free
-    /// port): every connection and message live, searchable.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
-    pub ui: Option<SocketAddr>,
-
-    #[command(flatten)]
-    pub ui_options: UiOptions,
-
-    /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-
-    /// Keep at most this many bytes of each payload in the record file (the
-    /// true length is always kept).
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
-    pub max_payload: usize,
-
-    /// Keep Authorization, Cookie and other secret headers in the record
-    /// file (they are redacted by default).
-    #[arg(long)]
-    pub no_redact: bool,
-
     #[command(flatten)]
     pub limits: Limits,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UiArgs {
-    /// The record file (from --record).
-    pub file: PathBuf,
+    /// Record files (from --record), shown together in the order given;
+    /// `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 
     /// Address for the web UI.
     #[arg(long, short, value_name = "ADDR", default_value = "127.0.0.1:0")]
@@ -193,8 +162,92 @@ pub struct UiArgs {
     pub no_redact: bool,
 }
 
+/// Where the events of a run go: the output flags, the same on every
+/// command that produces events (connect, serve, proxy, read, and those to
+/// come), turned into sinks by [`crate::outputs::build`]. Defaults that
+/// differ per command (`--max-payload`, `--log-format`) are `None` here and
+/// come from that command's row in `crate::outputs` (its `--help` shows
+/// them). A flag a command cannot honour is hidden from its help and
+/// refused with the reason.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Print the events as JSON Lines on stdout (docs/FORMAT.md), in place
+    /// of the terminal view.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print no messages. connect still says how each connection ended;
+    /// proxy and read print nothing. --json, --record, logs and metrics
+    /// still get every event.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Pretty-print JSON payloads; show binary as a hex dump.
+    #[arg(long)]
+    pub pretty: bool,
+
+    /// Prefix every printed line with the time (UTC).
+    #[arg(long, short = 't')]
+    pub timestamps: bool,
+
+    /// Show control frames: pings, pongs, close frames with the code's
+    /// meaning.
+    #[arg(long)]
+    pub show_control: bool,
+
+    /// Also report every data frame (FIN, RSV bits, opcode, payload as on
+    /// the wire) in --json and --record output.
+    #[arg(long)]
+    pub frames: bool,
+
+    /// Only the events that pass this filter, e.g. 'dir == s2c &&
+    /// json.type == "error"' (docs/FILTER.md). On connect, serve and proxy
+    /// it narrows what is printed (the terminal view, --json, the lifecycle
+    /// log) and --record, --metrics and --ui still get every event; on
+    /// read it narrows everything, --record included.
+    #[arg(long, short, value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Write the events to this record file (JSON Lines, docs/FORMAT.md;
+    /// created readable by you only).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Keep at most this many bytes of each payload in --json, --record
+    /// and the UI (the true length is always kept). The proxy forwards
+    /// frames whole whatever this is, but keeping more costs more: see
+    /// BENCHMARKS.md before raising it on a busy proxy.
+    #[arg(long, value_name = "BYTES")]
+    pub max_payload: Option<usize>,
+
+    /// Keep Authorization, Cookie and other secret headers in --json,
+    /// --record and the UI (they are redacted by default).
+    #[arg(long)]
+    pub no_redact: bool,
+
+    /// Lifecycle logs on stderr: a line per connect, message, close and
+    /// error, with client address, Origin and User-Agent.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::lifecycle::LogFormat>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Serve the web UI (docs/UI.md) at ADDR (default 127.0.0.1 and a free
+    /// port): every connection and message live, searchable; on the proxy
+    /// also actions on live connections (send, close, reset), for which it
+    /// holds each message whole, as with rules.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub ui_options: UiOptions,
+}
+
 /// How the web UI is served.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct UiOptions {
     /// Let the UI listen on a non-loopback address (anyone with its URL
     /// sees every message).
@@ -207,14 +260,12 @@ pub struct UiOptions {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = crate::outputs::READ.help())]
 pub struct ReadArgs {
-    /// The record file (from --record).
-    pub file: PathBuf,
-
-    /// Only events that pass this filter, e.g. 'dir == c2s && json.type ==
-    /// "subscribe"' (docs/FILTER.md).
-    #[arg(long, short, value_name = "EXPR")]
-    pub filter: Option<String>,
+    /// Record files (from --record), read one after the other in the order
+    /// given; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 
     /// Only this connection (c1, c2, ...).
     #[arg(long, value_name = "ID")]
@@ -228,22 +279,17 @@ pub struct ReadArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// Print the events as JSON Lines (the record's own lines).
-    #[arg(long, conflicts_with = "stats")]
-    pub json: bool,
-
     /// Per connection: duration, messages and bytes each way, close code,
-    /// the most common message types.
-    #[arg(long)]
+    /// the most common message types (instead of the terminal view).
+    #[arg(long, conflicts_with = "json")]
     pub stats: bool,
 
     /// The JSON field that names a message's type, for --stats.
     #[arg(long, default_value = "type", value_name = "FIELD")]
     pub stats_field: String,
 
-    /// Pretty-print JSON payloads; show binary as a hex dump.
-    #[arg(long)]
-    pub pretty: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +330,7 @@ pub struct CaArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = crate::outputs::PROXY.help())]
 pub struct ProxyArgs {
     /// Address to listen on; repeat for several. Port 0 picks a free port.
     #[arg(long, short, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -332,50 +379,6 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Print the event stream as JSON Lines on stdout (docs/FORMAT.md).
-    #[arg(long)]
-    pub json: bool,
-
-    /// Also report every data frame (FIN, RSV bits, opcode, payload as on
-    /// the wire) in --json and --record output.
-    #[arg(long)]
-    pub frames: bool,
-
-    /// Print no messages on stdout (events still go to --json, --record,
-    /// logs and metrics).
-    #[arg(long, short)]
-    pub quiet: bool,
-
-    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
-    /// json.type == "error"' (docs/FILTER.md): in the message lines, --json
-    /// and the lifecycle log; --record and --metrics still get every event.
-    #[arg(long, short, value_name = "EXPR")]
-    pub filter: Option<String>,
-
-    /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-
-    /// Keep at most this many bytes of each message for display and
-    /// recording (frames are forwarded whole, whatever their size; the true
-    /// length is always kept). Recording costs roughly what it keeps: see
-    /// BENCHMARKS.md before raising it on a busy proxy.
-    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
-    pub max_payload: usize,
-
-    /// Keep Authorization, Cookie and other secret headers in --record and
-    /// --json output (they are redacted by default).
-    #[arg(long)]
-    pub no_redact: bool,
-
-    /// Lifecycle logs on stderr (as for serve).
-    #[arg(long, value_enum, default_value = "off", value_name = "FORMAT")]
-    pub log_format: crate::lifecycle::LogFormat,
-
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<SocketAddr>,
-
     /// Refuse new connections (503) while this many are open.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,
@@ -388,15 +391,8 @@ pub struct ProxyArgs {
     #[command(flatten)]
     pub faults: FaultArgs,
 
-    /// Serve the web UI (docs/UI.md) at ADDR (default 127.0.0.1 and a free
-    /// port): every connection and message live, searchable, and actions on
-    /// live connections (send, close, reset). The proxy then holds each
-    /// message whole, as with rules.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
-    pub ui: Option<SocketAddr>,
-
     #[command(flatten)]
-    pub ui_options: UiOptions,
+    pub output: OutputArgs,
 }
 
 /// Faults and rewrites the proxy applies on purpose (docs/RULES.md). The
@@ -510,6 +506,7 @@ pub struct HandshakeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = crate::outputs::CONNECT.help())]
 pub struct ConnectArgs {
     #[command(flatten)]
     pub handshake: HandshakeArgs,
@@ -532,11 +529,6 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "N")]
     pub expect: Option<u64>,
 
-    /// Show control frames: pings, pongs, close frames with the code's
-    /// meaning.
-    #[arg(long)]
-    pub show_control: bool,
-
     /// Send a ping this often and print the round-trip time of each pong.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub ping_interval: Option<Duration>,
@@ -545,14 +537,6 @@ pub struct ConnectArgs {
     /// --ping-interval).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "ping_interval")]
     pub ping_timeout: Option<Duration>,
-
-    /// Prefix every printed line with the time (UTC).
-    #[arg(long, short = 't')]
-    pub timestamps: bool,
-
-    /// Pretty-print JSON payloads; show binary as a hex dump.
-    #[arg(long)]
-    pub pretty: bool,
 
     /// When the connection ends (other than by you: input done, --expect met,
     /// Ctrl-C), connect again, with exponential backoff and jitter.
@@ -563,40 +547,6 @@ pub struct ConnectArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub reconnect_max_delay: Duration,
 
-    /// Do not print received messages.
-    #[arg(long, short)]
-    pub quiet: bool,
-
-    /// Print the event stream as JSON Lines on stdout instead (format:
-    /// docs/FORMAT.md).
-    #[arg(long)]
-    pub json: bool,
-
-    /// Print only the events that pass this filter, e.g. 'dir == s2c &&
-    /// json.type == "error"' (docs/FILTER.md): messages, how the connection
-    /// ended, --json; --record still gets every event.
-    #[arg(long, short, value_name = "EXPR")]
-    pub filter: Option<String>,
-
-    /// Also report every data frame the server sends (FIN, RSV bits,
-    /// opcode, payload as on the wire) in --json and --record output.
-    #[arg(long)]
-    pub frames: bool,
-
-    /// Write every event to this record file (JSON Lines, docs/FORMAT.md).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<std::path::PathBuf>,
-
-    /// Keep at most this many bytes of each payload in --json and --record
-    /// output (the true length is always kept).
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
-    pub max_payload: usize,
-
-    /// Keep Authorization, Cookie and other secret headers in --record and
-    /// --json output (they are redacted by default).
-    #[arg(long)]
-    pub no_redact: bool,
-
     /// After stdin (or --send) ends, close once nothing has arrived for
     /// this long, so replies to the last messages are not lost.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
@@ -604,6 +554,9 @@ pub struct ConnectArgs {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 impl HandshakeArgs {

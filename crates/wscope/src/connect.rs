@@ -4,17 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-use wscope_events::filter::Expr;
 use wscope_events::{Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, Message};
 use wscope_proto::{CloseCode, OpCode};
 
 use crate::cli::ConnectArgs;
 use crate::connection::{ConnError, Incoming};
 use crate::interactive::{self, Command, Printer};
-use crate::sink::{Human, JsonLines, Record, Sinks, filtered};
+use crate::outputs::{self, Extras};
+use crate::sink::Sinks;
 use crate::timers::{sleep_until, tick};
 
 /// Exit statuses scripts can rely on (also in `wscope connect --help`).
@@ -39,16 +38,13 @@ pub struct Session {
     pub arrows: bool,
     /// Print through the line editor (interactive mode).
     pub printer: Option<Printer>,
-    /// Print only the events that pass this (`--filter`); the record file
-    /// gets them all.
-    pub filter: Option<Expr>,
 }
 
 /// Runs the client on stdin; returns the process exit status.
 pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     use std::io::IsTerminal;
     // Before the line editor or the connection: a mistake starts nothing.
-    let filter = crate::cli::parse_filter(args.filter.as_deref())?;
+    outputs::check(&args.output, &outputs::CONNECT)?;
     let opcode = if args.binary {
         OpCode::Binary
     } else {
@@ -56,7 +52,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     };
     let interactive = !args.echo
         && args.send.is_empty()
-        && !args.json
+        && !args.output.json
         && std::io::stdin().is_terminal()
         && std::io::stdout().is_terminal();
     let mut printer = None;
@@ -96,7 +92,6 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
             lines: commands,
             arrows: interactive,
             printer,
-            filter,
         },
     )
     .await;
@@ -106,58 +101,20 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     status
 }
 
-fn sinks_for(
-    args: &ConnectArgs,
-    arrows: bool,
-    printer: Option<Printer>,
-    filter: Option<&Expr>,
-) -> anyhow::Result<Sinks> {
-    use std::io::IsTerminal;
-    let color = std::env::var_os("NO_COLOR").is_none()
-        && (printer.is_some() || std::io::stdout().is_terminal());
-    let mut sinks = Sinks::default();
-    if args.json {
-        sinks.add(
-            "--json",
-            filtered(
-                filter,
-                Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
-            ),
-        );
-    } else {
-        sinks.add(
-            "terminal",
-            filtered(
-                filter,
-                Box::new(Human {
-                    arrows,
-                    quiet: args.quiet,
-                    show_control: args.show_control,
-                    timestamps: args.timestamps,
-                    pretty: args.pretty,
-                    color,
-                    printer,
-                    show_conn: false,
-                }),
-            ),
-        );
-    }
-    if let Some(path) = &args.record {
-        let record = Record::create(path, !args.no_redact, args.max_payload)
-            .with_context(|| format!("cannot create record file {}", path.display()))?;
-        sinks.add("--record", Box::new(record));
-    }
-    Ok(sinks)
-}
-
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
-    let mut sinks = sinks_for(
-        &args,
-        session.arrows,
-        session.printer,
-        session.filter.as_ref(),
+    let outputs = outputs::build(
+        &args.output,
+        &outputs::CONNECT,
+        Extras {
+            arrows: session.arrows,
+            printer: session.printer,
+            ..Extras::default()
+        },
     )?;
+    // Every data frame, as much of each as the outputs keep.
+    let frames = outputs.frames.then_some(outputs.max_payload);
+    let mut sinks = outputs.sinks;
     let mut input = Input {
         open: session.lines.is_some(),
         lines: session.lines.unwrap_or_else(|| mpsc::channel(1).1),
@@ -168,7 +125,7 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     loop {
         number += 1;
         let conn_id = format!("c{number}");
-        let outcome = one_connection(&args, &mut sinks, &mut input, &conn_id).await?;
+        let outcome = one_connection(&args, &mut sinks, frames, &mut input, &conn_id).await?;
         if !args.reconnect || outcome.user_ended {
             return Ok(outcome.status);
         }
@@ -215,10 +172,12 @@ fn backoff(attempt: u32, max: Duration) -> Duration {
     capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
-/// One connection, from dialing to its end.
+/// One connection, from dialing to its end; `frames`: report every data
+/// frame, keeping this many bytes of each.
 async fn one_connection(
     args: &ConnectArgs,
     sinks: &mut Sinks,
+    frames: Option<usize>,
     input: &mut Input,
     conn_id: &str,
 ) -> anyhow::Result<Outcome> {
@@ -237,8 +196,8 @@ async fn one_connection(
                 });
             }
         };
-    if args.frames {
-        conn.capture_frames(args.max_payload);
+    if let Some(limit) = frames {
+        conn.capture_frames(limit);
     }
     // Whether the data frames of the message in progress carry plain text.
     let mut frames_are_text = false;

@@ -51,7 +51,6 @@ pub async fn run() -> anyhow::Result<i32> {
             lines: Some(lines),
             arrows: true,
             printer: None,
-            filter: None,
         },
     )
     .await?;

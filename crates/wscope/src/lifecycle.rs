@@ -24,6 +24,17 @@ pub enum LogFormat {
     Off,
 }
 
+impl LogFormat {
+    /// As written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+            LogFormat::Off => "off",
+        }
+    }
+}
+
 /// What is known of a connection's client, from its upgrade request.
 #[derive(Default, Clone)]
 struct Peer {

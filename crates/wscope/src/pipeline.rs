@@ -6,20 +6,12 @@
 //! gives back-pressure: a sink that cannot keep up slows the connections
 //! rather than growing memory without limit.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use anyhow::Context;
-
 use tokio::sync::mpsc;
-use wscope_events::filter::Expr;
 use wscope_events::{Direction, Event, EventKind};
 
-use crate::lifecycle::{LifecycleLog, LogFormat};
-use crate::metrics::{Metrics, MetricsSink};
-use crate::sink::{Record, Sinks, filtered};
+use crate::sink::Sinks;
 
 /// How many events may wait for the sinks. Each may carry a payload of up
 /// to the capture limit (64 KiB by default), so this bounds the memory a
@@ -51,47 +43,6 @@ impl Events {
 /// waits for the last batch to be written.
 pub struct Pipeline {
     thread: JoinHandle<()>,
-}
-
-/// What a listening command (serve, proxy) can write its events to.
-pub struct ServerOutputs<'a> {
-    pub log_format: LogFormat,
-    pub record: Option<&'a Path>,
-    pub redact: bool,
-    pub max_payload: usize,
-    pub metrics: Option<SocketAddr>,
-    /// `--filter`: narrows the lifecycle log, not the record or the metrics.
-    pub filter: Option<&'a Expr>,
-}
-
-/// Adds the lifecycle log (behind the filter), the record file and the
-/// metrics sink that `outputs` asks for; the metrics endpoint starts
-/// serving at once. Returns the metrics (for counters no event carries)
-/// and their URL.
-pub async fn add_server_sinks(
-    sinks: &mut Sinks,
-    outputs: ServerOutputs<'_>,
-) -> anyhow::Result<Option<(Arc<Metrics>, String)>> {
-    if outputs.log_format != LogFormat::Off {
-        let log = Box::new(LifecycleLog::new(outputs.log_format));
-        sinks.add("log", filtered(outputs.filter, log));
-    }
-    if let Some(path) = outputs.record {
-        let record = Record::create(path, outputs.redact, outputs.max_payload)
-            .with_context(|| format!("cannot create the record file {}", path.display()))?;
-        sinks.add("record", Box::new(record));
-    }
-    let Some(addr) = outputs.metrics else {
-        return Ok(None);
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-    let url = format!("http://{}/metrics", listener.local_addr()?);
-    let metrics = Metrics::new();
-    sinks.add("metrics", Box::new(MetricsSink(metrics.clone())));
-    tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
-    Ok(Some((metrics, url)))
 }
 
 /// Starts the sink thread.

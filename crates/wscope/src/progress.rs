@@ -40,9 +40,13 @@ pub enum OnStderr {
     /// The events without a message (the terminal view: opens, closes,
     /// errors, notes; a few per connection).
     EventsWithoutAMessage,
+    /// Every event (the lifecycle log).
+    Everything,
 }
 
-/// The bar of one read: shown, or hidden and free.
+/// The bar of one read: shown, or hidden and free. Clones draw the same
+/// bar.
+#[derive(Clone)]
 pub struct Progress {
     bar: ProgressBar,
 }
@@ -126,11 +130,14 @@ impl ClearOfBar {
 
 impl Sink for ClearOfBar {
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        let to_stderr = self.on_stderr == OnStderr::EventsWithoutAMessage
-            && !matches!(
+        let to_stderr = match self.on_stderr {
+            OnStderr::Nothing => false,
+            OnStderr::EventsWithoutAMessage => !matches!(
                 event.kind,
                 EventKind::Message(_) | EventKind::Frame(_) | EventKind::Close(_)
-            );
+            ),
+            OnStderr::Everything => true,
+        };
         let result = if to_stderr {
             self.bar.suspend(|| self.inner.event(event))
         } else {

@@ -1,18 +1,32 @@
-//! `wscope read FILE`: a record file printed the way the live views print,
-//! or as JSON Lines, narrowed by `--filter`, `--conn`, `--since`,
-//! `--until`; or summed up per connection with `--stats`. The file is
-//! streamed one event at a time, so its size does not matter; a large one
-//! shows how far it has got on a progress bar (`progress.rs`).
+//! `wscope read FILE...`: recordings printed the way the live views print,
+//! or as JSON Lines, or written to a new record file, narrowed by
+//! `--filter`, `--conn`, `--since`, `--until`; or summed up per connection
+//! with `--stats`. Files are streamed one event at a time, so their size
+//! does not matter; large ones show how far reading has got on a progress
+//! bar (`progress.rs`).
+//!
+//! Where events come from is [`open_inputs`]'s business alone: it is the
+//! one place that knows input formats — record files and packet captures
+//! (pcap, pcapng; docs/CAPTURE.md), each maybe gzip or zstd compressed,
+//! recognised by content — and `wscope ui FILE...` reads through it too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow, bail};
+use wscope_capture::{CaptureReader, Format};
 use wscope_events::filter::Expr;
-use wscope_events::{Direction, Event, EventKind};
+use wscope_events::{Direction, Event, EventKind, RecordReader};
 
 use crate::cli::ReadArgs;
-use crate::progress::{OnStderr, Output, Progress};
-use crate::sink::{Human, JsonLines, Sinks};
+use crate::outputs::{self, Extras};
+use crate::progress::{Output, Progress};
+
+/// What is kept of each payload read from a capture, unless
+/// `--max-payload` says otherwise (connect's and serve's default).
+pub const CAPTURE_MAX_PAYLOAD: usize = 64 * 1024;
 
 /// The selection asked for on the command line.
 struct Select {
@@ -41,8 +55,10 @@ fn micros(date: &str, flag: &str) -> anyhow::Result<u64> {
 }
 
 pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
-    let select = Select {
-        filter: crate::cli::parse_filter(args.filter.as_deref())?,
+    // Flags and the filter first: a mistake reads nothing, creates nothing.
+    outputs::check(&args.output, &outputs::READ)?;
+    let mut select = Select {
+        filter: None,
         conn: args.conn.clone(),
         since: args
             .since
@@ -55,75 +71,71 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
             .map(|d| micros(d, "--until"))
             .transpose()?,
     };
-    // Not regular files (a pipe, stdin): no length, no bar.
-    let len = [&args.file]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum();
-    let output = if args.stats {
-        Output::AtTheEnd
-    } else {
-        Output::AsItGoes
-    };
-    let progress = Progress::for_file(&args.file.display().to_string(), len, output);
-    let capture = wscope_capture::Options {
-        max_payload: 64 * 1024,
-        frames: !args.stats,
-    };
-    let mut reader = crate::source::open(std::slice::from_ref(&args.file), capture, &|raw| {
-        Box::new(progress.wrap(raw))
-    })?;
-
-    let mut sinks = Sinks::default();
-    if args.json {
-        // The record is already redacted (or deliberately not): pass it on.
-        let json = Box::new(JsonLines::new(usize::MAX, false));
-        sinks.add("json", progress.around(json, OnStderr::Nothing));
-    } else if !args.stats {
-        sinks.add(
-            "terminal",
-            progress.around(
-                Box::new(Human {
-                    arrows: true,
-                    quiet: false,
-                    show_control: true,
-                    timestamps: true,
-                    pretty: args.pretty,
-                    color: false,
-                    printer: None,
-                    show_conn: true,
-                }),
-                OnStderr::EventsWithoutAMessage,
-            ),
-        );
+    let mut inputs = open_inputs(&args.files)?;
+    if let Some(out) = &args.output.record {
+        inputs.refuse_as_output(out)?;
     }
+    // Whether anything is written to stdout or stderr while reading (a bar
+    // would tear it); with --stats, or only a --record, nothing is.
+    let prints = args.output.json || !(args.stats || args.output.quiet);
+    let output = if prints {
+        Output::AsItGoes
+    } else {
+        Output::AtTheEnd
+    };
+    let progress = Progress::for_file(&inputs.name(), inputs.size(), output);
+    inputs.show_progress(&progress);
+    let wants_output =
+        args.output.json || args.output.record.is_some() || !(args.stats || args.output.quiet);
+    let outputs = outputs::build(
+        &args.output,
+        &outputs::READ,
+        Extras {
+            progress: Some(&progress),
+            no_terminal: args.stats,
+            ..Extras::default()
+        },
+    )?;
+    // On read the filter narrows everything, --record included.
+    select.filter = outputs.filter;
+    inputs.capture_options(wscope_capture::Options {
+        // A record file was cut when it was recorded; a capture is cut
+        // here, as connect and serve cut what they record.
+        max_payload: args.output.max_payload.unwrap_or(CAPTURE_MAX_PAYLOAD),
+        // Secrets in a capture's handshakes are as raw as on the wire.
+        redact: !args.output.no_redact,
+        // --stats alone counts messages: frames would only cost time.
+        frames: wants_output,
+    });
+    let mut sinks = outputs.sinks;
+    let writing = !sinks.is_empty();
+
     let mut stats = Stats::new(args.stats_field.clone());
     let mut shown = 0u64;
     let outcome = loop {
-        match reader.next_event() {
-            Ok(Some(event)) => {
+        match inputs.next() {
+            Some(Ok(event)) => {
                 if !select.keeps(&event) {
                     continue;
                 }
                 shown += 1;
                 if args.stats {
                     stats.add(&event);
-                } else {
+                }
+                if writing {
                     sinks.push(&event);
                     if shown.is_multiple_of(256) {
                         sinks.flush();
                     }
                     if sinks.is_empty() {
-                        // The output failed (a closed pipe): nothing
-                        // left to read for.
+                        // The output failed (a closed pipe, a full disk):
+                        // nothing left to read for.
                         break Ok(());
                     }
                 }
             }
-            Ok(None) => break Ok(()),
-            Err(err) => break Err(err),
+            None => break Ok(()),
+            Some(Err(err)) => break Err(err),
         }
     };
     progress.finish();
@@ -131,14 +143,256 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     if args.stats {
         stats.print();
     }
-    if let Some(line) = reader.summary() {
-        eprintln!("wscope: {line}");
+    for warning in inputs.warnings() {
+        eprintln!("wscope: {warning}");
     }
     match outcome {
         Ok(()) => Ok(0),
-        Err(damaged) => {
-            eprintln!("wscope: {}: {}", damaged.file, damaged.error);
+        Err(err) => {
+            eprintln!("wscope: {err:#}");
             Ok(1)
+        }
+    }
+}
+
+/// The events of several inputs, one after the other in the order given.
+/// Every input is opened at once (a missing file fails before anything is
+/// printed) and read when its turn comes.
+pub struct Inputs {
+    waiting: VecDeque<Opened>,
+    current: Option<(String, RecordReader<Box<dyn BufRead>>)>,
+    /// The inputs are captures: all of them, read as one.
+    capture: Option<Box<CaptureReader>>,
+    capture_options: wscope_capture::Options,
+    /// The total size of the inputs, when every one has a size.
+    len: Option<u64>,
+    progress: Option<Progress>,
+    warnings: Vec<String>,
+    /// Set after an error: nothing more is read.
+    failed: bool,
+}
+
+/// An input, open and not yet read.
+struct Opened {
+    name: String,
+    read: Box<dyn Read + Send>,
+    /// Device and inode of a regular file (to refuse writing over it).
+    id: Option<(u64, u64)>,
+}
+
+/// Opens every input (`-` is standard input) for reading in order: the
+/// one place that turns paths into events. Each input is a record file
+/// today; another format (a packet capture) is recognised here, so that
+/// `read` and `ui` read it without a change of their own.
+pub fn open_inputs(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
+    use std::os::unix::fs::MetadataExt;
+    let mut waiting = VecDeque::new();
+    let mut len = Some(0u64);
+    for path in paths {
+        if path == Path::new("-") {
+            len = None;
+            waiting.push_back(Opened {
+                name: "stdin".to_owned(),
+                read: Box::new(std::io::stdin()),
+                id: None,
+            });
+            continue;
+        }
+        let name = path.display().to_string();
+        let file = File::open(path).with_context(|| format!("cannot open {name}"))?;
+        let meta = file.metadata().ok().filter(|m| m.is_file());
+        // Not a regular file (a pipe, /dev/stdin): no size, no bar.
+        len = len.zip(meta.as_ref().map(|m| m.len())).map(|(a, b)| a + b);
+        waiting.push_back(Opened {
+            name,
+            read: Box::new(file),
+            id: meta.map(|m| (m.dev(), m.ino())),
+        });
+    }
+    Ok(Inputs {
+        waiting,
+        current: None,
+        capture: None,
+        capture_options: wscope_capture::Options::default(),
+        len,
+        progress: None,
+        warnings: Vec::new(),
+        failed: false,
+    })
+}
+
+impl Inputs {
+    /// What the inputs are called, for the progress bar.
+    pub fn name(&self) -> String {
+        match self.waiting.len() {
+            0 => String::new(),
+            1 => self.waiting[0].name.clone(),
+            n => format!("{} (+{} more)", self.waiting[0].name, n - 1),
+        }
+    }
+
+    /// All inputs' bytes together (0 when one has no size, as stdin).
+    pub fn size(&self) -> u64 {
+        self.len.unwrap_or(0)
+    }
+
+    /// How captures become events (payload limit, frames).
+    pub fn capture_options(&mut self, options: wscope_capture::Options) {
+        self.capture_options = options;
+    }
+
+    /// Counts what is read on `progress`.
+    pub fn show_progress(&mut self, progress: &Progress) {
+        self.progress = Some(progress.clone());
+    }
+
+    /// Fails when `path` is one of the inputs: writing it would empty it
+    /// before it is read.
+    pub fn refuse_as_output(&self, path: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        let id = Some((meta.dev(), meta.ino()));
+        if let Some(input) = self.waiting.iter().find(|input| input.id == id) {
+            bail!(
+                "--record {} is also an input ({}); write to another file",
+                path.display(),
+                input.name
+            );
+        }
+        Ok(())
+    }
+
+    /// What was wrong but not fatal (a cut-off last line, damage in a
+    /// capture), and a capture's summary, once reading has ended.
+    pub fn warnings(&mut self) -> Vec<String> {
+        if let Some(capture) = &mut self.capture {
+            self.warnings
+                .extend(capture.take_problems().iter().map(|p| p.to_string()));
+            self.warnings.push(capture_summary(capture.summary()));
+        }
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// An input opened for reading: counted on the progress bar,
+    /// decompressed, its format recognised.
+    fn unwrap_input(&self, opened: Opened) -> anyhow::Result<(String, wscope_capture::Input)> {
+        let Opened { name, read, .. } = opened;
+        let read: Box<dyn Read + Send> = match &self.progress {
+            Some(progress) => Box::new(progress.wrap(read)),
+            None => read,
+        };
+        let input = wscope_capture::input::from_reader(read).map_err(|e| anyhow!("{name}: {e}"))?;
+        Ok((name, input))
+    }
+
+    /// The next input's reader, its header read. A capture takes every
+    /// input after it along: they are one capture in pieces.
+    fn open_next(&mut self) -> Option<anyhow::Result<()>> {
+        let opened = self.waiting.pop_front()?;
+        Some(self.open(opened))
+    }
+
+    fn open(&mut self, opened: Opened) -> anyhow::Result<()> {
+        let (name, input) = self.unwrap_input(opened)?;
+        if input.format == Format::Other {
+            let reader: Box<dyn BufRead> = input.reader;
+            let record = RecordReader::new(reader).map_err(|err| {
+                anyhow!("{name}: {err} (wscope reads its record files and pcap/pcapng captures)")
+            })?;
+            self.current = Some((name, record));
+            return Ok(());
+        }
+        let mut capture = Box::new(CaptureReader::new(self.capture_options));
+        capture.push_input(name, Box::new(input.reader));
+        while let Some(opened) = self.waiting.pop_front() {
+            let (name, input) = self.unwrap_input(opened)?;
+            if input.format == Format::Other {
+                bail!(
+                    "{name} is not a pcap or pcapng capture, but the inputs before it are: read record files and captures separately"
+                );
+            }
+            capture.push_input(name, Box::new(input.reader));
+        }
+        self.capture = Some(capture);
+        Ok(())
+    }
+}
+
+/// The line that sums up a capture.
+fn capture_summary(s: &wscope_capture::Summary) -> String {
+    let mut line = format!(
+        "capture: {} packets, {} TCP connections, {} WebSocket ({} frames, {} messages)",
+        s.packets, s.tcp_connections, s.websocket, s.frames, s.messages
+    );
+    let mut add = |count: u64, text: String| {
+        if count > 0 {
+            line.push_str(", ");
+            line.push_str(&text);
+        }
+    };
+    add(
+        s.handshake_missing,
+        format!("{} joined without their handshake", s.handshake_missing),
+    );
+    add(
+        s.handshake_failed,
+        format!("{} upgrades refused", s.handshake_failed),
+    );
+    let names = if s.tls_names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", s.tls_names.join(", "))
+    };
+    add(s.tls, format!("{} TLS not decrypted{names}", s.tls));
+    let h2 = if s.websocket_over_http2 > 0 {
+        format!(
+            " ({} opening WebSocket over HTTP/2, not decoded)",
+            s.websocket_over_http2
+        )
+    } else {
+        String::new()
+    };
+    add(s.http2, format!("{} HTTP/2{h2}", s.http2));
+    add(s.gaps, format!("{} gaps in TCP streams", s.gaps));
+    add(s.problems, format!("{} problems with the file", s.problems));
+    line
+}
+
+impl Iterator for Inputs {
+    type Item = anyhow::Result<Event>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(capture) = &mut self.capture {
+                return capture.next_event().map(Ok);
+            }
+            let Some((name, reader)) = &mut self.current else {
+                if let Err(err) = self.open_next()? {
+                    self.failed = true;
+                    return Some(Err(err));
+                }
+                continue;
+            };
+            match reader.next_event() {
+                Ok(Some(event)) => return Some(Ok(event)),
+                Ok(None) => {
+                    if let Some(line) = reader.truncated_at() {
+                        self.warnings.push(format!(
+                            "line {line} of {name} is cut off (the writer stopped mid-line); everything before it was read"
+                        ));
+                    }
+                    self.current = None;
+                }
+                Err(err) => {
+                    self.failed = true;
+                    return Some(Err(anyhow!("{name}: {err}")));
+                }
+            }
         }
     }
 }

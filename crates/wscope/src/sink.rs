@@ -171,7 +171,9 @@ impl Sink for JsonLines {
     }
 }
 
-/// The record file (`--record FILE`).
+/// The record file (`--record FILE`). Created readable and writable by
+/// its owner only (0600): it holds every payload, and with `--no-redact`
+/// the secret headers too. An existing file keeps its mode.
 pub struct Record {
     writer: RecordWriter<BufWriter<File>>,
     max_payload: usize,
@@ -179,7 +181,13 @@ pub struct Record {
 
 impl Record {
     pub fn create(path: &Path, redact: bool, max_payload: usize) -> io::Result<Self> {
-        let file = File::create(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         let writer = RecordWriter::new(
             BufWriter::new(file),
             concat!("wscope ", env!("CARGO_PKG_VERSION")),

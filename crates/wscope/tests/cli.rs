@@ -531,3 +531,348 @@ fn read_shows_progress_on_a_terminal_and_clears_it() {
         "not cleared: {on_stderr:?}"
     );
 }
+
+/// Runs `wscope args` with `input` on its stdin.
+fn run_with_stdin(args: &[&str], input: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = wscope()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wscope runs");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("output");
+    writer.join().unwrap().expect("stdin written");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Records one echo session with `wscope connect` at `path`: `messages`
+/// sent, their echoes received.
+fn record_session(url: &str, path: &std::path::Path, messages: &[&str]) {
+    let expect = messages.len().to_string();
+    let mut args = vec!["connect", "--quiet", "--record", path.to_str().unwrap()];
+    for message in messages {
+        args.extend(["--send", message]);
+    }
+    let url = format!("{url}/echo");
+    args.extend(["--expect", &expect, &url]);
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `(dir, text)` of each message event.
+fn messages(events: &[serde_json::Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["dir"].as_str().unwrap_or_default().to_owned(),
+                e["payload"]["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A record file: its header line (checked), then its events.
+fn record_file(path: &std::path::Path) -> Vec<serde_json::Value> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .expect("the record file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{} is private", path.display());
+    let text = std::fs::read_to_string(path).unwrap();
+    let header: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a header line")).unwrap();
+    assert_eq!(header["format"], "wscope-record", "{text}");
+    assert_eq!(header["version"], 1, "{text}");
+    events(&text)
+}
+
+#[test]
+fn read_record_writes_what_it_selects_to_a_new_record_file() {
+    let (_server, url) = common::start_server(&[]);
+    let dir = common::temp_dir("read-record");
+    let input = dir.join("in.jsonl");
+    record_session(&url, &input, &["xa", "b", "cx"]);
+    let recorded = record_file(&input);
+    let input = input.to_str().unwrap();
+
+    // Everything, quietly: the same events in a file of its own.
+    let all = dir.join("all.jsonl");
+    let (code, out, err) = run(&["read", input, "--quiet", "--record", all.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(record_file(&all), recorded);
+
+    // On read, the filter narrows the record too, not only what is printed.
+    let some = dir.join("some.jsonl");
+    let (code, out, err) = run(&[
+        "read",
+        input,
+        "--filter",
+        r#"dir == s2c && text contains "x""#,
+        "--record",
+        some.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let printed: Vec<&str> = out.lines().collect();
+    assert_eq!(printed.len(), 2, "{out}");
+    assert!(
+        printed[0].ends_with("< xa") && printed[1].ends_with("< cx"),
+        "{out}"
+    );
+    let kept = record_file(&some);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(
+        messages(&kept),
+        [("s2c".into(), "xa".into()), ("s2c".into(), "cx".into())]
+    );
+
+    // Writing over an input would empty it before it is read.
+    let (code, _, err) = run(&["read", input, "--record", input]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is also an input"), "{err}");
+    assert_eq!(record_file(std::path::Path::new(input)), recorded);
+}
+
+#[test]
+fn read_takes_several_files_in_order_and_stdin() {
+    let (_server, url) = common::start_server(&[]);
+    let dir = common::temp_dir("read-several");
+    let first = dir.join("first.jsonl");
+    let second = dir.join("second.jsonl");
+    record_session(&url, &first, &["first-1", "first-2"]);
+    record_session(&url, &second, &["second"]);
+    let sent = |out: &str| -> Vec<String> {
+        messages(&events(out))
+            .into_iter()
+            .filter(|(dir, _)| dir == "c2s")
+            .map(|(_, text)| text)
+            .collect()
+    };
+    let (first, second) = (first.to_str().unwrap(), second.to_str().unwrap());
+
+    // In the order given, not by time: the second file was recorded later.
+    let (code, out, err) = run(&["read", "--json", second, first]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sent(&out), ["second", "first-1", "first-2"], "{out}");
+    let kinds: Vec<String> = events(&out)
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "open").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.first().map(String::as_str), Some("open"));
+    assert_eq!(kinds.last().map(String::as_str), Some("closed"));
+
+    // `-` is standard input, alone or among files.
+    let piped = std::fs::read(second).unwrap();
+    let (code, out, err) = run_with_stdin(&["read", "--json", "-"], &piped);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sent(&out), ["second"], "{out}");
+    let (code, out, err) = run_with_stdin(&["read", "--json", first, "-"], &piped);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sent(&out), ["first-1", "first-2", "second"], "{out}");
+
+    // A missing file fails before anything is printed.
+    let missing = dir.join("missing.jsonl");
+    let (code, out, err) = run(&["read", first, missing.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("cannot open") && err.contains("missing.jsonl"),
+        "{err}"
+    );
+}
+
+/// The kept length and true length of each message payload in `events`,
+/// in order.
+fn payload_sizes(events: &[serde_json::Value]) -> Vec<(String, usize, u64)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["dir"].as_str().unwrap_or_default().to_owned(),
+                e["payload"]["text"].as_str().map_or(0, str::len),
+                e["payload"]["len"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_command_keeps_its_own_default_payload_limit() {
+    // The same two messages, 20,000 and 70,000 bytes, recorded by the
+    // server, the proxy in front of it and the client: 64 KiB for connect
+    // and serve, 16 KiB for the proxy.
+    let dir = common::temp_dir("max-payload");
+    let (at_server, at_proxy, at_client) = (
+        dir.join("serve.jsonl"),
+        dir.join("proxy.jsonl"),
+        dir.join("connect.jsonl"),
+    );
+    let (_server, url) = common::start_server(&["--record", at_server.to_str().unwrap()]);
+    let (_proxy, line) = common::start_proxy(
+        &["--upstream", &url, "--record", at_proxy.to_str().unwrap()],
+        &[],
+    );
+    let proxy_url = common::address_in(&line, "ws://");
+    let (small, big) = ("s".repeat(20_000), "b".repeat(70_000));
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--record",
+        at_client.to_str().unwrap(),
+        "--send",
+        &small,
+        "--send",
+        &big,
+        "--expect",
+        "2",
+        &format!("{proxy_url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let closed = |events: &[serde_json::Value]| events.iter().any(|e| e["event"] == "closed");
+    let both_ways = |kept_small: usize, kept_big: usize| {
+        let mut expected = Vec::new();
+        for dir in ["c2s", "s2c"] {
+            expected.push((dir.to_owned(), kept_small, 20_000));
+            expected.push((dir.to_owned(), kept_big, 70_000));
+        }
+        expected
+    };
+    let sorted = |mut sizes: Vec<(String, usize, u64)>| {
+        sizes.sort();
+        sizes
+    };
+    let mut expected = both_ways(20_000, 64 * 1024);
+    expected.sort();
+    assert_eq!(
+        sorted(payload_sizes(&record_file(&at_client))),
+        expected,
+        "connect"
+    );
+    let at_server = common::record_until(&at_server, closed);
+    assert_eq!(sorted(payload_sizes(&at_server)), expected, "serve");
+    let mut expected = both_ways(16 * 1024, 16 * 1024);
+    expected.sort();
+    let at_proxy = common::record_until(&at_proxy, closed);
+    assert_eq!(sorted(payload_sizes(&at_proxy)), expected, "proxy");
+
+    // And each command's --help says so.
+    for (command, default) in [
+        ("connect", "[default: 65536]"),
+        ("serve", "[default: 65536]"),
+        ("proxy", "[default: 16384]"),
+    ] {
+        let (code, out, _) = run(&[command, "--help"]);
+        assert_eq!(code, 0);
+        let line = out
+            .split("--max-payload")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap_or_default();
+        assert!(line.contains(default), "{command}: {line}");
+    }
+}
+
+#[test]
+fn flags_a_command_cannot_honour_are_refused_with_a_reason() {
+    let dir = common::temp_dir("refused");
+    let record = dir.join("r.jsonl");
+    std::fs::write(&record, "{\"format\":\"wscope-record\",\"version\":1}\n").unwrap();
+    let record = record.to_str().unwrap();
+    let (code, out, err) = run_briefly(&["read", record, "--ui"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("--ui is not available on `wscope read`") && err.contains("wscope ui FILE"),
+        "{err}"
+    );
+    let (code, out, err) = run_briefly(&["serve", "--listen", "127.0.0.1:0", "--quiet"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("--quiet is not available on `wscope serve`"),
+        "{err}"
+    );
+    assert!(!out.contains("listening"), "{out}");
+    let (_, help, _) = run(&["serve", "--help"]);
+    assert!(
+        !help.contains("--quiet") && help.contains("--json"),
+        "{help}"
+    );
+}
+
+#[test]
+fn serve_prints_json_with_frames_after_its_address() {
+    // The output flags every command shares: --json and --frames on serve.
+    let (mut server, url) = common::start_server(&["--json", "--frames"]);
+    let mut stdout = server.stdout.take().expect("the server's stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(&mut stdout).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--send",
+        "hello",
+        "--expect",
+        "1",
+        &format!("{url}/echo"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut printed = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let closed = event["event"] == "closed";
+        printed.push(event);
+        if closed {
+            break;
+        }
+    }
+    let seen: Vec<(String, String)> = printed
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or_default().to_owned(),
+                e["dir"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let frame = printed
+        .iter()
+        .find(|e| e["event"] == "frame" && e["opcode"] == "text")
+        .unwrap_or_else(|| panic!("a data frame in {seen:?}"));
+    assert_eq!(frame["dir"], "c2s");
+    assert_eq!(frame["payload"]["text"], "hello");
+    assert_eq!(
+        seen.first().map(|(e, _)| e.as_str()),
+        Some("open"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.last().map(|(e, _)| e.as_str()),
+        Some("closed"),
+        "{seen:?}"
+    );
+    assert_eq!(messages(&printed).len(), 2, "{seen:?}");
+}

@@ -34,8 +34,8 @@ use crate::cli::ProxyArgs;
 use crate::listen;
 use crate::metrics::Metrics;
 use crate::net::{NetStream, Replay};
+use crate::outputs::{self, Extras};
 use crate::pipeline::{self, Events};
-use crate::sink::{Human, JsonLines, Sinks, filtered};
 
 /// What every connection of one proxy shares.
 pub struct Proxy {
@@ -92,7 +92,7 @@ enum Mode {
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     // Before anything listens: a mistake starts nothing.
-    let filter = crate::cli::parse_filter(args.filter.as_deref())?;
+    outputs::check(&args.output, &outputs::PROXY)?;
     listen::raise_fd_limit();
     let mode = match &args.upstream {
         Some(url) => Mode::Reverse(Target::from_url(url)?),
@@ -130,62 +130,19 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         None
     };
     let mut rules = crate::rules::reload::load(&args.faults)?;
-    if args.ui.is_some() && rules.is_none() {
+    if args.output.ui.is_some() && rules.is_none() {
         // The UI acts on connections through the shaping relay.
         let (tx, rx) = watch::channel(Arc::new(crate::rules::RuleSet::default()));
         rules = Some((tx, rx));
     }
-    let ui_hub = args.ui.map(|_| crate::ui::hub::Hub::new(!args.no_redact));
-    let controls = args.ui.map(|_| Arc::new(Controls::default()));
+    let controls = args.output.ui.map(|_| Arc::new(Controls::default()));
     let listeners = listen::bind_all(&args.listen).await?;
 
-    let mut sinks = Sinks::default();
-    if args.json {
-        sinks.add(
-            "json",
-            filtered(
-                filter.as_ref(),
-                Box::new(JsonLines::new(args.max_payload, !args.no_redact)),
-            ),
-        );
-    } else if !args.quiet {
-        sinks.add(
-            "terminal",
-            filtered(
-                filter.as_ref(),
-                Box::new(Human {
-                    arrows: true,
-                    quiet: false,
-                    show_control: false,
-                    timestamps: false,
-                    pretty: false,
-                    color: false,
-                    printer: None,
-                    show_conn: true,
-                }),
-            ),
-        );
-    }
-    if let Some(hub) = &ui_hub {
-        sinks.add("ui", Box::new(crate::ui::UiSink(Arc::clone(hub))));
-    }
-    let outputs = pipeline::ServerOutputs {
-        log_format: args.log_format,
-        record: args.record.as_deref(),
-        redact: !args.no_redact,
-        max_payload: args.max_payload,
-        metrics: args.metrics,
-        filter: filter.as_ref(),
-    };
-    let (metrics, metrics_url) = pipeline::add_server_sinks(&mut sinks, outputs)
-        .await?
-        .unzip();
-    let payload_limit = if sinks.wants_payloads() {
-        args.max_payload
-    } else {
-        0
-    };
-    let (events, pipeline) = pipeline::start(sinks, payload_limit)?;
+    let outputs = outputs::build(&args.output, &outputs::PROXY, Extras::default())?;
+    let payload_limit = outputs.payload_limit();
+    let report_frames = outputs.frames;
+    let (metrics, metrics_url) = outputs.metrics.unzip();
+    let (events, pipeline) = pipeline::start(outputs.sinks, payload_limit)?;
 
     let scheme = match (&mode, &client_tls) {
         (Mode::Forward, _) => "http",
@@ -205,7 +162,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         line.push_str(&format!(" (metrics: {url})"));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    if let (Some(addr), Some(hub)) = (args.ui, &ui_hub) {
+    if let Some(ui) = outputs.ui {
         let source = match &mode {
             Mode::Reverse(target) => format!("wscope proxy to {target}"),
             Mode::Forward => "wscope proxy (forward)".to_owned(),
@@ -215,9 +172,8 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             controls: controls.clone(),
             events: events.clone(),
         };
-        let hub = Arc::clone(hub);
-        let ui = crate::ui::start_live(addr, &args.ui_options, hub, live, shutdown_rx.clone());
-        line.push_str(&format!(" (ui: {})", ui.await?));
+        let url = ui.start(live, shutdown_rx.clone()).await?;
+        line.push_str(&format!(" (ui: {url})"));
     }
     if let Some((_, current)) = &rules {
         let n = current.borrow().rules.len();
@@ -235,7 +191,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         upstream_tls,
         authority,
         preserve_host: args.preserve_host,
-        report_frames: args.frames,
+        report_frames,
         handshake_timeout: args.handshake_timeout,
         max_connections: args.max_connections,
         open: AtomicUsize::new(0),

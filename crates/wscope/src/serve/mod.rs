@@ -34,6 +34,7 @@ use crate::connection::Connection;
 use crate::http_io::request_head;
 use crate::listen;
 use crate::net::NetStream;
+use crate::outputs::{self, Extras};
 use crate::pipeline::{self, Events};
 use crate::sink::Sinks;
 
@@ -43,6 +44,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What every connection of one server shares.
 pub struct Server {
     events: Events,
+    /// `--frames`: report every data frame a client sends.
+    frames: bool,
     tls: Option<TlsAcceptor>,
     hub: Arc<Hub>,
     max_message: u64,
@@ -52,7 +55,7 @@ pub struct Server {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before anything listens: a mistake starts nothing.
-    let filter = crate::cli::parse_filter(args.filter.as_deref())?;
+    outputs::check(&args.output, &outputs::SERVE)?;
     listen::raise_fd_limit();
     let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => Some(crate::tls::server_config(cert, key)?),
@@ -70,32 +73,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let listeners = listen::bind_all(&args.listen).await?;
 
-    let mut sinks = Sinks::default();
-    let outputs = pipeline::ServerOutputs {
-        log_format: args.log_format,
-        record: args.record.as_deref(),
-        redact: !args.no_redact,
-        max_payload: args.max_payload,
-        metrics: args.metrics,
-        filter: filter.as_ref(),
-    };
-    let metrics_url = pipeline::add_server_sinks(&mut sinks, outputs)
-        .await?
-        .map(|(_, url)| url);
-    let ui_hub = args.ui.map(|_| crate::ui::hub::Hub::new(!args.no_redact));
-    if let Some(hub) = &ui_hub {
-        sinks.add("ui", Box::new(crate::ui::UiSink(Arc::clone(hub))));
-    }
-    // The record keeps payloads; so must a filter that reads them to decide
-    // which log lines to print.
-    let filter_reads_payload = args.log_format != crate::lifecycle::LogFormat::Off
-        && filter.as_ref().is_some_and(|f| f.reads_payload());
-    let payload_limit = if args.record.is_some() || filter_reads_payload || args.ui.is_some() {
-        args.max_payload
-    } else {
-        0
-    };
-    let (events, pipeline) = pipeline::start(sinks, payload_limit)?;
+    let outputs = outputs::build(&args.output, &outputs::SERVE, Extras::default())?;
+    // Payloads are kept only for a sink that shows them (the record, --json,
+    // the UI) or a filter that reads them to decide which log lines to
+    // print: the log and the metrics need lengths only.
+    let payload_limit = outputs.payload_limit();
+    let frames = outputs.frames;
+    let metrics_url = outputs.metrics.map(|(_, url)| url);
+    let (events, pipeline) = pipeline::start(outputs.sinks, payload_limit)?;
 
     // The first line of stdout: tests and scripts read the addresses from it.
     let scheme = if tls.is_some() { "wss" } else { "ws" };
@@ -107,14 +92,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         line.push_str(&format!(" (metrics: {url})"));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    if let (Some(addr), Some(hub)) = (args.ui, ui_hub) {
+    if let Some(ui) = outputs.ui {
         let live = crate::ui::Mode::Live {
             source: "wscope serve".to_owned(),
             controls: None,
             events: events.clone(),
         };
-        let ui = crate::ui::start_live(addr, &args.ui_options, hub, live, shutdown_rx.clone());
-        line.push_str(&format!(" (ui: {})", ui.await?));
+        let url = ui.start(live, shutdown_rx.clone()).await?;
+        line.push_str(&format!(" (ui: {url})"));
     }
     println!("{line}");
     use std::io::Write;
@@ -122,6 +107,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let server = Arc::new(Server {
         events,
+        frames,
         tls: tls.map(TlsAcceptor::from),
         hub: Arc::new(Hub::default()),
         max_message: args.limits.max_message,
@@ -143,6 +129,7 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let server = Arc::new(Server {
         events,
+        frames: false,
         tls: None,
         hub: Arc::new(Hub::default()),
         max_message: wscope_proto::message::DEFAULT_MAX_MESSAGE,
@@ -322,7 +309,10 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
     }
 
     let max_message = plan.session.max_message.unwrap_or(server.max_message);
-    let conn = Connection::new(stream, Role::Server, &buf[head_len..], deflate, max_message);
+    let mut conn = Connection::new(stream, Role::Server, &buf[head_len..], deflate, max_message);
+    if server.frames {
+        conn.capture_frames(server.events.payload_limit);
+    }
     let path = request
         .target
         .split('?')

@@ -111,6 +111,9 @@ struct Session<'a> {
     broadcast: Option<Membership>,
     /// Set once we have sent a close frame and wait for the answer.
     close_deadline: Option<Instant>,
+    /// Whether the data frames of the message in progress carry plain
+    /// text (for `--frames`).
+    frames_are_text: bool,
 }
 
 impl<'a> Session<'a> {
@@ -130,6 +133,7 @@ impl<'a> Session<'a> {
             delayed: VecDeque::new(),
             broadcast: (plan.reply == Reply::Broadcast).then(|| ctx.hub.join(&ctx.path)),
             close_deadline: None,
+            frames_are_text: false,
         }
     }
 
@@ -259,7 +263,21 @@ impl<'a> Session<'a> {
                     self.on_message(conn, ctx, message.opcode, Bytes::from(message.data))
                         .await?;
                 }
-                Ok(Incoming::DataFrame(..)) => {}
+                // Only with --frames (`Connection::capture_frames`).
+                Ok(Incoming::DataFrame(header, payload)) => {
+                    // A continuation is text when its message started as text.
+                    if header.opcode != OpCode::Continuation {
+                        self.frames_are_text = header.opcode == OpCode::Text && !header.rsv1;
+                    }
+                    let frame = Frame::new(&header, &payload, self.frames_are_text);
+                    ctx.events
+                        .emit(
+                            &ctx.id,
+                            Some(Direction::ClientToServer),
+                            EventKind::Frame(frame),
+                        )
+                        .await;
+                }
                 Ok(Incoming::Ping(payload)) => {
                     let frame = EventKind::Frame(Frame::control(OpCode::Ping, &payload));
                     ctx.events

@@ -141,33 +141,34 @@ pub async fn start_live(
     Ok(url)
 }
 
-/// `wscope ui FILE`: a record file in the UI until Ctrl-C.
+/// `wscope ui FILE...`: record files in the UI until Ctrl-C.
 pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
-    let path = args.file.display().to_string();
-    let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {path}"))?;
-    let mut reader =
-        wscope_events::RecordReader::new(std::io::BufReader::with_capacity(1 << 16, file))
-            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let source = args
+        .files
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut inputs = crate::read::open_inputs(&args.files)?;
     let hub = Hub::new(!args.no_redact);
-    loop {
-        match reader.next_event() {
-            Ok(Some(event)) => hub.push(&event),
-            Ok(None) => break,
+    for event in inputs.by_ref() {
+        match event {
+            Ok(event) => hub.push(&event),
             Err(err) => {
-                eprintln!("wscope: {path}: {err}; the UI shows what came before it");
+                eprintln!("wscope: {err:#}; the UI shows what came before it");
                 break;
             }
         }
     }
-    if let Some(line) = reader.truncated_at() {
-        eprintln!("wscope: {path}: line {line} is cut off (the recording was interrupted)");
+    for warning in inputs.warnings() {
+        eprintln!("wscope: {warning}");
     }
     let (shutdown_tx, shutdown) = watch::channel(false);
     let listen = Listen {
         addr: args.listen,
         allow_remote: args.ui.ui_allow_remote,
     };
-    let url = start(listen, hub, Mode::Offline { source: path }, shutdown).await?;
+    let url = start(listen, hub, Mode::Offline { source }, shutdown).await?;
     println!("ui: {url}");
     use std::io::Write;
     std::io::stdout().flush()?;

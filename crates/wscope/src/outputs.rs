@@ -1,0 +1,472 @@
+//! The outputs of a run, built in one place. Every command that produces
+//! events flattens the same group of output flags ([`OutputArgs`]) and
+//! hands it, with its row of defaults below, to [`build`], which returns
+//! the sinks (terminal view, `--json`, lifecycle log, `--record`,
+//! `--metrics`, `--ui`). A new command gets every output by doing the same;
+//! no command wires a sink of its own.
+//!
+//! The rows ([`CONNECT`], [`SERVE`], [`PROXY`], [`READ`]) are the only
+//! place where outputs differ per command: default `--max-payload` and
+//! `--log-format`, what the terminal view looks like, what `--filter`
+//! narrows, and which flags a command cannot honour. clap cannot give a
+//! flattened flag a different default per command, so those flags are
+//! `Option`s and [`OutputDefaults::help`] writes each command's own default
+//! into its `--help`, and hides the flags it refuses.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use wscope_events::filter::Expr;
+
+use crate::cli::{OutputArgs, UiOptions};
+use crate::interactive::Printer;
+use crate::lifecycle::{LifecycleLog, LogFormat};
+use crate::metrics::{Metrics, MetricsSink};
+use crate::progress::{OnStderr, Progress};
+use crate::sink::{Human, JsonLines, Record, Sink, Sinks, filtered};
+use crate::ui::{Mode, UiSink, hub::Hub};
+
+/// What a command shows a person when no flag says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminal {
+    /// Nothing on stdout: a server's lifecycle log is its human output.
+    Off,
+    /// One connection at a time (connect): received messages on stdout,
+    /// how the connection ended on stderr (kept with `--quiet`), colours
+    /// on a terminal.
+    OneConnection,
+    /// Many connections (proxy, read): each line starts with the
+    /// connection id, both directions are marked; `--quiet` prints nothing.
+    Many,
+}
+
+/// What `--filter` narrows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterScope {
+    /// What is printed (the terminal view, `--json`, the lifecycle log);
+    /// `--record`, `--metrics` and `--ui` get every event. Live sources:
+    /// the recording is the evidence, the screen is for reading.
+    Printed,
+    /// Everything, `--record` included: the source drops what does not
+    /// pass (read, whose job is picking events out of a recording).
+    Everything,
+}
+
+/// One command's outputs when no flag says otherwise.
+#[derive(Debug)]
+pub struct OutputDefaults {
+    /// The subcommand, for messages and help.
+    pub command: &'static str,
+    pub max_payload: usize,
+    pub log_format: LogFormat,
+    /// Secret headers are redacted unless `--no-redact`.
+    pub redact: bool,
+    pub terminal: Terminal,
+    /// The terminal view shows control frames even without
+    /// `--show-control`.
+    pub show_control: bool,
+    /// The terminal view shows times even without `-t`.
+    pub timestamps: bool,
+    pub filter: FilterScope,
+    /// Flags (by clap id) this command cannot honour, and why: hidden from
+    /// its help, refused with the reason.
+    pub refused: &'static [(&'static str, &'static str)],
+}
+
+const UI_IS_LIVE: &str = "the web UI runs on serve and proxy; record with --record and open the file with `wscope ui FILE`";
+const NO_TERMINAL_VIEW: &str =
+    "serve has no terminal view; its lifecycle log (--log-format) is what it prints";
+const READ_UI: &str = "open record files in the web UI with `wscope ui FILE...`";
+
+pub static CONNECT: OutputDefaults = OutputDefaults {
+    command: "connect",
+    max_payload: 64 * 1024,
+    log_format: LogFormat::Off,
+    redact: true,
+    terminal: Terminal::OneConnection,
+    show_control: false,
+    timestamps: false,
+    filter: FilterScope::Printed,
+    refused: &[
+        ("ui", UI_IS_LIVE),
+        ("ui_allow_remote", UI_IS_LIVE),
+        ("open", UI_IS_LIVE),
+    ],
+};
+
+pub static SERVE: OutputDefaults = OutputDefaults {
+    command: "serve",
+    max_payload: 64 * 1024,
+    log_format: LogFormat::Text,
+    redact: true,
+    terminal: Terminal::Off,
+    show_control: false,
+    timestamps: false,
+    filter: FilterScope::Printed,
+    refused: &[
+        ("quiet", NO_TERMINAL_VIEW),
+        ("pretty", NO_TERMINAL_VIEW),
+        ("timestamps", NO_TERMINAL_VIEW),
+        ("show_control", NO_TERMINAL_VIEW),
+    ],
+};
+
+/// The proxy keeps less of each payload by default: it sees every message
+/// of every connection, and keeping costs (BENCHMARKS.md).
+pub static PROXY: OutputDefaults = OutputDefaults {
+    command: "proxy",
+    max_payload: 16 * 1024,
+    log_format: LogFormat::Off,
+    redact: true,
+    terminal: Terminal::Many,
+    show_control: false,
+    timestamps: false,
+    filter: FilterScope::Printed,
+    refused: &[],
+};
+
+/// A recording is passed on as it was recorded: whole payloads, headers
+/// redacted or not as the recorder chose.
+pub static READ: OutputDefaults = OutputDefaults {
+    command: "read",
+    max_payload: usize::MAX,
+    log_format: LogFormat::Off,
+    redact: false,
+    terminal: Terminal::Many,
+    show_control: true,
+    timestamps: true,
+    filter: FilterScope::Everything,
+    refused: &[
+        (
+            "frames",
+            "a record file holds the frames it was recorded with (connect or proxy --frames)",
+        ),
+        (
+            "metrics",
+            "read ends with its input, before anything could scrape metrics",
+        ),
+        ("ui", READ_UI),
+        ("ui_allow_remote", READ_UI),
+        ("open", READ_UI),
+    ],
+};
+
+impl OutputDefaults {
+    /// Why this command refuses the flag with clap id `id`, if it does.
+    fn refuses(&self, id: &str) -> Option<&'static str> {
+        self.refused
+            .iter()
+            .find(|(refused, _)| *refused == id)
+            .map(|(_, why)| *why)
+    }
+
+    /// The output flags as this command's `--help` shows them: its own
+    /// defaults written in, the flags it refuses hidden. For
+    /// `#[command(mut_args = ...)]` on the command's arguments.
+    pub fn help(&'static self) -> impl FnMut(clap::Arg) -> clap::Arg {
+        move |arg| {
+            let id = arg.get_id().as_str();
+            if self.refuses(id).is_some() {
+                return arg.hide(true);
+            }
+            let note = match id {
+                "max_payload" if self.max_payload == usize::MAX => "[default: no limit]".to_owned(),
+                "max_payload" => format!("[default: {}]", self.max_payload),
+                "log_format" => format!("[default: {}]", self.log_format.name()),
+                "timestamps" if self.timestamps => format!("[always on for {}]", self.command),
+                "show_control" if self.show_control => {
+                    format!("[always on for {}]", self.command)
+                }
+                _ => return arg,
+            };
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            arg.help(format!("{help} {note}"))
+        }
+    }
+}
+
+/// What only the running command knows.
+#[derive(Default)]
+pub struct Extras<'a> {
+    /// Mark sent (`>`) and received (`<`) messages in a one-connection
+    /// view (connect on a terminal, the demo); a many-connection view
+    /// always does.
+    pub arrows: bool,
+    /// Print through the line editor (connect's interactive mode).
+    pub printer: Option<Printer>,
+    /// Keep printing sinks clear of read's progress bar.
+    pub progress: Option<&'a Progress>,
+    /// The command prints something else in place of the terminal view
+    /// (read --stats).
+    pub no_terminal: bool,
+}
+
+/// The sinks the flags asked for, and what the source needs to know to
+/// feed them.
+pub struct Outputs {
+    pub sinks: Sinks,
+    /// `--filter` where it narrows everything ([`FilterScope::Everything`]):
+    /// the source applies it. Where it narrows what is printed it is
+    /// already inside those sinks, and this is `None`.
+    pub filter: Option<Expr>,
+    /// `--max-payload`, or the command's default.
+    pub max_payload: usize,
+    /// `--frames`: the source reports every data frame.
+    pub frames: bool,
+    /// `--metrics`: the counters (for what no event carries) and the URL
+    /// they are already served at.
+    pub metrics: Option<(Arc<Metrics>, String)>,
+    /// `--ui`: its sink is in `sinks`; the command starts it once it knows
+    /// what the UI may act on ([`LiveUi::start`]).
+    pub ui: Option<LiveUi>,
+}
+
+impl Outputs {
+    /// How many bytes of each payload the source should keep: none when no
+    /// sink looks at payloads (a server then builds no copies for them).
+    pub fn payload_limit(&self) -> usize {
+        if self.sinks.wants_payloads() {
+            self.max_payload
+        } else {
+            0
+        }
+    }
+}
+
+/// The web UI of a live command, fed but not yet listening.
+pub struct LiveUi {
+    addr: SocketAddr,
+    options: UiOptions,
+    pub hub: Arc<Hub>,
+}
+
+impl LiveUi {
+    /// Starts serving (and opens it with `--open`); returns its URL.
+    pub async fn start(
+        self,
+        mode: Mode,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<String> {
+        crate::ui::start_live(self.addr, &self.options, self.hub, mode, shutdown).await
+    }
+}
+
+/// Refuses the flags this command cannot honour and compiles `--filter`,
+/// so a mistake is reported before anything starts. [`build`] does it too;
+/// a command calls this first when it has other work to do before
+/// building (binding listeners, starting the line editor).
+pub fn check(args: &OutputArgs, defaults: &OutputDefaults) -> anyhow::Result<Option<Expr>> {
+    let given = [
+        ("json", args.json),
+        ("quiet", args.quiet),
+        ("pretty", args.pretty),
+        ("timestamps", args.timestamps),
+        ("show_control", args.show_control),
+        ("frames", args.frames),
+        ("filter", args.filter.is_some()),
+        ("record", args.record.is_some()),
+        ("max_payload", args.max_payload.is_some()),
+        ("no_redact", args.no_redact),
+        ("log_format", args.log_format.is_some()),
+        ("metrics", args.metrics.is_some()),
+        ("ui", args.ui.is_some()),
+        ("ui_allow_remote", args.ui_options.ui_allow_remote),
+        ("open", args.ui_options.open),
+    ];
+    for (id, _) in given.iter().filter(|(_, given)| *given) {
+        if let Some(why) = defaults.refuses(id) {
+            bail!(
+                "--{} is not available on `wscope {}`: {why}",
+                id.replace('_', "-"),
+                defaults.command
+            );
+        }
+    }
+    crate::cli::parse_filter(args.filter.as_deref())
+}
+
+/// Turns the output flags into sinks, with `defaults` for what they leave
+/// open: creates the record file, starts serving metrics. Sinks are added
+/// printing ones first, so a batch reaches the screen and logs before the
+/// record file.
+pub fn build(
+    args: &OutputArgs,
+    defaults: &OutputDefaults,
+    extras: Extras<'_>,
+) -> anyhow::Result<Outputs> {
+    let filter = check(args, defaults)?;
+    let max_payload = args.max_payload.unwrap_or(defaults.max_payload);
+    let redact = defaults.redact && !args.no_redact;
+    let log_format = args.log_format.unwrap_or(defaults.log_format);
+    let (printed, source_filter) = match defaults.filter {
+        FilterScope::Printed => (filter, None),
+        FilterScope::Everything => (None, filter),
+    };
+    let progress = extras.progress;
+    let around = |sink: Box<dyn Sink>, on_stderr| match progress {
+        Some(progress) => progress.around(sink, on_stderr),
+        None => sink,
+    };
+
+    let mut sinks = Sinks::default();
+    if args.json {
+        let json = Box::new(JsonLines::new(max_payload, redact));
+        sinks.add(
+            "--json",
+            filtered(printed.as_ref(), around(json, OnStderr::Nothing)),
+        );
+    } else if let Some(human) = terminal_view(args, defaults, extras) {
+        sinks.add(
+            "terminal",
+            filtered(
+                printed.as_ref(),
+                around(Box::new(human), OnStderr::EventsWithoutAMessage),
+            ),
+        );
+    }
+    if log_format != LogFormat::Off {
+        let log = Box::new(LifecycleLog::new(log_format));
+        sinks.add(
+            "log",
+            filtered(printed.as_ref(), around(log, OnStderr::Everything)),
+        );
+    }
+    if let Some(path) = &args.record {
+        let record = Record::create(path, redact, max_payload)
+            .with_context(|| format!("cannot create the record file {}", path.display()))?;
+        sinks.add("--record", Box::new(record));
+    }
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let (metrics, url) = serve_metrics(addr)?;
+            sinks.add("--metrics", Box::new(MetricsSink(Arc::clone(&metrics))));
+            Some((metrics, url))
+        }
+        None => None,
+    };
+    let ui = args.ui.map(|addr| {
+        let hub = Hub::new(redact);
+        sinks.add("--ui", Box::new(UiSink(Arc::clone(&hub))));
+        LiveUi {
+            addr,
+            options: args.ui_options.clone(),
+            hub,
+        }
+    });
+    Ok(Outputs {
+        sinks,
+        filter: source_filter,
+        max_payload,
+        frames: args.frames,
+        metrics,
+        ui,
+    })
+}
+
+/// The terminal view, when this command has one and nothing replaces it.
+fn terminal_view(args: &OutputArgs, defaults: &OutputDefaults, extras: Extras) -> Option<Human> {
+    use std::io::IsTerminal;
+    if extras.no_terminal {
+        return None;
+    }
+    let (arrows, show_conn, color) = match defaults.terminal {
+        Terminal::Off => return None,
+        Terminal::Many if args.quiet => return None,
+        Terminal::Many => (true, true, false),
+        Terminal::OneConnection => {
+            let color = std::env::var_os("NO_COLOR").is_none()
+                && (extras.printer.is_some() || std::io::stdout().is_terminal());
+            (extras.arrows, false, color)
+        }
+    };
+    Some(Human {
+        arrows,
+        quiet: args.quiet,
+        show_control: defaults.show_control || args.show_control,
+        timestamps: defaults.timestamps || args.timestamps,
+        pretty: args.pretty,
+        color,
+        printer: extras.printer,
+        show_conn,
+    })
+}
+
+/// Binds `addr` and serves the metrics there; returns them and their URL.
+/// Bound as `tokio::net::TcpListener::bind` does (address reuse, backlog
+/// 1024), but without awaiting, so that building outputs stays a plain
+/// function (it must already run inside the runtime).
+fn serve_metrics(addr: SocketAddr) -> anyhow::Result<(Arc<Metrics>, String)> {
+    let bind = || -> std::io::Result<tokio::net::TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    let listener = bind().with_context(|| format!("cannot listen for metrics on {addr}"))?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let metrics = Metrics::new();
+    tokio::spawn(crate::metrics::serve(listener, Arc::clone(&metrics)));
+    Ok((metrics, url))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// The help text clap shows for `--long` of `wscope command`.
+    fn help_of(command: &str, long: &str) -> Option<(String, bool)> {
+        let cli = crate::cli::Cli::command();
+        let sub = cli.find_subcommand(command)?;
+        sub.get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .map(|a| {
+                (
+                    a.get_help().map(ToString::to_string).unwrap_or_default(),
+                    a.is_hide_set(),
+                )
+            })
+    }
+
+    #[test]
+    fn each_command_shows_its_own_defaults() {
+        let (proxy, _) = help_of("proxy", "max-payload").unwrap();
+        assert!(proxy.ends_with("[default: 16384]"), "{proxy}");
+        let (connect, _) = help_of("connect", "max-payload").unwrap();
+        assert!(connect.ends_with("[default: 65536]"), "{connect}");
+        let (serve, _) = help_of("serve", "log-format").unwrap();
+        assert!(serve.ends_with("[default: text]"), "{serve}");
+        let (proxy, _) = help_of("proxy", "log-format").unwrap();
+        assert!(proxy.ends_with("[default: off]"), "{proxy}");
+        let (read, _) = help_of("read", "max-payload").unwrap();
+        assert!(read.ends_with("[default: no limit]"), "{read}");
+    }
+
+    #[test]
+    fn refused_flags_are_hidden_and_refused_with_a_reason() {
+        for defaults in [&CONNECT, &SERVE, &PROXY, &READ] {
+            for (id, _) in defaults.refused {
+                let long = id.replace('_', "-");
+                let (_, hidden) = help_of(defaults.command, &long)
+                    .unwrap_or_else(|| panic!("{} has no --{long}", defaults.command));
+                assert!(hidden, "--{long} shows in {} --help", defaults.command);
+            }
+        }
+        let args = OutputArgs {
+            metrics: Some("127.0.0.1:0".parse().unwrap()),
+            ..OutputArgs::default()
+        };
+        let err = check(&args, &READ).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--metrics is not available on `wscope read`: "),
+            "{err}"
+        );
+        assert!(check(&args, &SERVE).is_ok());
+    }
+}

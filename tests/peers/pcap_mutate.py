@@ -55,7 +55,8 @@ The JSON on stdout:
   value, or null), and per direction `isn`, `ws_start` (sequence number of
   the first byte after the HTTP head), `end` (one past the last byte) and
   `frames`: [seq, wire_length, payload_length, opcode, fin, rsv1] for
-  every frame, parsed here from the reassembled stream.
+  every frame, parsed here from the reassembled stream, and `segments`:
+  [packet, seq, length] for the data segments counted as "segment K".
 
 Sequence numbers are absolute, as on the wire (mod 2**32). IP total length
 (IPv4 header checksum too) is fixed in packets whose size changes; TCP
@@ -328,7 +329,13 @@ def describe(conn):
         "server": conn.server,
         "extensions": conn.extensions,
         **{
-            name: {"isn": d.isn, "ws_start": d.ws_start, "end": d.end, "frames": d.frames}
+            name: {
+                "isn": d.isn,
+                "ws_start": d.ws_start,
+                "end": d.end,
+                "frames": d.frames,
+                "segments": [[i, seq, len(data)] for i, seq, data in ws_segments(conn, name)],
+            }
             for name, d in conn.dirs.items()
         },
     }

@@ -23,16 +23,22 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 .venv/bin/python -c 'import kosoku, websockets; print("kosoku", kosoku.__name__, "websockets", websockets.__version__)'
 
-step "test peers: Debian packages (chromium for the browser tests)"
-if ! command -v chromium >/dev/null; then
+step "test peers: Debian packages (chromium for the browser tests; tcpdump, tshark and editcap for the capture tests)"
+debian_packages=()
+command -v chromium >/dev/null || debian_packages+=(chromium)
+command -v tcpdump >/dev/null || debian_packages+=(tcpdump)
+{ command -v tshark >/dev/null && command -v editcap >/dev/null; } || debian_packages+=(tshark)
+if [ "${#debian_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
-      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_packages[@]}" >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_packages[@]}" >/dev/null; }
   else
-    echo "chromium is missing and this is not root: install Debian's chromium package; the browser test will fail without it"
+    echo "missing and this is not root: ${debian_packages[*]}: install these Debian packages; the tests that need them will fail without them"
   fi
 fi
 chromium --version || true
+tcpdump --version 2>&1 | head -n 2 || true
+tshark --version 2>/dev/null | head -n 1 || true
 
 step "test peers: Node.js packages (npm ci: $(node -e 'const p=require("./package.json");console.log(Object.entries(p.devDependencies).map(([k,v])=>k+"@"+v).join(", "))'))"
 npm ci --no-audit --no-fund --loglevel=error

@@ -1,0 +1,529 @@
+"""Real WebSocket peers talking on loopback while tcpdump captures them.
+
+Usage:
+  capture_peers.py SCENARIO --out FILE.pcap --log LOG.json [--count N]
+  capture_peers.py --list
+
+Runs one SCENARIO between real peers (Python `websockets`, or Node.js `ws`
+through capture_peers.mjs) on 127.0.0.1, on a port the kernel picks (port 0,
+so never 80: a reader must find WebSockets on any port), while
+`tcpdump -i lo -U -w FILE 'port PORT'` captures it. Then writes LOG.json:
+what each peer library itself sent and received, and prints one line,
+"captured SCENARIO on port PORT: N packets", on stdout. Exits non-zero
+(with the reason on stderr) if anything went wrong, including a packet the
+kernel dropped before tcpdump saw it.
+
+It waits for events, never for time: tcpdump's "listening on" line before
+the peers start, and at the end one UDP datagram (payload
+`wscope-capture-marker`) sent to the captured port, the pcap polled until
+that datagram is in it, so every packet before it is in the file too. The
+marker stays in the capture: readers must skip packets that are not TCP.
+
+LOG.json:
+  {"scenario", "port", "library": {"client": "...", "server": "..."},
+   "expect": {"ended": "close_handshake" | "fin" | "rst", "handshake": "ok" | "refused"},
+   "client": PEER, "server": PEER}
+  PEER: {"sent_frames": [FRAME], "received_frames": [FRAME],
+         "sent_messages": [MSG], "received_messages": [MSG],
+         "close_sent": {"code", "reason"} | null, "close_rcvd": ... | null,
+         "close_code": int | null, "error": str | null}
+  FRAME: {"opcode": "text", "opcode_bits": 1, "fin": true, "rsv1": false,
+          "mask": "hex" | null, "masked": bool, "len": int, "base64": "..."}
+          -- as on the wire: unmasked, still compressed (recorded inside the
+          library, after its permessage-deflate encoder / before its decoder).
+          `mask` is the key the library drew (sent frames of a client only).
+  MSG: {"opcode": "text" | "binary", "text": "..." | "base64": "..."}
+
+Node peers record sent frames only (ws's public `Sender.frame` and the
+`generateMask` option); every frame on the wire is some peer's sent frame.
+
+Scenarios (--list prints them):
+  deflate              websockets both sides, permessage-deflate with context
+                       takeover: repeated texts, UTF-8, binary, empty, a 100 KB
+                       incompressible binary, ping/pong, client closes 1000
+  no-context-takeover  the same messages with client_no_context_takeover and
+                       server_no_context_takeover negotiated
+  fragmented           messages sent as fragments both ways (iterables), a
+                       ping between fragments, compressed and not
+  pipelined            --count (default 3000) messages sent without waiting,
+                       echoed, then a clean close
+  node-deflate         Node.js ws client and server, perMessageDeflate both
+                       ways with context takeover, a fragmented compressed
+                       message, ping/pong, client closes 1000
+  close-clean          the server closes with 4000 "server done"
+  close-drop           the server drops TCP without a close frame (FIN, 1006)
+  close-reset          the server resets TCP (SO_LINGER 0: RST, 1006)
+  refused              the server refuses the upgrade with 403
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import sys
+import types
+from pathlib import Path
+
+import websockets
+import websockets.frames as wsframes
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import Frame
+
+MARKER = b"wscope-capture-marker"
+HERE = Path(__file__).resolve().parent
+
+SCENARIOS = {
+    "deflate": "close_handshake",
+    "no-context-takeover": "close_handshake",
+    "fragmented": "close_handshake",
+    "pipelined": "close_handshake",
+    "node-deflate": "close_handshake",
+    "close-clean": "close_handshake",
+    "close-drop": "fin",
+    "close-reset": "rst",
+    "refused": "fin",
+}
+
+
+def new_peer():
+    return {
+        "sent_frames": [],
+        "received_frames": [],
+        "sent_messages": [],
+        "received_messages": [],
+        "close_sent": None,
+        "close_rcvd": None,
+        "close_code": None,
+        "error": None,
+    }
+
+
+LOG = {"client": new_peer(), "server": new_peer()}
+
+
+# --- frames as the library itself sees them -------------------------------
+#
+# A do-nothing extension appended to the list websockets applies: it runs
+# after permessage-deflate when sending and before it when receiving, so it
+# sees each frame as on the wire (unmasked). `mask=True` in serialize means
+# the client side, in parse the server side.
+
+
+class _Recorder(Extension):
+    name = "x-wscope-recorder"  # never negotiated: only called by the hooks below
+
+    def __init__(self, frames, masked):
+        self.frames = frames
+        self.masked = masked
+        self.entry = None
+
+    def _record(self, frame):
+        self.entry = frame_record(frame, self.masked)
+        self.frames.append(self.entry)
+        return frame
+
+    def encode(self, frame):
+        return self._record(frame)
+
+    def decode(self, frame, *, max_size=None):
+        return self._record(frame)
+
+
+def frame_record(frame, masked):
+    data = bytes(frame.data)
+    return {
+        "opcode": frame.opcode.name.lower().replace("cont", "continuation"),
+        "opcode_bits": int(frame.opcode),
+        "fin": frame.fin,
+        "rsv1": frame.rsv1,
+        "mask": None,
+        "masked": masked,
+        "len": len(data),
+        "base64": base64.b64encode(data).decode(),
+    }
+
+
+_last_mask = [None]
+
+
+def _token_bytes(n):
+    key = os.urandom(n)
+    _last_mask[0] = key
+    return key
+
+
+def install_frame_hooks():
+    wsframes.secrets = types.SimpleNamespace(token_bytes=_token_bytes)
+    serialize = Frame.serialize
+    parse = Frame.parse.__func__
+
+    def recording_serialize(self, *, mask, extensions=None):
+        side = "client" if mask else "server"
+        recorder = _Recorder(LOG[side]["sent_frames"], mask)
+        out = serialize(self, mask=mask, extensions=[*(extensions or []), recorder])
+        if mask:
+            recorder.entry["mask"] = _last_mask[0].hex()
+        return out
+
+    def recording_parse(cls, read_exact, *, mask, max_size=None, extensions=None):
+        side = "server" if mask else "client"
+        recorder = _Recorder(LOG[side]["received_frames"], mask)
+        return (
+            yield from parse(
+                cls,
+                read_exact,
+                mask=mask,
+                max_size=max_size,
+                extensions=[*(extensions or []), recorder],
+            )
+        )
+
+    Frame.serialize = recording_serialize
+    Frame.parse = classmethod(recording_parse)
+
+
+def message_record(data):
+    if isinstance(data, str):
+        return {"opcode": "text", "text": data}
+    return {"opcode": "binary", "base64": base64.b64encode(bytes(data)).decode()}
+
+
+def close_record(close):
+    return None if close is None else {"code": close.code, "reason": close.reason}
+
+
+def finish_peer(side, ws):
+    peer = LOG[side]
+    peer["close_sent"] = close_record(ws.protocol.close_sent)
+    peer["close_rcvd"] = close_record(ws.protocol.close_rcvd)
+    peer["close_code"] = ws.close_code
+
+
+# --- the messages ---------------------------------------------------------
+
+
+def chat_messages():
+    """Messages that show context takeover: the repeats compress to a few
+    bytes only when the window carries over from the message before."""
+    doc = json.dumps({"type": "trade", "symbol": "WSCOPE", "price": 101.25, "qty": 7, "note": "x" * 40})
+    rng = random.Random(12)
+    return [
+        doc,
+        doc,
+        doc,
+        "Grüße, 世界 🌍 — UTF-8 in a compressed text",
+        b"\x00\x01\x02\x03\xff\xfe" * 20,
+        "",
+        bytes(rng.getrandbits(8) for _ in range(100_000)),  # over 64 KiB, incompressible
+        "tail " * 2000,
+        doc,
+    ]
+
+
+async def send_logged(ws, side, message):
+    LOG[side]["sent_messages"].append(message_record(message))
+    await ws.send(message)
+
+
+async def recv_logged(ws, side):
+    message = await ws.recv()
+    LOG[side]["received_messages"].append(message_record(message))
+    return message
+
+
+# --- scenarios: server handlers and clients --------------------------------
+
+
+async def echo_handler(ws):
+    try:
+        while True:
+            message = await recv_logged(ws, "server")
+            await send_logged(ws, "server", message)
+    except ConnectionClosed:
+        pass
+    finish_peer("server", ws)
+
+
+async def fragments_handler(ws):
+    try:
+        while True:
+            message = await recv_logged(ws, "server")
+            if isinstance(message, str):
+                chunks = [message[i : i + 4] for i in range(0, len(message), 4)] or [""]
+            else:
+                chunks = [message[i : i + 3] for i in range(0, len(message), 3)] or [b""]
+            LOG["server"]["sent_messages"].append(message_record(message))
+            await ws.send(chunks)
+    except ConnectionClosed:
+        pass
+    finish_peer("server", ws)
+
+
+async def close_clean_handler(ws):
+    await recv_logged(ws, "server")
+    await send_logged(ws, "server", "bye")
+    await ws.close(4000, "server done")
+    finish_peer("server", ws)
+
+
+async def drop_handler(ws, reset):
+    await recv_logged(ws, "server")
+    await send_logged(ws, "server", "welcome")
+    # Wait until the client has read "welcome" and said so, so nothing is
+    # unread in the server's socket: then close() sends FIN, not RST.
+    await recv_logged(ws, "server")
+    if reset:
+        ws.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+    ws.transport.abort()
+    finish_peer("server", ws)
+
+
+async def client_chat(ws):
+    for message in chat_messages():
+        await send_logged(ws, "client", message)
+        await recv_logged(ws, "client")
+    pong = await ws.ping(b"p1")
+    await pong
+    await ws.close(1000, "client done")
+
+
+async def client_fragments(ws):
+    async def with_ping():
+        yield "frag"
+        await ws.ping(b"mid")
+        yield "mented "
+        yield "with a ping"
+
+    messages = [["Hel", "lo ", "wörld"], [b"\x00\x01", b"\x02", b"\x03\x04"], ["single"], ["x" * 300, "y" * 300]]
+    for chunks in messages:
+        LOG["client"]["sent_messages"].append(message_record(chunks[0][:0].join(chunks)))
+        await ws.send(chunks)
+        await recv_logged(ws, "client")
+    LOG["client"]["sent_messages"].append(message_record("fragmented with a ping"))
+    await ws.send(with_ping())
+    await recv_logged(ws, "client")
+    await ws.close(1000, "client done")
+
+
+async def client_pipelined(ws, count):
+    async def reader():
+        for _ in range(count):
+            await recv_logged(ws, "client")
+
+    task = asyncio.create_task(reader())
+    for i in range(count):
+        await send_logged(ws, "client", f"message {i} " + "abc" * (i % 50))
+    await task
+    await ws.close(1000, "client done")
+
+
+async def client_close_clean(ws):
+    await send_logged(ws, "client", "hello")
+    await recv_logged(ws, "client")
+    try:
+        await recv_logged(ws, "client")
+    except ConnectionClosed:
+        pass
+
+
+async def client_drop(ws):
+    await send_logged(ws, "client", "hello")
+    await recv_logged(ws, "client")
+    await send_logged(ws, "client", "got welcome")
+    try:
+        await recv_logged(ws, "client")
+    except ConnectionClosed:
+        pass
+
+
+async def run_python(scenario, args, port_ready):
+    server_kwargs, client_kwargs = {}, {}
+    handler = echo_handler
+    client = client_chat
+    process_request = None
+    if scenario == "no-context-takeover":
+        server_kwargs["extensions"] = [
+            ServerPerMessageDeflateFactory(server_no_context_takeover=True, client_no_context_takeover=True)
+        ]
+        client_kwargs["extensions"] = [
+            ClientPerMessageDeflateFactory(server_no_context_takeover=True, client_no_context_takeover=True)
+        ]
+        server_kwargs["compression"] = client_kwargs["compression"] = None
+    elif scenario == "fragmented":
+        handler, client = fragments_handler, client_fragments
+    elif scenario == "pipelined":
+        client = lambda ws: client_pipelined(ws, args.count)  # noqa: E731
+    elif scenario == "close-clean":
+        handler, client = close_clean_handler, client_close_clean
+    elif scenario in ("close-drop", "close-reset"):
+        reset = scenario == "close-reset"
+        handler = lambda ws: drop_handler(ws, reset)  # noqa: E731
+        client = client_drop
+    elif scenario == "refused":
+
+        def process_request(connection, request):
+            return connection.respond(403, "origin not allowed\n")
+
+    done = asyncio.get_running_loop().create_future()
+
+    async def tracked(ws):
+        try:
+            await handler(ws)
+        finally:
+            if not done.done():
+                done.set_result(None)
+
+    async with serve(
+        tracked, "127.0.0.1", 0, process_request=process_request, max_size=None, **server_kwargs
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        await port_ready(port)
+        uri = f"ws://127.0.0.1:{port}/{scenario}"
+        try:
+            async with connect(uri, max_size=None, **client_kwargs) as ws:
+                try:
+                    await client(ws)
+                except ConnectionClosed as exc:
+                    LOG["client"]["error"] = repr(exc)
+                await ws.wait_closed()
+            finish_peer("client", ws)
+        except InvalidStatus as exc:
+            LOG["client"]["error"] = f"refused: {exc.response.status_code}"
+            LOG["client"]["status"] = exc.response.status_code
+            return port
+        await done
+    return port
+
+
+async def run_node(scenario, args, port_ready):
+    node = await asyncio.create_subprocess_exec(
+        "node",
+        str(HERE / "capture_peers.mjs"),
+        scenario,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    line = (await node.stdout.readline()).decode()
+    match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        raise SystemExit(f"capture_peers.mjs did not name its port: {line!r}")
+    port = int(match.group(1))
+    await port_ready(port)
+    node.stdin.write(b"go\n")
+    await node.stdin.drain()
+    node.stdin.close()
+    out = await node.stdout.read()
+    if await node.wait() != 0:
+        raise SystemExit(f"capture_peers.mjs failed ({node.returncode})")
+    report = json.loads(out)
+    LOG["client"], LOG["server"] = report["client"], report["server"]
+    LOG["library"] = report["library"]
+    return port
+
+
+# --- tcpdump ----------------------------------------------------------------
+
+
+class Capture:
+    def __init__(self, out):
+        self.out = out
+        self.proc = None
+        self.stderr = []
+
+    async def start(self, port):
+        self.port = port
+        self.proc = await asyncio.create_subprocess_exec(
+            "tcpdump", "-i", "lo", "-U", "--immediate-mode", "-B", "65536", "-s", "0",
+            "-Z", "root", "-w", str(self.out), f"port {port}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        while True:
+            line = (await self.proc.stderr.readline()).decode()
+            if not line:
+                raise SystemExit("tcpdump ended before listening: " + "".join(self.stderr))
+            self.stderr.append(line)
+            if "listening on" in line:
+                return
+
+    async def stop(self):
+        # The marker datagram: once it is in the file, so is everything before.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            for _ in range(2000):
+                udp.sendto(MARKER, ("127.0.0.1", self.port))
+                await asyncio.sleep(0.005)
+                if MARKER in self.out.read_bytes():
+                    break
+            else:
+                raise SystemExit("the marker datagram never reached the capture")
+        self.proc.send_signal(signal.SIGINT)
+        rest = (await self.proc.stderr.read()).decode()
+        await self.proc.wait()
+        self.stderr.append(rest)
+        dropped = re.search(r"(\d+) packets? dropped by kernel", rest)
+        captured = re.search(r"(\d+) packets? captured", rest)
+        if not dropped or int(dropped.group(1)) != 0:
+            raise SystemExit("tcpdump lost packets: " + rest)
+        return int(captured.group(1)) if captured else -1
+
+
+async def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", nargs="?", choices=sorted(SCENARIOS))
+    parser.add_argument("--out", type=Path, help="the pcap file to write")
+    parser.add_argument("--log", type=Path, help="the JSON log of what the peers sent and received")
+    parser.add_argument("--count", type=int, default=3000, help="messages in the pipelined scenario")
+    parser.add_argument("--list", action="store_true", help="print the scenarios")
+    args = parser.parse_args()
+    if args.list:
+        print("\n".join(SCENARIOS))
+        return
+    if not (args.scenario and args.out and args.log):
+        parser.error("SCENARIO, --out and --log are required")
+
+    install_frame_hooks()
+    capture = Capture(args.out)
+    LOG["library"] = {"client": f"websockets {websockets.__version__}", "server": f"websockets {websockets.__version__}"}
+
+    async def port_ready(port):
+        await capture.start(port)
+
+    try:
+        if args.scenario.startswith("node-"):
+            port = await run_node(args.scenario, args, port_ready)
+        else:
+            port = await run_python(args.scenario, args, port_ready)
+    finally:
+        if capture.proc and capture.proc.returncode is None:
+            packets = await capture.stop()
+    log = {
+        "scenario": args.scenario,
+        "port": port,
+        "library": LOG.pop("library"),
+        "expect": {
+            "ended": SCENARIOS[args.scenario],
+            "handshake": "refused" if args.scenario == "refused" else "ok",
+        },
+        **LOG,
+    }
+    args.log.write_text(json.dumps(log, ensure_ascii=False) + "\n")
+    print(f"captured {args.scenario} on port {port}: {packets} packets")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

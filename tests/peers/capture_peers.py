@@ -21,7 +21,8 @@ marker stays in the capture: readers must skip packets that are not TCP.
 
 LOG.json:
   {"scenario", "port", "library": {"client": "...", "server": "..."},
-   "expect": {"ended": "close_handshake" | "fin" | "rst", "handshake": "ok" | "refused"},
+   "expect": {"ended": "close_handshake" | "fin" | "rst", "by": "client" | "server" | "unknown",
+              "code": int | null, "handshake": "ok" | "refused"},
    "client": PEER, "server": PEER}
   PEER: {"sent_frames": [FRAME], "received_frames": [FRAME],
          "sent_messages": [MSG], "received_messages": [MSG],
@@ -85,16 +86,19 @@ from websockets.frames import Frame
 MARKER = b"wscope-capture-marker"
 HERE = Path(__file__).resolve().parent
 
+# How each scenario ends, as the capture must tell it: `ended` (how the TCP
+# connection ended), `by` (who sent the first close frame), `code` (1006:
+# no close frame).
 SCENARIOS = {
-    "deflate": "close_handshake",
-    "no-context-takeover": "close_handshake",
-    "fragmented": "close_handshake",
-    "pipelined": "close_handshake",
-    "node-deflate": "close_handshake",
-    "close-clean": "close_handshake",
-    "close-drop": "fin",
-    "close-reset": "rst",
-    "refused": "fin",
+    "deflate": ("close_handshake", "client", 1000),
+    "no-context-takeover": ("close_handshake", "client", 1000),
+    "fragmented": ("close_handshake", "client", 1000),
+    "pipelined": ("close_handshake", "client", 1000),
+    "node-deflate": ("close_handshake", "client", 1000),
+    "close-clean": ("close_handshake", "server", 4000),
+    "close-drop": ("fin", "unknown", 1006),
+    "close-reset": ("rst", "unknown", 1006),
+    "refused": ("fin", "unknown", None),
 }
 
 
@@ -290,6 +294,9 @@ async def drop_handler(ws, reset):
             socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
         )
     ws.transport.abort()
+    # Until websockets has seen the connection go, returning would make it
+    # serialize a close frame that never reaches the wire.
+    await ws.wait_closed()
     finish_peer("server", ws)
 
 
@@ -516,7 +523,9 @@ async def main():
         "port": port,
         "library": LOG.pop("library"),
         "expect": {
-            "ended": SCENARIOS[args.scenario],
+            "ended": SCENARIOS[args.scenario][0],
+            "by": SCENARIOS[args.scenario][1],
+            "code": SCENARIOS[args.scenario][2],
             "handshake": "refused" if args.scenario == "refused" else "ok",
         },
         **LOG,

@@ -132,6 +132,18 @@ pub struct Open {
     pub extensions: Vec<String>,
     #[serde(default)]
     pub timings: Timings,
+    /// Set when the handshake was not seen (a capture that starts after
+    /// it): the addresses are known, the heads are empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<HandshakeSeen>,
+}
+
+/// What was seen of an opening handshake, when not all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandshakeSeen {
+    /// Not in the capture: the connection was found from its frames.
+    Missing,
 }
 
 /// The `handshake_failed` event.
@@ -388,6 +400,24 @@ pub struct Closed {
     pub messages_s2c: u64,
     pub bytes_c2s: u64,
     pub bytes_s2c: u64,
+    /// How the TCP connection ended, where it was watched from outside
+    /// (a capture): absent from a live connection's own report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ending>,
+}
+
+/// How a connection seen in a capture ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// Both close frames, then TCP closed.
+    CloseHandshake,
+    /// TCP closed (FIN) without the close handshake.
+    Fin,
+    /// A TCP reset.
+    Rst,
+    /// Still open when the capture ended.
+    CaptureEnd,
 }
 
 #[cfg(test)]

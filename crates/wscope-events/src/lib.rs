@@ -17,7 +17,7 @@ pub mod record;
 pub mod redact;
 
 pub use event::{
-    Close, Closed, ClosedBy, Direction, Event, EventKind, Frame, HandshakeFailed, Head, Message,
-    Open, Payload, Timings, ViolationInfo,
+    Close, Closed, ClosedBy, Direction, Ending, Event, EventKind, Frame, HandshakeFailed,
+    HandshakeSeen, Head, Message, Open, Payload, Timings, ViolationInfo,
 };
 pub use record::{ReadError, RecordReader, RecordWriter};

@@ -192,6 +192,7 @@ mod tests {
                 subprotocol: None,
                 extensions: vec![],
                 timings: Timings::default(),
+                handshake: None,
             }),
         }
     }

@@ -447,6 +447,7 @@ async fn one_connection(
         messages_s2c: stats.messages_in,
         bytes_c2s: stats.bytes_out,
         bytes_s2c: stats.bytes_in,
+        ended: None,
     };
     let ended = match by {
         ClosedBy::Server => format!("the server closed it with {}", code),

@@ -243,6 +243,7 @@ pub async fn dial(
             tls_us,
             upgrade_us: Some(upgrade_started.elapsed().as_micros() as u64),
         },
+        handshake: None,
     };
     emit(sinks, None, EventKind::Open(open));
 

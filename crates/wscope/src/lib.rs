@@ -28,6 +28,7 @@ pub mod read;
 pub mod rules;
 pub mod serve;
 pub mod sink;
+pub mod source;
 pub mod timers;
 pub mod tls;
 pub mod ui;

@@ -5,12 +5,10 @@
 //! shows how far it has got on a progress bar (`progress.rs`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::BufReader;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use wscope_events::filter::Expr;
-use wscope_events::{Direction, Event, EventKind, RecordReader};
+use wscope_events::{Direction, Event, EventKind};
 
 use crate::cli::ReadArgs;
 use crate::progress::{OnStderr, Output, Progress};
@@ -57,18 +55,26 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
             .map(|d| micros(d, "--until"))
             .transpose()?,
     };
-    let file =
-        File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
-    // Not a regular file (a pipe, /dev/stdin): no length, no bar.
-    let len = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    // Not regular files (a pipe, stdin): no length, no bar.
+    let len = [&args.file]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
     let output = if args.stats {
         Output::AtTheEnd
     } else {
         Output::AsItGoes
     };
     let progress = Progress::for_file(&args.file.display().to_string(), len, output);
-    let mut reader = RecordReader::new(BufReader::with_capacity(1 << 16, progress.wrap(file)))
-        .with_context(|| format!("{}", args.file.display()))?;
+    let capture = wscope_capture::Options {
+        max_payload: 64 * 1024,
+        frames: !args.stats,
+    };
+    let mut reader = crate::source::open(std::slice::from_ref(&args.file), capture, &|raw| {
+        Box::new(progress.wrap(raw))
+    })?;
 
     let mut sinks = Sinks::default();
     if args.json {
@@ -125,16 +131,13 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     if args.stats {
         stats.print();
     }
-    if let Some(line) = reader.truncated_at() {
-        eprintln!(
-            "wscope: line {line} of {} is cut off (the writer stopped mid-line); everything before it was read",
-            args.file.display()
-        );
+    if let Some(line) = reader.summary() {
+        eprintln!("wscope: {line}");
     }
     match outcome {
         Ok(()) => Ok(0),
-        Err(err) => {
-            eprintln!("wscope: {}: {err}", args.file.display());
+        Err(damaged) => {
+            eprintln!("wscope: {}: {}", damaged.file, damaged.error);
             Ok(1)
         }
     }

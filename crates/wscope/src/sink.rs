@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use wscope_events::filter::Expr;
-use wscope_events::{ClosedBy, Direction, Event, EventKind, Payload, RecordWriter, redact};
+use wscope_events::{ClosedBy, Direction, Ending, Event, EventKind, Payload, RecordWriter, redact};
 use wscope_proto::CloseCode;
 
 /// One consumer of the event stream.
@@ -359,7 +359,9 @@ impl Sink for Human {
                 if self.show_control
                     && frame.opcode != "text"
                     && frame.opcode != "binary"
-                    && frame.opcode != "cont" =>
+                    && frame.opcode != "cont"
+                    // The `close` event that follows says it better.
+                    && frame.opcode != "close" =>
             {
                 self.prefix(event, &mut line, true);
                 let _ = write!(line, "{} ", frame.opcode);
@@ -420,8 +422,14 @@ impl Sink for Human {
                     ClosedBy::Unknown => "",
                     ClosedBy::Proxy => "by the proxy",
                 };
+                let tcp = match closed.ended {
+                    Some(Ending::CloseHandshake) | None => "",
+                    Some(Ending::Fin) => ", TCP closed without the close handshake",
+                    Some(Ending::Rst) => ", TCP reset",
+                    Some(Ending::CaptureEnd) => ", still open when the capture ended",
+                };
                 let text = format!(
-                    "{} closed {by}: {code}{}, {}, after {:.1?} (client->server {} messages / {} bytes, server->client {} / {})",
+                    "{} closed {by}: {code}{}, {}{tcp}, after {:.1?} (client->server {} messages / {} bytes, server->client {} / {})",
                     event.conn,
                     if closed.reason.is_empty() {
                         String::new()

@@ -222,6 +222,7 @@ pub async fn exchange(
             tls_us: timing.tls_us,
             upgrade_us: Some(upgrade_us),
         },
+        handshake: None,
     };
     proxy
         .events
@@ -636,6 +637,7 @@ fn closed_event(client: &Client, c2s: &Side, s2c: &Side) -> Closed {
         messages_s2c: s.messages,
         bytes_c2s: c.bytes,
         bytes_s2c: s.bytes,
+        ended: None,
     }
 }
 

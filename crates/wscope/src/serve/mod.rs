@@ -311,6 +311,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             upgrade_us: Some(started.elapsed().as_micros() as u64),
             ..Timings::default()
         },
+        handshake: None,
     };
     server.events.emit(&id, None, EventKind::Open(open)).await;
     if let Some(text) = plan.ignored.clone() {

@@ -77,6 +77,7 @@ pub async fn run(mut conn: Connection<NetStream>, plan: SessionPlan, mut ctx: Ct
         messages_s2c: stats.messages_out,
         bytes_c2s: stats.bytes_in,
         bytes_s2c: stats.bytes_out,
+        ended: None,
     };
     ctx.events
         .emit(&ctx.id, None, EventKind::Closed(closed))

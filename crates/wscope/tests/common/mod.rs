@@ -252,3 +252,87 @@ pub fn record_until(path: &std::path::Path, done: impl Fn(&[Value]) -> bool) -> 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A program the tests need from the system (Debian packages that
+/// `scripts/test.sh` installs when it runs as root): its path on `PATH`.
+/// A missing one fails the test with what to install; it never skips it.
+pub fn system_tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{name} is missing: run scripts/test.sh as root (it installs Debian's {package}), \
+             or apt-get install {package}"
+        )
+    })
+}
+
+/// One scenario between real peers captured by tcpdump
+/// (tests/peers/capture_peers.py): the pcap file, the peers' own log of
+/// what they sent and received, and the server's port.
+pub struct PeerCapture {
+    pub pcap: PathBuf,
+    pub log: Value,
+    pub port: u16,
+}
+
+/// Runs `capture_peers.py SCENARIO` into `dir` (needs root for tcpdump on
+/// `lo`; `extra` goes to the script, e.g. `--count 500`).
+pub fn capture_peers(scenario: &str, dir: &Path, extra: &[&str]) -> PeerCapture {
+    system_tool("tcpdump", "tcpdump");
+    if scenario.starts_with("node-") {
+        node();
+    }
+    let pcap = dir.join(format!("{scenario}.pcap"));
+    let log_path = dir.join(format!("{scenario}.json"));
+    let out = Command::new(venv_bin("python"))
+        .arg(peer_script("capture_peers.py"))
+        .arg(scenario)
+        .arg("--out")
+        .arg(&pcap)
+        .arg("--log")
+        .arg(&log_path)
+        .args(extra)
+        .output()
+        .expect("capture_peers.py runs");
+    assert!(
+        out.status.success(),
+        "capture_peers.py {scenario} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log: Value = serde_json::from_str(
+        &std::fs::read_to_string(&log_path).expect("capture_peers.py wrote its log"),
+    )
+    .expect("the peer log is JSON");
+    let port = log["port"].as_u64().expect("the log names the port") as u16;
+    PeerCapture { pcap, log, port }
+}
+
+/// `wscope read ARGS... --json` (with `stdin` as its standard input when
+/// given): the events it printed. Fails the test when it fails.
+pub fn read_json(args: &[&std::ffi::OsStr], stdin: Option<&Path>) -> Vec<Value> {
+    let mut command = wscope();
+    command.arg("read").args(args).arg("--json");
+    if let Some(path) = stdin {
+        command.stdin(std::fs::File::open(path).expect("stdin file opens"));
+    }
+    let out = command.output().expect("wscope read runs");
+    assert!(
+        out.status.success(),
+        "wscope read {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("wscope read printed {line:?}: {e}"))
+        })
+        .collect()
+}

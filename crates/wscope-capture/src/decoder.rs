@@ -1,0 +1,240 @@
+//! The connection table: packets in, events out.
+//!
+//! [`Decoder`] takes packets in capture order, finds each one's TCP
+//! connection (by its two addresses, either way round), and lets the
+//! connection turn its bytes into events (`conn.rs`). Connection ids are
+//! handed out in the order connections become worth reporting, so the same
+//! capture always gives the same ids. At the end, [`Decoder::finish`]
+//! reports the connections still open, in id order.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use wscope_events::{Direction, Event, EventKind};
+
+use crate::conn::Conn;
+use crate::ip::{IpLayer, Segment};
+use crate::link;
+use crate::packets::{Packet, Problem};
+
+/// How events are built.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Payload bytes kept per frame and message (the true length is kept).
+    pub max_payload: usize,
+    /// Report every data frame, not only control frames and messages.
+    pub frames: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_payload: 64 * 1024,
+            frames: true,
+        }
+    }
+}
+
+/// What a capture held, for the line printed at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub packets: u64,
+    pub tcp_connections: u64,
+    pub websocket: u64,
+    pub handshake_failed: u64,
+    pub handshake_missing: u64,
+    pub tls: u64,
+    /// Some of the TLS server names seen.
+    pub tls_names: Vec<String>,
+    pub http2: u64,
+    pub http_without_upgrade: u64,
+    pub frames: u64,
+    pub messages: u64,
+    pub gaps: u64,
+    pub problems: u64,
+}
+
+/// What a connection needs from the decoder while it works.
+pub struct Ctx<'a> {
+    pub options: &'a Options,
+    pub summary: &'a mut Summary,
+    out: &'a mut Vec<Event>,
+    next_conn: &'a mut u64,
+    order: &'a mut u64,
+}
+
+impl Ctx<'_> {
+    pub fn emit(&mut self, ts: u64, conn: &str, dir: Option<Direction>, kind: EventKind) {
+        self.out.push(Event {
+            ts,
+            conn: conn.to_owned(),
+            dir,
+            kind,
+        });
+    }
+
+    /// A fresh connection id.
+    pub fn next_id(&mut self) -> String {
+        *self.next_conn += 1;
+        format!("c{}", self.next_conn)
+    }
+
+    /// A number that orders closes, FINs and resets across connections.
+    pub fn next_order(&mut self) -> u64 {
+        *self.order += 1;
+        *self.order
+    }
+}
+
+/// Problems reported one by one before only being counted.
+const PROBLEMS_IN_DETAIL: u64 = 20;
+
+type Key = (SocketAddr, SocketAddr);
+
+fn key(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// Packets in, events out.
+pub struct Decoder {
+    options: Options,
+    ip: IpLayer,
+    conns: HashMap<Key, Conn>,
+    summary: Summary,
+    problems: Vec<Problem>,
+    unsupported_links: Vec<i32>,
+    next_conn: u64,
+    order: u64,
+    last_ts: u64,
+}
+
+impl Decoder {
+    pub fn new(options: Options) -> Decoder {
+        Decoder {
+            options,
+            ip: IpLayer::default(),
+            conns: HashMap::new(),
+            summary: Summary::default(),
+            problems: Vec::new(),
+            unsupported_links: Vec::new(),
+            next_conn: 0,
+            order: 0,
+            last_ts: 0,
+        }
+    }
+
+    /// Takes one packet; its events are appended to `out`.
+    pub fn packet(&mut self, packet: &Packet<'_>, out: &mut Vec<Event>) {
+        self.summary.packets += 1;
+        self.last_ts = self.last_ts.max(packet.ts_us);
+        let ip = match link::ip_payload(packet.linktype, packet.data) {
+            Ok(Some(ip)) => ip,
+            Ok(None) => return,
+            Err(link::LinkError::Unsupported(linktype)) => {
+                if !self.unsupported_links.contains(&linktype) {
+                    self.unsupported_links.push(linktype);
+                    self.problem(
+                        packet.number,
+                        link::LinkError::Unsupported(linktype).to_string()
+                            + "; packets of this link type are skipped",
+                    );
+                }
+                return;
+            }
+            Err(err) => {
+                self.problem(packet.number, format!("{err}; skipped"));
+                return;
+            }
+        };
+        let Decoder {
+            options,
+            ip: ip_layer,
+            conns,
+            summary,
+            next_conn,
+            order,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            options,
+            summary,
+            out,
+            next_conn,
+            order,
+        };
+        let ts = packet.ts_us;
+        let result = ip_layer.packet(packet.number, ip, &mut |seg: &Segment<'_>| {
+            let k = key(seg.src, seg.dst);
+            let fresh_syn = seg.syn && !seg.ack;
+            if !conns.contains_key(&k) && !seg.syn && seg.payload.is_empty() && seg.missing == 0 {
+                // The last ACKs and FINs of a connection already over (or
+                // one joined at its very end): nothing to decode.
+                return;
+            }
+            let conn = conns.entry(k).or_insert_with(|| {
+                ctx.summary.tcp_connections += 1;
+                Conn::new(seg.src, seg.dst)
+            });
+            if fresh_syn && (conn.is_done() || conn.both_ended()) {
+                // The same addresses again: a new connection.
+                ctx.summary.tcp_connections += 1;
+                *conn = Conn::new(seg.src, seg.dst);
+            }
+            let side = conn.side_of(seg.src);
+            conn.segment(side, seg, ts, &mut ctx);
+            if (conn.is_done() || conn.ignored()) && conn.both_ended() {
+                conns.remove(&k);
+            }
+        });
+        if let Err(text) = result {
+            self.problem(packet.number, text);
+        }
+    }
+
+    /// The capture ended: every connection still open is reported.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let mut open: Vec<(Key, Conn)> = self.conns.drain().collect();
+        // Deterministic order: by the first packet's addresses.
+        open.sort_by_key(|(key, _)| *key);
+        let mut ctx = Ctx {
+            options: &self.options,
+            summary: &mut self.summary,
+            out,
+            next_conn: &mut self.next_conn,
+            order: &mut self.order,
+        };
+        let start = ctx.out.len();
+        for (_, mut conn) in open {
+            conn.finish(self.last_ts, &mut ctx);
+        }
+        // Events of the end, in connection order.
+        let tail = &mut out[start..];
+        tail.sort_by_key(|e| conn_number(&e.conn));
+    }
+
+    /// Problems with the capture itself (not with a connection), taken.
+    pub fn take_problems(&mut self) -> Vec<Problem> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// Counts for the closing line.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    fn problem(&mut self, packet: u64, text: String) {
+        self.summary.problems += 1;
+        if self.summary.problems <= PROBLEMS_IN_DETAIL {
+            self.problems.push(Problem { packet, text });
+        } else if self.summary.problems == PROBLEMS_IN_DETAIL + 1 {
+            self.problems.push(Problem {
+                packet,
+                text: "more problems; only counted from here on".into(),
+            });
+        }
+    }
+}
+
+fn conn_number(id: &str) -> u64 {
+    id.trim_start_matches('c').parse().unwrap_or(u64::MAX)
+}

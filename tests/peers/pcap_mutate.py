@@ -54,9 +54,10 @@ The JSON on stdout:
   `server` ("ip:port"), `extensions` (the 101's Sec-WebSocket-Extensions
   value, or null), and per direction `isn`, `ws_start` (sequence number of
   the first byte after the HTTP head), `end` (one past the last byte) and
-  `frames`: [seq, wire_length, payload_length, opcode, fin, rsv1] for
-  every frame, parsed here from the reassembled stream, and `segments`:
-  [packet, seq, length] for the data segments counted as "segment K".
+  `frames`: [seq, wire_length, payload_length, opcode, fin, rsv1, crc32 of
+  its bytes on the wire] for every frame, parsed here from the reassembled
+  stream, and `segments`: [packet, seq, length] for the data segments
+  counted as "segment K".
 
 Sequence numbers are absolute, as on the wire (mod 2**32). IP total length
 (IPv4 header checksum too) is fixed in packets whose size changes; TCP
@@ -67,6 +68,7 @@ import argparse
 import json
 import struct
 import sys
+import zlib
 
 MOD = 1 << 32
 
@@ -300,8 +302,8 @@ def find_connections(cap):
 
 
 def parse_frames(data, seq):
-    """[seq, wire_length, payload_length, opcode, fin, rsv1] for each whole
-    frame (RFC 6455 §5.2)."""
+    """[seq, wire_length, payload_length, opcode, fin, rsv1, crc32 of the
+    frame as on the wire] for each whole frame (RFC 6455 §5.2)."""
     frames, pos = [], 0
     while pos + 2 <= len(data):
         b0, b1 = data[pos], data[pos + 1]
@@ -318,7 +320,8 @@ def parse_frames(data, seq):
             head += 4
         if pos + head + length > len(data):
             break
-        frames.append([(seq + pos) % MOD, head + length, length, b0 & 0x0F, bool(b0 & 0x80), bool(b0 & 0x40)])
+        crc = zlib.crc32(data[pos : pos + head + length])
+        frames.append([(seq + pos) % MOD, head + length, length, b0 & 0x0F, bool(b0 & 0x80), bool(b0 & 0x40), crc])
         pos += head + length
     return frames
 

@@ -626,11 +626,29 @@ fn notes<'a>(events: &'a [Value], dir: &str) -> Vec<&'a Value> {
 
 // --- choosing segments --------------------------------------------------------
 
-/// The largest data segment that has another one after it: in a pipelined
-/// capture one that holds many frames, in a capture with a large message a
-/// piece of it.
+/// How much of each payload `wscope read` keeps in an event (the rest is
+/// counted in `len`): a change past it cannot show in the events.
+const KEPT_PAYLOAD: u64 = 64 * 1024;
+
+/// The largest data segment that has another one after it and whose bytes
+/// all fall within the kept part of the payloads they carry (so that a
+/// reader taking the wrong copy of them would show it): in a pipelined
+/// capture one that holds many frames, in a capture with a large message
+/// the first piece of it.
 fn largest_with_successor(side: &Side) -> usize {
+    let visible = |&k: &usize| {
+        let (_, seq, len) = side.segments[k];
+        let end = side.offset(seq) + len;
+        side.frames.iter().all(|f| {
+            let start = side.offset(f.seq);
+            let payload_start = start + f.wire_len - f.payload_len;
+            end <= start
+                || start + f.wire_len <= side.offset(seq)
+                || end <= payload_start + KEPT_PAYLOAD
+        })
+    };
     (0..side.segments.len() - 1)
+        .filter(visible)
         .max_by_key(|&k| (side.segments[k].2, k))
         .expect("two data segments")
 }

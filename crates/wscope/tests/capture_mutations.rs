@@ -50,10 +50,13 @@
 //! "Unchanged" always means equal to the unmutated capture's events, and
 //! those are first checked against what was on the wire: the frames the
 //! mutator parses independently from the same bytes, and the messages the
-//! peers logged. tshark, the reference decoder, is run on each mutated
-//! file too, to prove the mutation is what it claims (same WebSocket
-//! frames for the first four kinds; a lost segment exactly where the drop
-//! was; the first sequence numbers of a cut).
+//! peers logged. Each mutation is proven to be what it claims: the
+//! mutator re-reads every reordered, duplicated, overlapped or contradicted
+//! file and must find the same frames (CRC of each included), and tshark,
+//! the reference decoder, must too where it decodes every frame of the
+//! original (it gives up on long runs of frames in one segment, so not on
+//! the pipelined scenario); tshark must see the hole of a drop end exactly
+//! where the mutator says, and a cut start at its sequence numbers.
 
 mod common;
 

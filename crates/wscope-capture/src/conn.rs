@@ -151,8 +151,9 @@ struct WsDir {
     text: bool,
     /// Counts of taps replaced after gaps.
     earlier: TapStats,
-    close: Option<(u64, ClosePayload)>,
-    fin: Option<u64>,
+    /// When (capture time, then the order seen) its close frame came.
+    close: Option<((u64, u64), ClosePayload)>,
+    fin: Option<(u64, u64)>,
 }
 
 enum Dec {
@@ -165,7 +166,7 @@ struct Ws {
     open_ts: u64,
     /// Indexed by side (see `Conn`): which direction each side sends.
     dirs: [WsDir; 2],
-    reset: Option<(u64, usize)>,
+    reset: Option<((u64, u64), usize)>,
     last_ts: u64,
     seen: Vec<Observed>,
     /// Found from its frames: parameters are guessed from what is seen.
@@ -189,6 +190,8 @@ struct State {
 pub struct Conn {
     halves: [HalfStream; 2],
     state: State,
+    /// What the decoder last noted of `pending_since` (its index).
+    pub registered: Option<u64>,
 }
 
 fn is_http_request(bytes: &[u8]) -> bool {
@@ -216,6 +219,7 @@ impl Conn {
     /// A connection whose first packet went from `from` to `to`.
     pub fn new(from: SocketAddr, to: SocketAddr) -> Conn {
         Conn {
+            registered: None,
             halves: [HalfStream::default(), HalfStream::default()],
             state: State {
                 addrs: [from, to],
@@ -248,6 +252,34 @@ impl Conn {
         matches!(self.state.app, App::Ignored)
     }
 
+    /// The capture time of the oldest bytes this connection holds without
+    /// having turned them into events yet: events older than that may
+    /// still come from it.
+    pub fn pending_since(&self) -> Option<u64> {
+        let held = |h: &Held| h.marks.first().map(|m| m.1);
+        let app = match &self.state.app {
+            App::Sniff { held: h, .. } => held(&h[0]).into_iter().chain(held(&h[1])).min(),
+            App::Http(http) => held(&http.request)
+                .into_iter()
+                .chain(held(&http.response))
+                .min(),
+            App::WebSocket(ws) => ws
+                .dirs
+                .iter()
+                .filter_map(|d| match &d.dec {
+                    Dec::Resync(h) => held(h),
+                    Dec::Tap(_) => None,
+                })
+                .min(),
+            App::Http2 { .. } | App::Ignored => None,
+        };
+        self.halves
+            .iter()
+            .filter_map(HalfStream::holding_since)
+            .chain(app)
+            .min()
+    }
+
     /// Whether both directions have ended (FIN or reset).
     pub fn both_ended(&self) -> bool {
         self.state.ended[0] && self.state.ended[1]
@@ -269,7 +301,7 @@ impl Conn {
             self.state.client.get_or_insert(1 - side);
             self.state.synack_ts = Some(ts);
         }
-        let Conn { halves, state } = self;
+        let Conn { halves, state, .. } = self;
         if matches!(state.app, App::Ignored) {
             // Only the end matters now, to forget the connection.
             if seg.fin || seg.rst {
@@ -281,6 +313,7 @@ impl Conn {
             return;
         }
         halves[side].segment(
+            ts,
             seg.seq,
             seg.syn,
             seg.fin,
@@ -298,7 +331,7 @@ impl Conn {
     /// The capture ended: holes become gaps, undecided bytes are decided,
     /// and a WebSocket still open is reported as such.
     pub fn finish(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
-        let Conn { halves, state } = self;
+        let Conn { halves, state, .. } = self;
         for (side, half) in halves.iter_mut().enumerate() {
             half.finish(&mut |chunk| state.chunk(side, chunk, ts, ctx));
         }
@@ -317,12 +350,13 @@ impl Conn {
 impl State {
     fn chunk(&mut self, side: usize, chunk: Chunk<'_>, ts: u64, ctx: &mut Ctx<'_>) {
         match chunk {
-            Chunk::Data { seq, bytes } => self.data(side, seq, bytes, ts, ctx),
+            Chunk::Data { seq, bytes, ts } => self.data(side, seq, bytes, ts, ctx),
             Chunk::Gap {
                 from,
                 to,
                 len,
                 cause,
+                ts,
             } => self.gap(side, from, to, len, cause, ts, ctx),
             Chunk::Conflict { seq, len } => {
                 if let (Some(id), App::WebSocket(ws)) = (&self.id, &self.app) {
@@ -342,7 +376,7 @@ impl State {
             }
             Chunk::Fin => {
                 self.ended[side] = true;
-                let order = ctx.next_order();
+                let order = (ts, ctx.next_order());
                 if let App::WebSocket(ws) = &mut self.app {
                     ws.dirs[side].fin = Some(order);
                     if matches!(ws.dirs[side].dec, Dec::Resync(_)) {
@@ -355,7 +389,7 @@ impl State {
             }
             Chunk::Rst => {
                 self.ended = [true; 2];
-                let order = ctx.next_order();
+                let order = (ts, ctx.next_order());
                 if let App::WebSocket(ws) = &mut self.app {
                     ws.reset = Some((order, side));
                 }
@@ -764,11 +798,13 @@ impl State {
         let mut ws = Ws::new(client, deflate, response_ts, false, ctx.options);
         // Frames that came with the heads, in the order they arrived.
         let (c, s) = (client, 1 - client);
+        // Frames a client pipelined behind its request are shown after the
+        // open, not before it.
         http.request.pieces(request_len, |seq, bytes, at| {
-            ws.feed(c, seq, bytes, at, &id, ctx);
+            ws.feed(c, seq, bytes, at.max(response_ts), &id, ctx);
         });
         http.response.pieces(response_len, |seq, bytes, at| {
-            ws.feed(s, seq, bytes, at, &id, ctx);
+            ws.feed(s, seq, bytes, at.max(response_ts), &id, ctx);
         });
         self.id = Some(id);
         self.app = App::WebSocket(Box::new(ws));
@@ -1113,7 +1149,7 @@ fn report(d: &mut WsDir, seen: &mut Vec<Observed>, ts: u64, id: &str, ctx: &mut 
             }
             Observed::Close(close) => {
                 if d.close.is_none() {
-                    d.close = Some((ctx.next_order(), close.clone()));
+                    d.close = Some(((ts, ctx.next_order()), close.clone()));
                 }
                 EventKind::Close(Close::new(close.code, &close.reason))
             }

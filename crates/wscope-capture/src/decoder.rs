@@ -7,7 +7,7 @@
 //! capture always gives the same ids. At the end, [`Decoder::finish`]
 //! reports the connections still open, in id order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use wscope_events::{Direction, Event, EventKind, redact};
@@ -109,6 +109,10 @@ pub struct Decoder {
     options: Options,
     ip: IpLayer,
     conns: HashMap<Key, Conn>,
+    /// Connections holding bytes not yet turned into events, by the
+    /// capture time of the oldest: no event older than the first can be
+    /// missing from what was handed out.
+    pending: BTreeSet<(u64, Key)>,
     summary: Summary,
     problems: Vec<Problem>,
     unsupported_links: Vec<i32>,
@@ -123,6 +127,7 @@ impl Decoder {
             options,
             ip: IpLayer::default(),
             conns: HashMap::new(),
+            pending: BTreeSet::new(),
             summary: Summary::default(),
             problems: Vec::new(),
             unsupported_links: Vec::new(),
@@ -159,6 +164,7 @@ impl Decoder {
             options,
             ip: ip_layer,
             conns,
+            pending,
             summary,
             next_conn,
             order,
@@ -191,7 +197,18 @@ impl Decoder {
             }
             let side = conn.side_of(seg.src);
             conn.segment(side, seg, ts, &mut ctx);
-            if (conn.is_done() || conn.ignored()) && conn.both_ended() {
+            let gone = (conn.is_done() || conn.ignored()) && conn.both_ended();
+            let since = if gone { None } else { conn.pending_since() };
+            if since != conn.registered {
+                if let Some(old) = conn.registered {
+                    pending.remove(&(old, k));
+                }
+                if let Some(new) = since {
+                    pending.insert((new, k));
+                }
+                conn.registered = since;
+            }
+            if gone {
                 conns.remove(&k);
             }
         });
@@ -200,8 +217,15 @@ impl Decoder {
         }
     }
 
+    /// Events stamped later than this may still come from bytes held
+    /// back; those up to it can go out in time order.
+    pub fn watermark(&self) -> u64 {
+        self.pending.first().map_or(u64::MAX, |(ts, _)| *ts)
+    }
+
     /// The capture ended: every connection still open is reported.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.pending.clear();
         let mut open: Vec<(Key, Conn)> = self.conns.drain().collect();
         // Deterministic order: by the first packet's addresses.
         open.sort_by_key(|(key, _)| *key);

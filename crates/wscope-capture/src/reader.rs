@@ -2,8 +2,11 @@
 //!
 //! Several files are one capture cut in pieces (a dumpcap ring buffer,
 //! `tcpdump -C`): TCP connections carry on from one file to the next, and
-//! packet numbers count across them. Events come out in batches, one
-//! packet's worth at a time, so memory does not grow with the capture.
+//! packet numbers count across them. Events come out in time order: an
+//! event made late (bytes held behind a hole, a stream joined mid-way and
+//! proven later) carries the time its bytes were captured and waits in a
+//! small reorder queue until nothing older can still come. Memory does not
+//! grow with the capture.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -35,7 +38,10 @@ pub struct CaptureReader {
     pending: VecDeque<(String, Box<dyn Read + Send>)>,
     current: Option<(String, PacketReader)>,
     decoder: Decoder,
+    /// Events ready to hand out.
     events: VecDeque<Event>,
+    /// Events waiting for the decoder's watermark, in time order.
+    waiting: VecDeque<Event>,
     batch: Vec<Event>,
     problems: Vec<FileProblem>,
     number: u64,
@@ -49,6 +55,7 @@ impl CaptureReader {
             current: None,
             decoder: Decoder::new(options),
             events: VecDeque::new(),
+            waiting: VecDeque::new(),
             batch: Vec::new(),
             problems: Vec::new(),
             number: 0,
@@ -99,7 +106,7 @@ impl CaptureReader {
                 },
                 None => {
                     self.decoder.finish(&mut self.batch);
-                    self.events.extend(self.batch.drain(..));
+                    self.order_batch(u64::MAX);
                     self.take_decoder_problems(None);
                     self.finished = true;
                 }
@@ -119,12 +126,31 @@ impl CaptureReader {
                 })
             },
         );
-        self.events.extend(self.batch.drain(..));
         let name = name.clone();
         if reader.is_done() {
             self.current = None;
         }
+        let watermark = self.decoder.watermark();
+        self.order_batch(watermark);
         self.take_decoder_problems(Some(name));
+    }
+
+    /// Puts the batch in time order behind what waits, and hands out what
+    /// is not newer than `watermark`.
+    fn order_batch(&mut self, watermark: u64) {
+        for event in self.batch.drain(..) {
+            // Nearly always in order already: look from the back.
+            let at = self
+                .waiting
+                .iter()
+                .rposition(|e| e.ts <= event.ts)
+                .map_or(0, |i| i + 1);
+            self.waiting.insert(at, event);
+        }
+        while self.waiting.front().is_some_and(|e| e.ts <= watermark) {
+            let event = self.waiting.pop_front().expect("checked");
+            self.events.push_back(event);
+        }
     }
 
     fn take_decoder_problems(&mut self, file: Option<String>) {

@@ -30,15 +30,18 @@ pub enum GapCause {
 /// What comes out of a [`HalfStream`], in stream order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Chunk<'a> {
-    /// Bytes, the first at sequence number `seq`.
-    Data { seq: u32, bytes: &'a [u8] },
+    /// Bytes, the first at sequence number `seq`, captured at `ts` (a held
+    /// segment keeps the time it arrived, not the time its hole filled).
+    Data { seq: u32, bytes: &'a [u8], ts: u64 },
     /// `len` bytes from sequence number `from` to `to` (half-open) are
-    /// missing; the next `Data` follows them.
+    /// missing; the next `Data` follows them. `ts` is when what follows
+    /// the gap arrived.
     Gap {
         from: u32,
         to: u32,
         len: u64,
         cause: GapCause,
+        ts: u64,
     },
     /// A retransmission of `len` bytes at `seq` differed from the first
     /// copy, which was kept.
@@ -51,16 +54,23 @@ pub enum Chunk<'a> {
 
 #[derive(Debug)]
 enum Piece {
-    Data(Vec<u8>),
+    /// Bytes, and when they were captured.
+    Data(Vec<u8>, u64),
     /// Bytes known to exist but not captured.
-    Hole(u64),
+    Hole(u64, u64),
 }
 
 impl Piece {
     fn len(&self) -> u64 {
         match self {
-            Piece::Data(data) => data.len() as u64,
-            Piece::Hole(len) => *len,
+            Piece::Data(data, _) => data.len() as u64,
+            Piece::Hole(len, _) => *len,
+        }
+    }
+
+    fn ts(&self) -> u64 {
+        match self {
+            Piece::Data(_, ts) | Piece::Hole(_, ts) => *ts,
         }
     }
 }
@@ -82,12 +92,26 @@ pub struct HalfStream {
     recent: Vec<u8>,
     /// `recent` holds nothing before this offset (a gap was handed out).
     remembered_from: u64,
+    /// The capture time of the segment being taken.
+    now: u64,
+    /// When `held` last went from empty to not.
+    holding_since: Option<u64>,
+    /// The time of the last chunk handed out: a stream is read in order,
+    /// so bytes held behind a hole are stamped no earlier than the bytes
+    /// that filled it (the receiving application got them then).
+    last_ts: u64,
 }
 
 impl HalfStream {
     /// Whether the first byte of this direction was seen (or its SYN).
     pub fn started(&self) -> bool {
         self.base.is_some()
+    }
+
+    /// Since when bytes have been held back waiting for a hole to fill
+    /// (no held byte arrived earlier).
+    pub fn holding_since(&self) -> Option<u64> {
+        self.holding_since
     }
 
     /// Whether the FIN or a reset has been handed out.
@@ -104,6 +128,7 @@ impl HalfStream {
     #[allow(clippy::too_many_arguments)]
     pub fn segment(
         &mut self,
+        ts: u64,
         seq: u32,
         syn: bool,
         fin: bool,
@@ -115,6 +140,7 @@ impl HalfStream {
         if self.reset {
             return;
         }
+        self.now = ts;
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };
         let base = *self.base.get_or_insert(data_seq);
         if rst {
@@ -145,7 +171,7 @@ impl HalfStream {
             };
             if start == self.delivered && self.held.is_empty() {
                 // In order: straight through, no copy.
-                self.deliver(data, out);
+                self.deliver(data, ts, out);
                 if hole > 0 {
                     self.deliver_hole(hole, GapCause::NotCaptured, out);
                 }
@@ -209,25 +235,39 @@ impl HalfStream {
         }
     }
 
-    fn deliver(&mut self, data: &[u8], out: &mut dyn FnMut(Chunk<'_>)) {
+    fn deliver(&mut self, data: &[u8], ts: u64, out: &mut dyn FnMut(Chunk<'_>)) {
         if data.is_empty() {
             return;
         }
+        let ts = ts.max(self.last_ts);
+        self.last_ts = ts;
         self.remember(self.delivered, data);
         let seq = self.seq_at(self.delivered);
         self.delivered += data.len() as u64;
-        out(Chunk::Data { seq, bytes: data });
+        out(Chunk::Data {
+            seq,
+            bytes: data,
+            ts,
+        });
     }
 
     fn deliver_hole(&mut self, len: u64, cause: GapCause, out: &mut dyn FnMut(Chunk<'_>)) {
         let from = self.seq_at(self.delivered);
         self.delivered += len;
         self.remembered_from = self.delivered;
+        // Stamped like what follows the hole, so events stay in time order.
+        let ts = self
+            .held
+            .first_key_value()
+            .map_or(self.now, |(_, piece)| piece.ts())
+            .max(self.last_ts);
+        self.last_ts = ts;
         out(Chunk::Gap {
             from,
             to: self.seq_at(self.delivered),
             len,
             cause,
+            ts,
         });
     }
 
@@ -251,7 +291,7 @@ impl HalfStream {
             // Compare what both copies have.
             let (lo, hi) = (s.max(start), e.min(start + data.len() as u64));
             if lo < hi
-                && let Some(Piece::Data(old)) = self.held.get(&s)
+                && let Some(Piece::Data(old, _)) = self.held.get(&s)
             {
                 let old = &old[(lo - s) as usize..(hi - s) as usize];
                 let new = &data[(lo - start) as usize..(hi - start) as usize];
@@ -272,17 +312,26 @@ impl HalfStream {
             if s < data_end {
                 let piece = data[(s - start) as usize..(e.min(data_end) - start) as usize].to_vec();
                 self.held_bytes += piece.len();
-                self.held.insert(s, Piece::Data(piece));
+                self.holding_since.get_or_insert(self.now);
+                self.held.insert(s, Piece::Data(piece, self.now));
             }
             if e > data_end {
                 let hs = s.max(data_end);
-                self.held.insert(hs, Piece::Hole(e - hs));
+                self.holding_since.get_or_insert(self.now);
+                self.held.insert(hs, Piece::Hole(e - hs, self.now));
             }
         }
     }
 
     /// Hands out held pieces that became contiguous.
     fn drain(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
+        self.drain_pieces(out);
+        if self.held.is_empty() {
+            self.holding_since = None;
+        }
+    }
+
+    fn drain_pieces(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
         while let Some(entry) = self.held.first_entry() {
             let start = *entry.key();
             if start > self.delivered {
@@ -291,18 +340,18 @@ impl HalfStream {
             let piece = entry.remove();
             let len = piece.len();
             if start + len <= self.delivered {
-                if let Piece::Data(data) = &piece {
+                if let Piece::Data(data, _) = &piece {
                     self.held_bytes -= data.len();
                 }
                 continue;
             }
             let skip = self.delivered - start;
             match piece {
-                Piece::Data(data) => {
+                Piece::Data(data, ts) => {
                     self.held_bytes -= data.len();
-                    self.deliver(&data[skip as usize..], out);
+                    self.deliver(&data[skip as usize..], ts, out);
                 }
-                Piece::Hole(len) => self.deliver_hole(len - skip, GapCause::NotCaptured, out),
+                Piece::Hole(len, _) => self.deliver_hole(len - skip, GapCause::NotCaptured, out),
             }
         }
     }
@@ -382,9 +431,9 @@ mod tests {
                 Chunk::Rst => Out::Rst,
             })
         };
-        stream.segment(99, true, false, false, b"", 0, &mut push);
+        stream.segment(0, 99, true, false, false, b"", 0, &mut push);
         for (seq, data, fin) in segments {
-            stream.segment(*seq, false, *fin, false, data, 0, &mut push);
+            stream.segment(0, *seq, false, *fin, false, data, 0, &mut push);
         }
         if finish {
             stream.finish(&mut push);
@@ -468,8 +517,8 @@ mod tests {
                 _ => Out::Fin,
             })
         };
-        stream.segment(100, false, false, false, b"abcd", 0, &mut push);
-        stream.segment(108, false, false, false, b"ijkl", 0, &mut push);
+        stream.segment(0, 100, false, false, false, b"abcd", 0, &mut push);
+        stream.segment(0, 108, false, false, false, b"ijkl", 0, &mut push);
         stream.acked(106, &mut push);
         assert_eq!(
             seen.borrow().len(),
@@ -497,9 +546,9 @@ mod tests {
                 all.extend_from_slice(bytes)
             }
         };
-        stream.segment(u32::MAX - 2, false, false, false, b"ab", 0, &mut push);
-        stream.segment(0, false, false, false, b"de", 0, &mut push);
-        stream.segment(u32::MAX, false, false, false, b"c", 0, &mut push);
+        stream.segment(0, u32::MAX - 2, false, false, false, b"ab", 0, &mut push);
+        stream.segment(0, 0, false, false, false, b"de", 0, &mut push);
+        stream.segment(0, u32::MAX, false, false, false, b"c", 0, &mut push);
         assert_eq!(all, b"abcde");
     }
 
@@ -512,10 +561,11 @@ mod tests {
                 gaps += 1
             }
         };
-        stream.segment(0, false, false, false, b"a", 0, &mut push);
+        stream.segment(0, 0, false, false, false, b"a", 0, &mut push);
         let big = vec![7u8; 64 * 1024];
         for i in 0..100u32 {
             stream.segment(
+                0,
                 10 + i * big.len() as u32,
                 false,
                 false,

@@ -4,9 +4,10 @@ Usage:
   capture_peers.py SCENARIO --out FILE.pcap --log LOG.json [--count N]
   capture_peers.py --list
 
-Runs one SCENARIO between real peers (Python `websockets`, or Node.js `ws`
-through capture_peers.mjs) on 127.0.0.1, on a port the kernel picks (port 0,
-so never 80: a reader must find WebSockets on any port), while
+Runs one SCENARIO between real peers (Python `websockets`, Node.js `ws`
+through capture_peers.mjs, or Node.js `http2` through capture_h2.mjs) on
+127.0.0.1, on a port the kernel picks (port 0, so never 80: a reader must
+find WebSockets on any port), while
 `tcpdump -i lo -U -w FILE 'port PORT'` captures it. Then writes LOG.json:
 what each peer library itself sent and received, and prints one line,
 "captured SCENARIO on port PORT: N packets", on stdout. Exits non-zero
@@ -55,6 +56,22 @@ Scenarios (--list prints them):
   close-drop           the server drops TCP without a close frame (FIN, 1006)
   close-reset          the server resets TCP (SO_LINGER 0: RST, 1006)
   refused              the server refuses the upgrade with 403
+  tls                  websockets both sides over TLS: a certificate from
+                       trustme for ws.test, the client connects to 127.0.0.1
+                       with server_hostname ws.test (the SNI) and ALPN
+                       http/1.1; a few messages, client closes 1000. The log
+                       adds "tls": {"client" (its address), "sni",
+                       "alpn_offered", "alpn_selected", "version"} as the
+                       client's ssl object saw them
+  h2-websocket         Node.js http2 (capture_h2.mjs), cleartext with prior
+                       knowledge: an RFC 8441 extended CONNECT with
+                       :protocol websocket to /chat, answered 200, a few
+                       bytes each way, closed. The log is capture_h2.mjs's
+  h2c                  the same, a plain GET /plain instead of the CONNECT
+
+The TLS and HTTP/2 scenarios carry WebSocket (or nothing) that a capture
+reader cannot decode: their "expect" says what it can tell instead
+("handshake": "encrypted" or "http2").
 """
 
 import argparse
@@ -100,7 +117,17 @@ SCENARIOS = {
     "close-drop": ("fin", "server", 1006),
     "close-reset": ("rst", "server", 1006),
     "refused": ("fin", "unknown", None),
+    "tls": ("close_handshake", "client", 1000),
+    "h2-websocket": ("fin", "unknown", None),
+    "h2c": ("fin", "unknown", None),
 }
+
+# What a reader can see of each scenario's upgrade (LOG.json "expect.handshake").
+HANDSHAKE = {"refused": "refused", "tls": "encrypted", "h2-websocket": "http2", "h2c": "http2"}
+
+# The TLS scenario's server name: never resolved, only sent as the SNI.
+TLS_SERVER_NAME = "ws.test"
+TLS_ALPN = ["http/1.1"]
 
 
 def new_peer():
@@ -359,8 +386,46 @@ async def client_drop(ws):
         pass
 
 
+def tls_contexts():
+    """A server context with a trustme certificate for ws.test, and a client
+    context that trusts it and offers ALPN http/1.1."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(TLS_SERVER_NAME).configure_cert(server_ctx)
+    server_ctx.set_alpn_protocols(TLS_ALPN)
+    client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_ctx)
+    client_ctx.set_alpn_protocols(TLS_ALPN)
+    return server_ctx, client_ctx
+
+
+def tls_record(ws):
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    host, port = ws.transport.get_extra_info("sockname")[:2]
+    return {
+        "client": f"{host}:{port}",
+        "sni": ssl_object.server_hostname,
+        "alpn_offered": TLS_ALPN,
+        "alpn_selected": ssl_object.selected_alpn_protocol(),
+        "version": ssl_object.version(),
+    }
+
+
+async def client_tls(ws):
+    LOG["tls"] = tls_record(ws)
+    for message in ["hello over TLS", "Grüße über TLS", b"\x00\x01\x02 binary"]:
+        await send_logged(ws, "client", message)
+        await recv_logged(ws, "client")
+    await ws.close(1000, "client done")
+
+
 async def run_python(scenario, args, port_ready):
     server_kwargs, client_kwargs = {}, {}
+    scheme = "ws"
     handler = echo_handler
     client = client_chat
     process_request = None
@@ -382,6 +447,11 @@ async def run_python(scenario, args, port_ready):
         reset = scenario == "close-reset"
         handler = lambda ws: drop_handler(ws, reset)  # noqa: E731
         client = client_drop
+    elif scenario == "tls":
+        server_kwargs["ssl"], client_kwargs["ssl"] = tls_contexts()
+        client_kwargs["server_hostname"] = TLS_SERVER_NAME
+        client = client_tls
+        scheme = "wss"
     elif scenario == "refused":
 
         def process_request(connection, request):
@@ -401,7 +471,7 @@ async def run_python(scenario, args, port_ready):
     ) as server:
         port = server.sockets[0].getsockname()[1]
         await port_ready(port)
-        uri = f"ws://127.0.0.1:{port}/{scenario}"
+        uri = f"{scheme}://127.0.0.1:{port}/{scenario}"
         try:
             async with connect(uri, max_size=None, **client_kwargs) as ws:
                 try:
@@ -419,17 +489,18 @@ async def run_python(scenario, args, port_ready):
 
 
 async def run_node(scenario, args, port_ready):
+    script = "capture_h2.mjs" if scenario.startswith("h2") else "capture_peers.mjs"
     node = await asyncio.create_subprocess_exec(
         "node",
-        str(HERE / "capture_peers.mjs"),
+        str(HERE / script),
         scenario,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
     line = (await node.stdout.readline()).decode()
-    match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)", line)
+    match = re.search(r"listening on (?:ws|http)://127\.0\.0\.1:(\d+)", line)
     if not match:
-        raise SystemExit(f"capture_peers.mjs did not name its port: {line!r}")
+        raise SystemExit(f"{script} did not name its port: {line!r}")
     port = int(match.group(1))
     await port_ready(port)
     node.stdin.write(b"go\n")
@@ -437,7 +508,7 @@ async def run_node(scenario, args, port_ready):
     node.stdin.close()
     out = await node.stdout.read()
     if await node.wait() != 0:
-        raise SystemExit(f"capture_peers.mjs failed ({node.returncode})")
+        raise SystemExit(f"{script} failed ({node.returncode})")
     report = json.loads(out)
     LOG["client"], LOG["server"] = report["client"], report["server"]
     LOG["library"] = report["library"]
@@ -512,7 +583,7 @@ async def main():
         await capture.start(port)
 
     try:
-        if args.scenario.startswith("node-"):
+        if args.scenario.startswith(("node-", "h2")):
             port = await run_node(args.scenario, args, port_ready)
         else:
             port = await run_python(args.scenario, args, port_ready)
@@ -527,7 +598,7 @@ async def main():
             "ended": SCENARIOS[args.scenario][0],
             "by": SCENARIOS[args.scenario][1],
             "code": SCENARIOS[args.scenario][2],
-            "handshake": "refused" if args.scenario == "refused" else "ok",
+            "handshake": HANDSHAKE.get(args.scenario, "ok"),
         },
         **LOG,
     }

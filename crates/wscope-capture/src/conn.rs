@@ -5,7 +5,8 @@
 //! complete; a 101 to an upgrade request makes it a WebSocket, decoded per
 //! direction by the protocol crate's `Tap` (the proxy's decoder: frames,
 //! messages inflated under the negotiated permessage-deflate, close
-//! frames, violations). A TLS ClientHello is named by its SNI; HTTP/2 is
+//! frames, violations). A TLS ClientHello is named by its SNI (a TLS stream
+//! seen without it, by which end is which: `tls::sender`); HTTP/2 is
 //! named; anything else is ignored from then on, at no cost. A stream
 //! whose handshake is not in the capture, and a WebSocket direction after
 //! bytes went missing, are resynchronised on proven frame boundaries
@@ -36,6 +37,9 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// Bytes held per direction while a stream's nature, or a frame boundary,
 /// is still undecided.
 pub const MAX_HELD_UNDECIDED: usize = 1 << 20;
+
+/// The handshake type of a ClientHello (RFC 8446 §4).
+const CLIENT_HELLO: u8 = 1;
 
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -132,6 +136,19 @@ const WEBSOCKET_HUFFMAN: &[u8] = &[0xf0, 0x58, 0xd0, 0x72, 0x75, 0x2a, 0x7f];
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What the start of a TLS connection shows of it.
+enum TlsStart {
+    /// Its ClientHello, read.
+    Hello(tls::ClientHello),
+    /// The capture joined the connection after its ClientHello.
+    Joined,
+    /// The handshake's SYN is there but the ClientHello is not: the
+    /// capture lost it.
+    HelloLost,
+    /// A ClientHello cut short or malformed.
+    Unreadable,
 }
 
 struct Http {
@@ -557,11 +574,12 @@ impl State {
                     return;
                 }
                 if tls::looks_like_handshake(first) {
-                    match tls::client_hello(first) {
+                    let start = match tls::client_hello(first) {
                         tls::Parsed::NeedMore if !ended && first.len() < MAX_HEAD => return,
-                        tls::Parsed::Hello(hello) => self.report_tls(Some(hello), ts, ctx),
-                        _ => self.report_tls(None, ts, ctx),
-                    }
+                        tls::Parsed::Hello(hello) => TlsStart::Hello(hello),
+                        _ => TlsStart::Unreadable,
+                    };
+                    self.report_tls(start, ts, ctx);
                     self.app = App::Ignored;
                     return;
                 }
@@ -575,7 +593,17 @@ impl State {
                 self.app = App::Ignored;
                 return;
             }
-            // The start of the client's stream is lost: look for frames.
+            // The start of the client's stream is lost. TLS records after
+            // the hole, or a server's hello, still say TLS (a WebSocket
+            // frame cannot start like a record: RSV3 and a reserved opcode).
+            if tls::looks_like_record(first)
+                || tls::sender(&held[1 - c].bytes) == Some(tls::Sender::Server)
+            {
+                self.report_tls(TlsStart::HelloLost, ts, ctx);
+                self.app = App::Ignored;
+                return;
+            }
+            // Look for frames.
             self.try_frames(ts, ended, ctx);
             return;
         }
@@ -587,12 +615,39 @@ impl State {
                 self.client = Some(side);
                 return self.sniff(ts, ended, ctx);
             }
-            if tls::looks_like_record(bytes) {
-                self.client = Some(side);
-                self.report_tls(None, ts, ctx);
-                self.app = App::Ignored;
-                return;
+        }
+        if held.iter().any(|h| tls::looks_like_record(&h.bytes)) {
+            // Whoever sent first is no proof of who is the client (after a
+            // ClientHello, the server's hello is the next thing sent): a
+            // handshake message only one end sends is. Encrypted records
+            // from both ends, or the end of the capture, leave it unknown.
+            let told = (0..2).find_map(|side| match tls::sender(&held[side].bytes) {
+                Some(tls::Sender::Client) => Some(side),
+                Some(tls::Sender::Server) => Some(1 - side),
+                None => None,
+            });
+            match told {
+                // A ClientHello seen without its SYN still names it.
+                Some(client) if held[client].bytes.get(5) == Some(&CLIENT_HELLO) => {
+                    self.client = Some(client);
+                    return self.sniff(ts, ended, ctx);
+                }
+                Some(client) => {
+                    self.client = Some(client);
+                    self.report_tls(TlsStart::Joined, ts, ctx);
+                    self.app = App::Ignored;
+                }
+                None if ended
+                    || undecided > MAX_HELD_UNDECIDED
+                    || held.iter().all(|h| tls::looks_like_record(&h.bytes)) =>
+                {
+                    self.report_tls(TlsStart::Joined, ts, ctx);
+                    self.app = App::Ignored;
+                }
+                // The other end has sent nothing yet: it may still say.
+                None => {}
             }
+            return;
         }
         self.try_frames(ts, ended, ctx);
         if matches!(self.app, App::Sniff { .. }) && undecided > 2 * MAX_HELD_UNDECIDED {
@@ -810,12 +865,14 @@ impl State {
         self.app = App::WebSocket(Box::new(ws));
     }
 
-    fn report_tls(&mut self, hello: Option<tls::ClientHello>, ts: u64, ctx: &mut Ctx<'_>) {
-        let client = self.client.unwrap_or(0);
+    fn report_tls(&mut self, start: TlsStart, ts: u64, ctx: &mut Ctx<'_>) {
         let id = ctx.next_id();
-        let (c, s) = (self.addrs[client], self.addrs[1 - client]);
-        let what = match &hello {
-            Some(hello) => {
+        let ends = match self.client {
+            Some(c) => format!("{} → {}", self.addrs[c], self.addrs[1 - c]),
+            None => format!("between {} and {}", self.addrs[0], self.addrs[1]),
+        };
+        let what = match &start {
+            TlsStart::Hello(hello) => {
                 let sni = hello.sni.as_deref().unwrap_or("(no SNI)");
                 if let Some(sni) = &hello.sni
                     && ctx.summary.tls_names.len() < 8
@@ -828,9 +885,17 @@ impl State {
                 } else {
                     format!(", ALPN {}", hello.alpn.join(", "))
                 };
-                format!("TLS connection {c} → {s} (SNI {sni}{alpn})")
+                format!("TLS connection {ends} (SNI {sni}{alpn})")
             }
-            None => format!("TLS connection {c} → {s} (joined after its ClientHello: no SNI)"),
+            TlsStart::Joined => {
+                format!("TLS connection {ends} (joined after its ClientHello: no SNI)")
+            }
+            TlsStart::HelloLost => {
+                format!("TLS connection {ends} (its ClientHello is not in the capture: no SNI)")
+            }
+            TlsStart::Unreadable => {
+                format!("TLS connection {ends} (its ClientHello cannot be read: no SNI)")
+            }
         };
         ctx.summary.tls += 1;
         ctx.emit(

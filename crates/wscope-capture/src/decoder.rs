@@ -271,3 +271,127 @@ impl Decoder {
 fn conn_number(id: &str) -> u64 {
     id.trim_start_matches('c').parse().unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::tests::hello as client_hello;
+
+    /// LINKTYPE_IPV4: raw IPv4, no link header.
+    const LINKTYPE_IPV4: i32 = 228;
+    const CLIENT: u16 = 5555;
+    const SERVER: u16 = 443;
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const PSH_ACK: u8 = 0x18;
+
+    /// One raw IPv4 packet on 127.0.0.1 (checksums left zero: not checked).
+    fn packet(from: u16, to: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let total = (40 + payload.len()) as u16;
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        p.extend_from_slice(&from.to_be_bytes());
+        p.extend_from_slice(&to.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// The notes of a capture of `packets`.
+    fn notes(packets: &[Vec<u8>]) -> Vec<String> {
+        let mut decoder = Decoder::new(Options::default());
+        let mut out = Vec::new();
+        for (i, data) in packets.iter().enumerate() {
+            let number = i as u64 + 1;
+            let packet = Packet {
+                number,
+                ts_us: number,
+                linktype: LINKTYPE_IPV4,
+                data,
+                orig_len: data.len() as u32,
+            };
+            decoder.packet(&packet, &mut out);
+        }
+        decoder.finish(&mut out);
+        out.into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Note { text } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn server_hello() -> Vec<u8> {
+        [&[0x16, 3, 3, 0, 42, 2, 0, 0, 38][..], &[0; 38]].concat()
+    }
+
+    /// TLS 1.3's change_cipher_spec and an application data record.
+    fn client_finish() -> Vec<u8> {
+        [&[0x14, 3, 3, 0, 1, 1, 0x17, 3, 3, 0, 4][..], &[9; 4]].concat()
+    }
+
+    fn ends(text: &str) -> &str {
+        let start = "TLS connection ".len();
+        &text[start..text.find(" (").expect("a parenthesis")]
+    }
+
+    #[test]
+    fn tls_joined_after_the_client_hello_knows_the_client_by_the_server_hello() {
+        // The server's hello is the first thing the capture has.
+        let notes = notes(&[
+            packet(SERVER, CLIENT, 1000, PSH_ACK, &server_hello()),
+            packet(CLIENT, SERVER, 2000, PSH_ACK, &client_finish()),
+        ]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(ends(&notes[0]), "127.0.0.1:5555 → 127.0.0.1:443");
+        assert!(
+            notes[0].contains("(joined after its ClientHello: no SNI)"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn tls_client_hello_without_its_syn_still_names_the_server() {
+        let notes = notes(&[
+            packet(CLIENT, SERVER, 2000, PSH_ACK, &client_hello()),
+            packet(SERVER, CLIENT, 1000, PSH_ACK, &server_hello()),
+        ]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(ends(&notes[0]), "127.0.0.1:5555 → 127.0.0.1:443");
+        assert!(
+            notes[0].contains("(SNI example.test, ALPN h2, http/1.1)"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn tls_whose_client_hello_the_capture_lost_is_still_tls() {
+        // The handshake is there; the client's first segment is not.
+        let lost = client_hello().len() as u32;
+        let notes = notes(&[
+            packet(CLIENT, SERVER, 1999, SYN, &[]),
+            packet(SERVER, CLIENT, 999, SYN | ACK, &[]),
+            packet(SERVER, CLIENT, 1000, PSH_ACK, &server_hello()),
+            packet(CLIENT, SERVER, 2000 + lost, PSH_ACK, &client_finish()),
+        ]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(ends(&notes[0]), "127.0.0.1:5555 → 127.0.0.1:443");
+        assert!(
+            notes[0].contains("(its ClientHello is not in the capture: no SNI)"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn tls_joined_in_encrypted_records_does_not_guess_the_client() {
+        let data = [&[0x17, 3, 3, 0, 4][..], &[9; 4]].concat();
+        let notes = notes(&[
+            packet(SERVER, CLIENT, 1000, PSH_ACK, &data),
+            packet(CLIENT, SERVER, 2000, PSH_ACK, &data),
+        ]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(ends(&notes[0]), "between 127.0.0.1:443 and 127.0.0.1:5555");
+    }
+}

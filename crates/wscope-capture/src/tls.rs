@@ -18,6 +18,39 @@ pub fn looks_like_record(bytes: &[u8]) -> bool {
     matches!(bytes, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
 }
 
+/// One end of a TLS connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    Client,
+    Server,
+}
+
+/// Which end sent `bytes`, the first a capture holds of one direction of a
+/// TLS connection whose start it missed, when their first record says so:
+/// a handshake message in the clear that only one end sends (RFC 8446 §4,
+/// RFC 5246 §7.4). Encrypted records, alerts and change_cipher_spec say
+/// nothing. An encrypted handshake record (TLS 1.2's Finished) could look
+/// like any type; its message length would then be random, so the message
+/// must fit in its record.
+pub fn sender(bytes: &[u8]) -> Option<Sender> {
+    let [0x16, 0x03, 0x00..=0x04, r0, r1, kind, l0, l1, l2, ..] = *bytes else {
+        return None;
+    };
+    let record_len = usize::from(u16::from_be_bytes([r0, r1]));
+    let message_len = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+    if message_len + 4 > record_len {
+        return None;
+    }
+    match kind {
+        // client_hello, client_key_exchange
+        1 | 16 => Some(Sender::Client),
+        // server_hello (and TLS 1.3's HelloRetryRequest), TLS 1.2's
+        // new_session_ticket, server_key_exchange, server_hello_done
+        2 | 4 | 12 | 14 => Some(Sender::Server),
+        _ => None,
+    }
+}
+
 /// The result of reading the start of a client's stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -110,11 +143,11 @@ fn parse(r: &mut Reader<'_>) -> Option<ClientHello> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A ClientHello with SNI `example.test` and ALPN `h2`, `http/1.1`.
-    fn hello() -> Vec<u8> {
+    pub(crate) fn hello() -> Vec<u8> {
         let mut ext = Vec::new();
         let name = b"example.test";
         let mut sni = Vec::new();
@@ -159,5 +192,21 @@ mod tests {
         let mut bad = bytes.clone();
         bad[5] = 2;
         assert_eq!(client_hello(&bad), Parsed::Invalid);
+    }
+
+    #[test]
+    fn tells_the_sender_by_the_handshake_message() {
+        let hello = hello();
+        assert_eq!(sender(&hello), Some(Sender::Client));
+        // A ServerHello record: type 2, a 38-byte body.
+        let server_hello = [&[0x16, 3, 3, 0, 42, 2, 0, 0, 38][..], &[0; 38]].concat();
+        assert_eq!(sender(&server_hello), Some(Sender::Server));
+        assert_eq!(sender(&server_hello[..7]), None, "too short to tell");
+        // Change cipher spec and application data: either end sends them.
+        assert_eq!(sender(&[0x14, 3, 3, 0, 1, 1]), None);
+        assert_eq!(sender(&[0x17, 3, 3, 0, 40, 1, 0, 0, 2, 0, 0]), None);
+        // An encrypted handshake record whose first byte happens to be 2:
+        // the "length" after it does not fit the record.
+        assert_eq!(sender(&[0x16, 3, 3, 0, 40, 2, 0x9c, 0x41, 0x07]), None);
     }
 }

@@ -331,11 +331,6 @@ fn garbage_in_the_stream_is_reported_and_decoding_goes_on() {
                 .contains("cannot be real")),
         "no note about the garbage"
     );
-    let last = |events: &[Value]| {
-        messages(events)
-            .into_iter()
-            .filter(|(dir, _)| dir == "c2s")
-            .next_back()
-    };
+    let last = |events: &[Value]| messages(events).into_iter().rfind(|(dir, _)| dir == "c2s");
     assert_eq!(last(&events), last(&base.events));
 }

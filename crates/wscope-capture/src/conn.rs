@@ -946,6 +946,17 @@ impl State {
         }
         let id = self.id.clone().unwrap_or_default();
         let client = self.client.unwrap_or(0);
+        ctx.summary.frames += ws
+            .dirs
+            .iter()
+            .map(|d| {
+                d.earlier.frames
+                    + match &d.dec {
+                        Dec::Tap(tap) => tap.stats().frames,
+                        Dec::Resync(_) => 0,
+                    }
+            })
+            .sum::<u64>();
         let closed = ws.closed(client, ts, over);
         ctx.emit(ts, &id, None, EventKind::Closed(closed));
         self.app = App::Ignored;
@@ -1184,7 +1195,6 @@ fn report(d: &mut WsDir, seen: &mut Vec<Observed>, ts: u64, id: &str, ctx: &mut 
                 payload,
                 violations,
             } => {
-                ctx.summary.frames += 1;
                 if header.opcode == OpCode::Text || header.opcode == OpCode::Binary {
                     d.text = header.opcode == OpCode::Text && !header.rsv1;
                 }

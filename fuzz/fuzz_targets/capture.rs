@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         max_payload: 256,
         frames: pick & 0x80 != 0,
         redact: pick & 0x40 != 0,
+        binary: pick & 0x20 != 0,
     });
     reader.push_input("fuzz".into(), Box::new(std::io::Cursor::new(file)));
     while let Some(event) = reader.next_event() {

@@ -1211,8 +1211,13 @@ fn report(d: &mut WsDir, seen: &mut Vec<Observed>, ts: u64, id: &str, ctx: &mut 
                 frames,
             } => {
                 ctx.summary.messages += 1;
-                let mut payload =
-                    Payload::capture(&data, opcode == OpCode::Text, ctx.options.max_payload);
+                let text = opcode == OpCode::Text;
+                let limit = if text || ctx.options.binary {
+                    ctx.options.max_payload
+                } else {
+                    0
+                };
+                let mut payload = Payload::capture(&data, text, limit);
                 payload.truncated = payload.truncated || len > data.len() as u64;
                 payload.len = len;
                 EventKind::Message(Message {

@@ -26,6 +26,9 @@ pub struct Options {
     pub frames: bool,
     /// Replace secrets in handshake heads (Authorization, Cookie, ...).
     pub redact: bool,
+    /// Keep binary payloads (as base64). A reader that only counts them
+    /// (`read --stats`) saves most of its time without.
+    pub binary: bool,
 }
 
 impl Default for Options {
@@ -34,6 +37,7 @@ impl Default for Options {
             max_payload: 64 * 1024,
             frames: true,
             redact: true,
+            binary: true,
         }
     }
 }

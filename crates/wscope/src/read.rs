@@ -104,8 +104,10 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
         max_payload: args.output.max_payload.unwrap_or(CAPTURE_MAX_PAYLOAD),
         // Secrets in a capture's handshakes are as raw as on the wire.
         redact: !args.output.no_redact,
-        // --stats alone counts messages: frames would only cost time.
+        // --stats alone counts messages and reads text: frames and binary
+        // payloads would only cost time.
         frames: wants_output,
+        binary: wants_output,
     });
     let mut sinks = outputs.sinks;
     let writing = !sinks.is_empty();

@@ -28,6 +28,7 @@ use wscope_proto::tap::{Observed, Tap, TapStats};
 use wscope_proto::{CloseCode, ClosePayload, OpCode, Role, Violation};
 
 use crate::decoder::{Ctx, Options};
+use crate::http2::ExtendedConnect;
 use crate::resync::{self, Found};
 use crate::tcp::{Chunk, GapCause, HalfStream};
 use crate::tls;
@@ -123,20 +124,13 @@ enum App {
     /// `websocket` (RFC 8441) until `watched` bytes are past.
     Http2 {
         watched: usize,
+        client: Box<ExtendedConnect>,
     },
     Ignored,
 }
 
 /// How far into an HTTP/2 connection an extended CONNECT is looked for.
 const HTTP2_WATCH: usize = 256 * 1024;
-/// `websocket` as an HPACK string: a literal, or Huffman-coded (RFC 7541
-/// Appendix B), which is how nghttp2 (Node, curl) sends it.
-const WEBSOCKET_LITERAL: &[u8] = b"websocket";
-const WEBSOCKET_HUFFMAN: &[u8] = &[0xf0, 0x58, 0xd0, 0x72, 0x75, 0x2a, 0x7f];
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
 
 /// What the start of a TLS connection shows of it.
 enum TlsStart {
@@ -440,12 +434,9 @@ impl State {
                     ws.feed(side, seq, bytes, ts, id, ctx);
                 }
             }
-            App::Http2 { watched } => {
+            App::Http2 { watched, client } => {
                 *watched += bytes.len();
-                let client = self.client == Some(side);
-                if client
-                    && (contains(bytes, WEBSOCKET_LITERAL) || contains(bytes, WEBSOCKET_HUFFMAN))
-                {
+                if self.client == Some(side) && client.feed(bytes) {
                     let (c, s) = (self.addrs[side], self.addrs[1 - side]);
                     if let Some(id) = &self.id {
                         ctx.emit(
@@ -922,8 +913,13 @@ impl State {
         ctx.emit(ts, &id, None, EventKind::Note { text });
         self.id = Some(id);
         // What came with the preface is looked at like what follows.
-        let App::Sniff { held, .. } = std::mem::replace(&mut self.app, App::Http2 { watched: 0 })
-        else {
+        let App::Sniff { held, .. } = std::mem::replace(
+            &mut self.app,
+            App::Http2 {
+                watched: 0,
+                client: Box::default(),
+            },
+        ) else {
             return;
         };
         for (side, h) in held.iter().enumerate() {

@@ -20,6 +20,7 @@
 
 pub mod conn;
 pub mod decoder;
+pub mod http2;
 pub mod input;
 pub mod ip;
 pub mod link;

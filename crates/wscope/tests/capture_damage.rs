@@ -334,3 +334,33 @@ fn garbage_in_the_stream_is_reported_and_decoding_goes_on() {
     let last = |events: &[Value]| messages(events).into_iter().rfind(|(dir, _)| dir == "c2s");
     assert_eq!(last(&events), last(&base.events));
 }
+
+/// Not damage, but the same capture: `read CAPTURE --record OUT` makes a
+/// record file (0600: it holds every payload) that reads back as the same
+/// events, and `ui` would show.
+#[test]
+fn a_capture_converts_to_a_record_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = base("record");
+    let pcap = base.dir.join("whole.pcap");
+    std::fs::write(&pcap, base.pcap.bytes()).unwrap();
+    let record = base.dir.join("whole.jsonl");
+    let out = wscope()
+        .arg("read")
+        .arg(&pcap)
+        .arg("--record")
+        .arg(&record)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&record).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (status, events, stderr) = read(&record);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(events, base.events);
+}

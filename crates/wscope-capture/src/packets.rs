@@ -174,7 +174,11 @@ impl PacketReader {
                                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                                 let us = scale(units, iface.resolution);
                                 let us = (us as i64 + iface.offset * 1_000_000).max(0) as u64;
-                                packet = Some((us, iface.linktype, epb.data, epb.origlen));
+                                // `data` is padded to 32 bits; the
+                                // captured length says where it ends.
+                                let data = epb.data;
+                                let captured = (epb.caplen as usize).min(data.len());
+                                packet = Some((us, iface.linktype, &data[..captured], epb.origlen));
                             }
                             None => on_problem(Problem {
                                 packet: *number,
@@ -191,7 +195,13 @@ impl PacketReader {
                         // Simple packets belong to interface 0 and have no time.
                         match self.interfaces.first() {
                             Some(iface) => {
-                                packet = Some((0, iface.linktype, spb.data, spb.origlen))
+                                {
+                                    // No captured length: the snap length cuts it.
+                                    let data = spb.data;
+                                    let captured = (spb.origlen as usize).min(data.len());
+                                    packet =
+                                        Some((0, iface.linktype, &data[..captured], spb.origlen))
+                                }
                             }
                             None => on_problem(Problem {
                                 packet: *number,
@@ -325,4 +335,148 @@ fn short(text: &str) -> String {
         text.push('…');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads every packet of `bytes`: (number, µs, link type, data).
+    fn read_all(bytes: Vec<u8>) -> (Vec<(u64, u64, i32, Vec<u8>)>, Vec<Problem>) {
+        let mut reader = PacketReader::new(Box::new(std::io::Cursor::new(bytes))).unwrap();
+        let (mut packets, mut problems, mut number) = (Vec::new(), Vec::new(), 0);
+        reader.for_each(
+            &mut number,
+            &mut |p| packets.push((p.number, p.ts_us, p.linktype, p.data.to_vec())),
+            &mut |p| problems.push(p),
+        );
+        (packets, problems)
+    }
+
+    /// A classic pcap with one packet, in either byte order and
+    /// resolution.
+    fn classic(big_endian: bool, nanos: bool, linktype: u32) -> Vec<u8> {
+        let u32b = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let u16b = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let magic = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        let mut out = Vec::new();
+        out.extend(u32b(magic));
+        out.extend(u16b(2));
+        out.extend(u16b(4));
+        out.extend(u32b(0));
+        out.extend(u32b(0));
+        out.extend(u32b(65535));
+        out.extend(u32b(linktype));
+        out.extend(u32b(1_700_000_000));
+        out.extend(u32b(if nanos { 123_456_789 } else { 123_456 }));
+        out.extend(u32b(3));
+        out.extend(u32b(3));
+        out.extend_from_slice(b"abc");
+        out
+    }
+
+    #[test]
+    fn classic_pcap_in_both_byte_orders_and_resolutions() {
+        for big_endian in [false, true] {
+            for nanos in [false, true] {
+                let (packets, problems) = read_all(classic(big_endian, nanos, 101));
+                assert!(problems.is_empty(), "{problems:?}");
+                assert_eq!(
+                    packets,
+                    vec![(1, 1_700_000_000_123_456, 101, b"abc".to_vec())],
+                    "big endian {big_endian}, nanoseconds {nanos}"
+                );
+            }
+        }
+    }
+
+    /// pcapng blocks, little-endian.
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let padded = body.len().div_ceil(4) * 4;
+        let len = (12 + padded) as u32;
+        let mut out = Vec::new();
+        out.extend(kind.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(8 + padded, 0);
+        out.extend(len.to_le_bytes());
+        out
+    }
+
+    fn section() -> Vec<u8> {
+        let mut body = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        body.extend([1, 0, 0, 0]);
+        body.extend((-1i64).to_le_bytes());
+        block(0x0a0d_0d0a, &body)
+    }
+
+    /// An interface; `tsresol` 9 means nanoseconds (option 9).
+    fn interface(linktype: u16, nanos: bool) -> Vec<u8> {
+        let mut body = linktype.to_le_bytes().to_vec();
+        body.extend([0, 0]);
+        body.extend(65535u32.to_le_bytes());
+        if nanos {
+            body.extend([9, 0, 1, 0, 9, 0, 0, 0]);
+            body.extend([0, 0, 0, 0]);
+        }
+        block(1, &body)
+    }
+
+    fn packet(interface: u32, units: u64, data: &[u8]) -> Vec<u8> {
+        let mut body = interface.to_le_bytes().to_vec();
+        body.extend(((units >> 32) as u32).to_le_bytes());
+        body.extend((units as u32).to_le_bytes());
+        body.extend((data.len() as u32).to_le_bytes());
+        body.extend((data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        block(6, &body)
+    }
+
+    #[test]
+    fn pcapng_sections_and_interfaces_each_keep_their_own_link_type_and_clock() {
+        let mut file = section();
+        file.extend(interface(1, false));
+        file.extend(interface(113, true));
+        file.extend(packet(0, 1_700_000_000_000_001, b"eth"));
+        file.extend(packet(1, 1_700_000_000_000_002_000, b"sll"));
+        // A second section starts its own interface list.
+        file.extend(section());
+        file.extend(interface(276, false));
+        file.extend(packet(0, 5, b"sll2"));
+        let (packets, problems) = read_all(file);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            packets,
+            vec![
+                (1, 1_700_000_000_000_001, 1, b"eth".to_vec()),
+                (2, 1_700_000_000_000_002, 113, b"sll".to_vec()),
+                (3, 5, 276, b"sll2".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_packet_naming_an_interface_its_section_lacks_is_a_problem() {
+        let mut file = section();
+        file.extend(interface(1, false));
+        file.extend(packet(3, 1, b"x"));
+        file.extend(packet(0, 2, b"y"));
+        let (packets, problems) = read_all(file);
+        assert_eq!(packets, vec![(2, 2, 1, b"y".to_vec())]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].packet, 1);
+        assert!(problems[0].text.contains("interface 3"), "{problems:?}");
+    }
 }

@@ -341,8 +341,11 @@ fn short(text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Reads every packet of `bytes`: (number, µs, link type, data).
-    fn read_all(bytes: Vec<u8>) -> (Vec<(u64, u64, i32, Vec<u8>)>, Vec<Problem>) {
+    /// A packet as the tests compare it: number, µs, link type, data.
+    type Seen = (u64, u64, i32, Vec<u8>);
+
+    /// Reads every packet of `bytes`.
+    fn read_all(bytes: Vec<u8>) -> (Vec<Seen>, Vec<Problem>) {
         let mut reader = PacketReader::new(Box::new(std::io::Cursor::new(bytes))).unwrap();
         let (mut packets, mut problems, mut number) = (Vec::new(), Vec::new(), 0);
         reader.for_each(

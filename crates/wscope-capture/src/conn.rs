@@ -18,14 +18,15 @@
 
 use std::net::SocketAddr;
 
+use wscope_events::observed::{FrameText, PayloadLimits};
 use wscope_events::{
-    Close, Closed, ClosedBy, Direction, Ending, EventKind, Frame, HandshakeFailed, HandshakeSeen,
-    Head, Message, Open, Payload, Timings, ViolationInfo,
+    Closed, ClosedBy, Direction, Ending, EventKind, HandshakeFailed, HandshakeSeen, Head, Open,
+    Timings,
 };
 use wscope_proto::deflate::{self, DeflateParams};
 use wscope_proto::handshake::{Parsed, Request, Response, has_token, parse_extensions};
 use wscope_proto::tap::{Observed, Tap, TapStats};
-use wscope_proto::{CloseCode, ClosePayload, OpCode, Role, Violation};
+use wscope_proto::{CloseCode, ClosePayload, Role, Violation};
 
 use crate::decoder::{Ctx, Options};
 use crate::http2::ExtendedConnect;
@@ -158,8 +159,7 @@ struct WsDir {
     role: Role,
     deflate: Option<DeflateParams>,
     dec: Dec,
-    /// Frames of the message in progress are text.
-    text: bool,
+    text: FrameText,
     /// Counts of taps replaced after gaps.
     earlier: TapStats,
     /// When (capture time, then the order seen) its close frame came.
@@ -992,7 +992,7 @@ fn state_resync(ws: &mut Ws, side: usize, ended: bool, id: Option<&str>, ctx: &m
             let _ = rsv1_seen;
             let held = std::mem::take(held);
             d.dec = Dec::Tap(new_tap(d.role, d.deflate, ctx.options));
-            d.text = false;
+            d.text = FrameText::default();
             if let Some(id) = id {
                 let mut text = format!(
                     "{}: decoding resumes at seq {seq}, a frame boundary proven by the {} frame headers after it",
@@ -1044,7 +1044,7 @@ impl Ws {
                 role,
                 deflate,
                 dec: Dec::Resync(Held::default()),
-                text: false,
+                text: FrameText::default(),
                 earlier: TapStats::default(),
                 close: None,
                 fin: None,
@@ -1184,53 +1184,23 @@ impl Ws {
 
 /// Turns what a tap saw into events.
 fn report(d: &mut WsDir, seen: &mut Vec<Observed>, ts: u64, id: &str, ctx: &mut Ctx<'_>) {
+    let limits = PayloadLimits {
+        text: ctx.options.max_payload,
+        binary: if ctx.options.binary {
+            ctx.options.max_payload
+        } else {
+            0
+        },
+    };
     for observed in seen.drain(..) {
-        let kind = match observed {
-            Observed::Frame {
-                header,
-                payload,
-                violations,
-            } => {
-                if header.opcode == OpCode::Text || header.opcode == OpCode::Binary {
-                    d.text = header.opcode == OpCode::Text && !header.rsv1;
-                }
-                let text = header.opcode.is_control() || d.text;
-                let mut frame = Frame::new(&header, &payload, text);
-                frame.violations = violations.into_iter().map(ViolationInfo::from).collect();
-                EventKind::Frame(frame)
+        match &observed {
+            Observed::Message { .. } => ctx.summary.messages += 1,
+            Observed::Close(close) if d.close.is_none() => {
+                d.close = Some(((ts, ctx.next_order()), close.clone()));
             }
-            Observed::Message {
-                opcode,
-                data,
-                len,
-                compressed,
-                frames,
-            } => {
-                ctx.summary.messages += 1;
-                let text = opcode == OpCode::Text;
-                let limit = if text || ctx.options.binary {
-                    ctx.options.max_payload
-                } else {
-                    0
-                };
-                let mut payload = Payload::capture(&data, text, limit);
-                payload.truncated = payload.truncated || len > data.len() as u64;
-                payload.len = len;
-                EventKind::Message(Message {
-                    opcode: opcode.name().to_owned(),
-                    payload,
-                    compressed,
-                    frames,
-                })
-            }
-            Observed::Close(close) => {
-                if d.close.is_none() {
-                    d.close = Some(((ts, ctx.next_order()), close.clone()));
-                }
-                EventKind::Close(Close::new(close.code, &close.reason))
-            }
-            Observed::Problem(message) => EventKind::Error { message },
-        };
+            _ => {}
+        }
+        let kind = d.text.kind(observed, limits);
         ctx.emit(ts, id, Some(d.dir), kind);
     }
 }

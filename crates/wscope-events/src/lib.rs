@@ -13,6 +13,7 @@
 
 pub mod event;
 pub mod filter;
+pub mod observed;
 pub mod record;
 pub mod redact;
 

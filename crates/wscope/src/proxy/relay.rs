@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use wscope_events::{
-    Close, Closed, ClosedBy, Direction, EventKind, Frame, HandshakeFailed, Head, Message, Open,
-    Payload, Timings, ViolationInfo,
-};
+use wscope_events::observed::{FrameText, PayloadLimits};
+use wscope_events::{Closed, ClosedBy, Direction, EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::deflate::{self, DeflateParams};
 use wscope_proto::frame::encode_frame;
 use wscope_proto::handshake::{Request, Response, has_token, parse_extensions, status::diagnose};
@@ -312,8 +310,8 @@ pub(super) struct Side {
     /// by a rule): when, its code and reason. The sender's own frames after
     /// it are not forwarded.
     pub(super) injected: Option<(u64, u16, String)>,
-    /// Frames of the message in progress are text.
-    text: bool,
+    /// Whether the frames of the message in progress are text.
+    text: FrameText,
 }
 
 pub(super) struct Ctx<'a> {
@@ -330,47 +328,14 @@ impl Ctx<'_> {
 
     /// Turns what a tap saw into events.
     pub(super) async fn report(&self, side: &mut Side, seen: &mut Vec<Observed>) {
-        let capture = self.proxy.events.payload_limit;
+        let limits = PayloadLimits::all(self.proxy.events.payload_limit);
         for observed in seen.drain(..) {
-            let kind = match observed {
-                Observed::Frame {
-                    header,
-                    payload,
-                    violations,
-                } => {
-                    if header.opcode == OpCode::Text || header.opcode == OpCode::Binary {
-                        side.text = header.opcode == OpCode::Text && !header.rsv1;
-                    }
-                    let text = header.opcode.is_control() || side.text;
-                    let mut frame = Frame::new(&header, &payload, text);
-                    frame.violations = violations.into_iter().map(ViolationInfo::from).collect();
-                    EventKind::Frame(frame)
-                }
-                Observed::Message {
-                    opcode,
-                    data,
-                    len,
-                    compressed,
-                    frames,
-                } => {
-                    let mut payload = Payload::capture(&data, opcode == OpCode::Text, capture);
-                    payload.truncated = payload.truncated || len > data.len() as u64;
-                    payload.len = len;
-                    EventKind::Message(Message {
-                        opcode: opcode.name().to_owned(),
-                        payload,
-                        compressed,
-                        frames,
-                    })
-                }
-                Observed::Close(close) => {
-                    if side.close.is_none() {
-                        side.close = Some((self.next(), close.clone()));
-                    }
-                    EventKind::Close(Close::new(close.code, &close.reason))
-                }
-                Observed::Problem(message) => EventKind::Error { message },
-            };
+            if let Observed::Close(close) = &observed
+                && side.close.is_none()
+            {
+                side.close = Some((self.next(), close.clone()));
+            }
+            let kind = side.text.kind(observed, limits);
             self.proxy.events.emit(self.id, Some(side.dir), kind).await;
         }
     }
@@ -397,7 +362,7 @@ async fn relay(
             close: None,
             ended: None,
             injected: None,
-            text: false,
+            text: FrameText::default(),
         }
     };
     let mut c2s = side(Direction::ClientToServer, Role::Client);

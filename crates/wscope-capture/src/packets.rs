@@ -72,18 +72,20 @@ impl PacketReader {
     /// Starts reading `input`, which must begin with a pcap or pcapng header.
     pub fn new(mut input: Box<dyn Read + Send>) -> Result<PacketReader, String> {
         // pcap-parser recognises the format from its first read alone, and
-        // a pipe or a decompressor may hand out only a few bytes at first.
-        let mut first = vec![0u8; 64 * 1024];
-        let mut got = 0;
-        while got < first.len() {
-            match input.read(&mut first[got..]) {
+        // a pipe or a decompressor may hand out only a few bytes at first:
+        // read the whole file header (no more: on a live pipe, more may be
+        // a long time coming).
+        let mut first = Vec::with_capacity(256);
+        let mut chunk = [0u8; 256];
+        while first.len() < header_len(&first) {
+            let want = (header_len(&first) - first.len()).min(chunk.len());
+            match input.read(&mut chunk[..want]) {
                 Ok(0) => break,
-                Ok(n) => got += n,
+                Ok(n) => first.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("cannot read the capture: {e}")),
             }
         }
-        first.truncate(got);
         let input = std::io::Cursor::new(first).chain(input);
         let reader = pcap_parser::create_reader(1 << 20, input).map_err(|e| match e {
             PcapError::Eof => "the file is empty".to_owned(),
@@ -317,6 +319,26 @@ impl PacketReader {
         } as usize;
         (len >= 12 && len.is_multiple_of(4) && len <= data.len()).then_some(len)
     }
+}
+
+/// How many bytes the file header in `start` takes, as far as `start`
+/// tells: a classic pcap's 24, or a pcapng section header block's own
+/// length (at least 28).
+fn header_len(start: &[u8]) -> usize {
+    const PCAPNG: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    if start.len() < 12 {
+        return 12;
+    }
+    if start[..4] != PCAPNG {
+        return 24;
+    }
+    let raw = [start[4], start[5], start[6], start[7]];
+    let len = if start[8..12] == [0x1a, 0x2b, 0x3c, 0x4d] {
+        u32::from_be_bytes(raw)
+    } else {
+        u32::from_le_bytes(raw)
+    } as usize;
+    len.clamp(28, 1 << 20)
 }
 
 /// `units` at `resolution` per second, in microseconds.

@@ -112,6 +112,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     let mut sinks = outputs.sinks;
     let writing = !sinks.is_empty();
 
+    let live = inputs.size() == 0;
     let mut stats = Stats::new(args.stats_field.clone());
     let mut shown = 0u64;
     let outcome = loop {
@@ -126,7 +127,9 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
                 }
                 if writing {
                     sinks.push(&event);
-                    if shown.is_multiple_of(256) {
+                    // A pipe (`tcpdump -U -w - | wscope read -`) is shown
+                    // as it arrives; a file in batches.
+                    if live || shown.is_multiple_of(256) {
                         sinks.flush();
                     }
                     if sinks.is_empty() {

@@ -364,3 +364,77 @@ fn a_capture_converts_to_a_record_file() {
     assert_eq!(status, 0, "{stderr}");
     assert_eq!(events, base.events);
 }
+
+/// `tcpdump -U -w - | wscope read -`: a live capture on a pipe is decoded
+/// as it arrives — the connection's end is printed while tcpdump is still
+/// running, not when its output ends.
+#[test]
+fn a_live_pipe_is_decoded_as_it_arrives() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tcpdump = system_tool("tcpdump", "tcpdump");
+    let (_server, url) = common::start_server(&[]);
+    let port = common::host_port(&url)
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut capture = Command::new(tcpdump)
+        .args(["-i", "lo", "-U", "-w", "-"])
+        .arg(format!("tcp port {port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump starts");
+    let mut tcpdump_err = BufReader::new(capture.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            tcpdump_err.read_line(&mut line).unwrap() > 0,
+            "tcpdump ended"
+        );
+    }
+    let mut read = wscope()
+        .args(["read", "-", "--json"])
+        .stdin(capture.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wscope read starts");
+    // Should reading wait for the end of its input, this test would wait
+    // forever: a watchdog ends tcpdump (and so the input) after two
+    // minutes, so that it fails instead.
+    let tcpdump_pid = capture.id();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        let _ = Command::new("kill").arg(tcpdump_pid.to_string()).status();
+    });
+    let sent = wscope()
+        .args(["connect", "--send", "live and well", &format!("{url}/echo")])
+        .output()
+        .unwrap();
+    assert!(sent.status.success());
+    let mut events = BufReader::new(read.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = events.next().expect("an event before the end").unwrap();
+        let event: Value = serde_json::from_str(&line).unwrap();
+        let closed = event["event"] == "closed";
+        seen.push(event);
+        if closed {
+            break;
+        }
+    }
+    assert!(
+        capture.try_wait().unwrap().is_none(),
+        "tcpdump must still be running"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e["event"] == "message" && e["payload"]["text"] == "live and well"),
+        "{seen:?}"
+    );
+    let _ = capture.kill();
+    let _ = capture.wait();
+    let _ = read.wait();
+}

@@ -160,10 +160,16 @@ impl HalfStream {
             // Part of it is new. What lies before `delivered` was seen.
             let skip = (self.delivered as i64 - offset).max(0) as u64;
             if skip > 0 {
-                let seen = &payload[..(skip as usize).min(payload.len())];
-                self.compare(offset as u64, seen, out);
+                // Bytes before the stream's start (before the capture
+                // began) cannot be compared with anything.
+                let seen_end = (skip as usize).min(payload.len());
+                let before_start = (-offset).max(0) as usize;
+                if before_start < seen_end {
+                    let at = (offset + before_start as i64) as u64;
+                    self.compare(at, &payload[before_start..seen_end], out);
+                }
             }
-            let start = offset as u64 + skip;
+            let start = (offset + skip as i64) as u64;
             let (data, hole) = if (skip as usize) < payload.len() {
                 (&payload[skip as usize..], u64::from(missing))
             } else {
@@ -535,6 +541,21 @@ mod tests {
                 Out::Data(b"ijkl".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn bytes_from_before_the_stream_started_are_passed_over() {
+        // Joined mid-stream at 1000; a retransmission reaching back to 990.
+        let mut stream = HalfStream::default();
+        let mut all = Vec::new();
+        let mut push = |c: Chunk<'_>| {
+            if let Chunk::Data { bytes, .. } = c {
+                all.extend_from_slice(bytes)
+            }
+        };
+        stream.segment(0, 1000, false, false, false, b"abcd", 0, &mut push);
+        stream.segment(0, 990, false, false, false, &[b'x'; 20], 0, &mut push);
+        assert_eq!(all, b"abcdxxxxxx");
     }
 
     #[test]

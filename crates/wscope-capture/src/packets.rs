@@ -56,7 +56,7 @@ enum Stop {
 }
 
 /// The largest block accepted; bigger ones are treated as corruption.
-const MAX_BLOCK: usize = 64 << 20;
+const MAX_BLOCK: usize = 16 << 20;
 
 /// Reads packets from one input.
 pub struct PacketReader {

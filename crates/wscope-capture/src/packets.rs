@@ -87,7 +87,7 @@ impl PacketReader {
             }
         }
         let input = std::io::Cursor::new(first).chain(input);
-        let reader = pcap_parser::create_reader(1 << 20, input).map_err(|e| match e {
+        let reader = pcap_parser::create_reader(256 * 1024, input).map_err(|e| match e {
             PcapError::Eof => "the file is empty".to_owned(),
             PcapError::HeaderNotRecognized => "not a pcap or pcapng file".to_owned(),
             other => format!("cannot read the capture's header: {other:?}"),

@@ -972,7 +972,6 @@ fn state_resync(ws: &mut Ws, side: usize, ended: bool, id: Option<&str>, ctx: &m
             at,
             at_first,
             skipped_frames,
-            rsv1_seen,
         } => {
             let seq = held.seq.wrapping_add(at as u32);
             let ts = held
@@ -989,7 +988,6 @@ fn state_resync(ws: &mut Ws, side: usize, ended: bool, id: Option<&str>, ctx: &m
                 // called violations.
                 d.deflate = Some(DeflateParams::default());
             }
-            let _ = rsv1_seen;
             let held = std::mem::take(held);
             d.dec = Dec::Tap(new_tap(d.role, d.deflate, ctx.options));
             d.text = FrameText::default();

@@ -40,8 +40,6 @@ pub enum Found {
         at: usize,
         at_first: usize,
         skipped_frames: u32,
-        /// A data frame in the chain had RSV1 set (compression in use).
-        rsv1_seen: bool,
     },
     /// No boundary is provable in these bytes yet; try again with more.
     /// Everything before `keep_from` can never start one and may go.
@@ -72,11 +70,7 @@ pub fn find(buf: &[u8], sender: Role, ended: bool) -> Found {
     let mut first_undecided = buf.len();
     for start in 0..buf.len() {
         match chain(buf, start, sender, ended) {
-            Chain::Proven {
-                first_new,
-                skipped,
-                rsv1_seen,
-            } => {
+            Chain::Proven { first_new, skipped } => {
                 if first_undecided < start && buf.len() < PATIENCE {
                     // An earlier candidate may still prove itself.
                     break;
@@ -85,7 +79,6 @@ pub fn find(buf: &[u8], sender: Role, ended: bool) -> Found {
                     at: first_new,
                     at_first: start,
                     skipped_frames: skipped,
-                    rsv1_seen,
                 };
             }
             Chain::Undecided => {
@@ -103,7 +96,6 @@ enum Chain {
     Proven {
         first_new: usize,
         skipped: u32,
-        rsv1_seen: bool,
     },
     /// Plausible so far, but the bytes run out.
     Undecided,
@@ -115,7 +107,6 @@ fn chain(buf: &[u8], start: usize, sender: Role, ended: bool) -> Chain {
     let mut links = 0;
     let mut first_new = None;
     let mut skipped = 0u32;
-    let mut rsv1_seen = false;
     // Inside a fragmented message? Unknown before the first data frame.
     let mut in_message: Option<bool> = None;
     loop {
@@ -146,7 +137,6 @@ fn chain(buf: &[u8], start: usize, sender: Role, ended: bool) -> Chain {
         if !payload_plausible(&header, &buf[payload_at.min(buf.len())..]) {
             return Chain::Broken;
         }
-        rsv1_seen |= header.rsv1;
         if first_new.is_none() {
             if header.opcode == OpCode::Continuation {
                 skipped += 1;
@@ -173,11 +163,7 @@ fn chain(buf: &[u8], start: usize, sender: Role, ended: bool) -> Chain {
         at = next as usize;
     }
     match first_new {
-        Some(first_new) => Chain::Proven {
-            first_new,
-            skipped,
-            rsv1_seen,
-        },
+        Some(first_new) => Chain::Proven { first_new, skipped },
         None => Chain::Undecided,
     }
 }

@@ -398,4 +398,53 @@ mod tests {
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert_eq!(ends(&notes[0]), "between 127.0.0.1:443 and 127.0.0.1:5555");
     }
+
+    /// The events of a capture of `packets`, read with `options`.
+    fn events(packets: &[Vec<u8>], options: Options) -> Vec<Event> {
+        let mut decoder = Decoder::new(options);
+        let mut out = Vec::new();
+        for (i, data) in packets.iter().enumerate() {
+            let number = i as u64 + 1;
+            let packet = Packet {
+                number,
+                ts_us: number,
+                linktype: LINKTYPE_IPV4,
+                data,
+                orig_len: data.len() as u32,
+            };
+            decoder.packet(&packet, &mut out);
+        }
+        decoder.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn secrets_in_a_captured_handshake_are_redacted_unless_asked() {
+        let request = b"GET /feed HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer sekrit\r\nCookie: id=sekrit\r\n\r\n";
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSet-Cookie: s=sekrit\r\n\r\n";
+        let capture = [
+            packet(CLIENT, SERVER, 1999, SYN, &[]),
+            packet(SERVER, CLIENT, 999, SYN | ACK, &[]),
+            packet(CLIENT, SERVER, 2000, PSH_ACK, request),
+            packet(SERVER, CLIENT, 1000, PSH_ACK, response),
+        ];
+        let shown = |redact| {
+            let events = events(
+                &capture,
+                Options {
+                    redact,
+                    ..Options::default()
+                },
+            );
+            let open = events
+                .iter()
+                .find(|e| matches!(e.kind, EventKind::Open(_)))
+                .expect("the upgrade is found");
+            serde_json::to_string(open).unwrap()
+        };
+        let redacted = shown(true);
+        assert!(!redacted.contains("sekrit"), "{redacted}");
+        assert!(redacted.contains("/feed"), "{redacted}");
+        assert!(shown(false).contains("Bearer sekrit"));
+    }
 }

@@ -126,13 +126,15 @@ pub static PROXY: OutputDefaults = OutputDefaults {
     refused: &[],
 };
 
-/// A recording is passed on as it was recorded: whole payloads, headers
-/// redacted or not as the recorder chose.
+/// A recording is passed on with its payloads as they were recorded. Its
+/// secret headers are redacted on the way out unless `--no-redact`: a
+/// record file was usually redacted already (twice changes nothing), and a
+/// packet capture holds them as they were on the wire.
 pub static READ: OutputDefaults = OutputDefaults {
     command: "read",
     max_payload: usize::MAX,
     log_format: LogFormat::Off,
-    redact: false,
+    redact: true,
     terminal: Terminal::Many,
     show_control: true,
     timestamps: true,

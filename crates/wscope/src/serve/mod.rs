@@ -278,7 +278,21 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
     let deflate = deflate::server_accept(&upgrade.extensions);
     let extensions = deflate.map(|params| params.response_header());
     let response = ServerResponse::accept(&upgrade.key, protocol.as_deref(), extensions.as_deref());
+    let path = request
+        .target
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    // Joined before the 101 goes out: a client that has its answer is on
+    // the path, and a message sent the moment after reaches it.
+    let broadcast =
+        (plan.session.reply == behavior::Reply::Broadcast).then(|| server.hub.join(&path));
     if write_response(&mut stream, &response).await.is_err() {
+        if let Some((sender, receiver)) = broadcast {
+            drop(receiver);
+            server.hub.leave(&path, sender);
+        }
         return;
     }
     let host = request
@@ -313,18 +327,13 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
     if server.frames {
         conn.capture_frames(server.events.payload_limit);
     }
-    let path = request
-        .target
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
     let ctx = session::Ctx {
         id,
         path,
         events: server.events.clone(),
         hub: server.hub.clone(),
         shutdown: server.shutdown.clone(),
+        broadcast,
     };
     session::run(conn, plan.session, ctx).await;
 }

@@ -34,6 +34,8 @@ pub struct Ctx {
     pub events: Events,
     pub hub: std::sync::Arc<Hub>,
     pub shutdown: watch::Receiver<bool>,
+    /// The `/broadcast` channel, joined before the upgrade was answered.
+    pub broadcast: Option<Membership>,
 }
 
 /// How a connection ended.
@@ -62,7 +64,8 @@ pub async fn run(mut conn: Connection<NetStream>, plan: SessionPlan, mut ctx: Ct
     let ending = if let Some(limit) = plan.hang {
         hang(limit, &mut ctx.shutdown).await
     } else {
-        let mut session = Session::new(&plan, &ctx);
+        let broadcast = ctx.broadcast.take();
+        let mut session = Session::new(&plan, broadcast);
         session.run(&mut conn, &mut ctx).await
     };
     let stats = conn.stats();
@@ -117,7 +120,7 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(plan: &'a SessionPlan, ctx: &Ctx) -> Self {
+    fn new(plan: &'a SessionPlan, broadcast: Option<Membership>) -> Self {
         let now = Instant::now();
         Session {
             plan,
@@ -131,7 +134,7 @@ impl<'a> Session<'a> {
             stream: plan.stream.map(|spec| every(spec.every)),
             streamed: 0,
             delayed: VecDeque::new(),
-            broadcast: (plan.reply == Reply::Broadcast).then(|| ctx.hub.join(&ctx.path)),
+            broadcast,
             close_deadline: None,
             frames_are_text: false,
         }

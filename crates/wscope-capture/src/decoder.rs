@@ -305,21 +305,8 @@ mod tests {
 
     /// The notes of a capture of `packets`.
     fn notes(packets: &[Vec<u8>]) -> Vec<String> {
-        let mut decoder = Decoder::new(Options::default());
-        let mut out = Vec::new();
-        for (i, data) in packets.iter().enumerate() {
-            let number = i as u64 + 1;
-            let packet = Packet {
-                number,
-                ts_us: number,
-                linktype: LINKTYPE_IPV4,
-                data,
-                orig_len: data.len() as u32,
-            };
-            decoder.packet(&packet, &mut out);
-        }
-        decoder.finish(&mut out);
-        out.into_iter()
+        events(packets, Options::default())
+            .into_iter()
             .filter_map(|e| match e.kind {
                 EventKind::Note { text } => Some(text),
                 _ => None,

@@ -37,8 +37,11 @@ if [ "${#debian_packages[@]}" -gt 0 ]; then
   fi
 fi
 chromium --version || true
-tcpdump --version 2>&1 | head -n 2 || true
-tshark --version 2>/dev/null | head -n 1 || true
+# Versions (a missing tool fails here, before the tests that need it).
+tcpdump_version=$(tcpdump --version 2>&1)
+echo "${tcpdump_version%%$'\n'*}"
+tshark_version=$(tshark --version)
+echo "${tshark_version%%$'\n'*}"
 
 step "test peers: Node.js packages (npm ci: $(node -e 'const p=require("./package.json");console.log(Object.entries(p.devDependencies).map(([k,v])=>k+"@"+v).join(", "))'))"
 npm ci --no-audit --no-fund --loglevel=error
@@ -60,7 +63,7 @@ step "fuzz targets build"
 cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
 
 step "benchmarks build"
-cargo bench --workspace --no-run --quiet 2>&1 | grep -v '^ *Executable' || true
+cargo bench --workspace --no-run --quiet 2>&1 | { grep -v '^ *Executable' || true; }
 
 passed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')

@@ -61,6 +61,12 @@ const report = { scenario, screenshots: [], errors: [] };
 // ---------------------------------------------------------------------
 // Page helpers
 
+/** Notes in the report which wait ran out; the test asserts on what the
+ * page showed after it (so the timeout is not hidden). */
+function timedOut(report, what) {
+  report.timed_out = [...(report.timed_out ?? []), what];
+}
+
 async function shoot(tab, name) {
   if (!shotsDir) return;
   const file = path.join(shotsDir, name);
@@ -244,7 +250,11 @@ async function live(browser) {
   const conn = wanted || (await tab.$eval(selector, (span) => span.closest(".conn").dataset.conn));
   report.conn = conn;
   await tab.click(`#connections .conn[data-conn="${conn}"]`);
-  await tab.waitForFunction(() => !document.getElementById("send").disabled, null, { timeout: 5000 }).catch(() => {});
+  // Offline views never enable actions: a timeout here is a finding the
+  // report carries (actions_enabled, timed_out), not an error.
+  await tab
+    .waitForFunction(() => !document.getElementById("send").disabled, null, { timeout: 5000 })
+    .catch(() => timedOut(report, "send enabled"));
   report.actions_enabled = !(await tab.$eval("#send", (b) => b.disabled));
   report.action_why = await tab.textContent("#action-why");
   if (!report.actions_enabled) return;
@@ -264,7 +274,7 @@ async function live(browser) {
       text,
       { timeout: 10000 },
     )
-    .catch(() => {});
+    .catch(() => timedOut(report, "sent message shown"));
   report.rows_with_text = (await visibleRows(tab)).filter((row) => row.preview.includes(text)).map((row) => row.text);
   await shoot(tab, "ui-live.png");
 
@@ -284,7 +294,7 @@ async function live(browser) {
   report.close_ok = (await tab.getAttribute("#action-result", "data-ok")) === "true";
   await tab
     .waitForSelector(`#connections .conn.closed[data-conn="${conn}"]`, { timeout: 10000 })
-    .catch(() => {});
+    .catch(() => timedOut(report, "connection closed"));
   report.conn_state = await tab.textContent(`#connections .conn[data-conn="${conn}"] .conn-state`);
   report.conn_closed = (await tab.$(`#connections .conn.closed[data-conn="${conn}"]`)) !== null;
   report.notes = (await visibleRows(tab)).filter((row) => row.type === "note").map((row) => row.preview);

@@ -23,12 +23,15 @@ pub mod decoder;
 pub mod http2;
 pub mod input;
 pub mod ip;
+pub mod keylog;
 pub mod link;
 pub mod packets;
 pub mod reader;
 pub mod resync;
 pub mod tcp;
 pub mod tls;
+pub mod tls_crypto;
+pub mod tls_session;
 
 pub use decoder::{Decoder, Options, Summary};
 pub use input::{Format, Input};

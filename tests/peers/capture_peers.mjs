@@ -13,21 +13,44 @@
 //                 a fragmented message (ws's `fin: false`) and a ping; the
 //                 server echoes each message and sends one of its own;
 //                 the client closes with 1000.
+//   node-tls13-aes128, node-tls13-chacha, node-tls12-aes256,
+//   node-tls12-chacha
+//                 the same over TLS (https + ws, the certificate and key
+//                 from WSCOPE_TLS_CERT / WSCOPE_TLS_KEY, trusted through
+//                 WSCOPE_TLS_CA, SNI ws.test), restricted to that version
+//                 and cipher suite. Run with `node --tls-keylog=FILE` for
+//                 the session keys.
 //
 // Frames are recorded from ws itself: `Sender.frame` (public, static) gets
 // each frame's payload after ws compressed it, with its opcode, FIN and
 // RSV1; the client's masking keys come from the `generateMask` option.
 
 import { randomFillSync } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:https";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import WebSocket, { WebSocketServer, Sender } from "ws";
 
 const scenario = process.argv[2];
-if (scenario !== "node-deflate") {
+// TLS scenarios: the version and the one suite both ends allow.
+const TLS = {
+  "node-tls13-aes128": { version: "TLSv1.3", suites: "TLS_AES_128_GCM_SHA256" },
+  "node-tls13-chacha": { version: "TLSv1.3", suites: "TLS_CHACHA20_POLY1305_SHA256" },
+  "node-tls12-aes256": { version: "TLSv1.2", suites: "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384" },
+  "node-tls12-chacha": { version: "TLSv1.2", suites: "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305" },
+};
+const tls = TLS[scenario];
+if (scenario !== "node-deflate" && !tls) {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);
 }
+const tlsOptions = tls && {
+  minVersion: tls.version,
+  maxVersion: tls.version,
+  // TLS 1.3 suites and 1.2 ciphers are set apart in OpenSSL.
+  ciphers: tls.suites,
+};
 
 const OPCODES = { 0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong" };
 
@@ -74,7 +97,19 @@ function messageRecord(data, isBinary) {
 // Every data message is compressed: ws applies its `threshold` only without
 // context takeover.
 const deflate = true;
-const server = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: deflate });
+let https = null;
+let server;
+if (tls) {
+  https = createServer({
+    ...tlsOptions,
+    cert: readFileSync(process.env.WSCOPE_TLS_CERT),
+    key: readFileSync(process.env.WSCOPE_TLS_KEY),
+  });
+  server = new WebSocketServer({ server: https, perMessageDeflate: deflate });
+  https.listen(0, "127.0.0.1");
+} else {
+  server = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: deflate });
+}
 const serverClosed = new Promise((resolve) => {
   server.on("connection", (ws) => {
     ws.on("message", (data, isBinary) => {
@@ -98,15 +133,16 @@ const serverClosed = new Promise((resolve) => {
   });
 });
 
-await new Promise((resolve) => server.on("listening", resolve));
-const port = server.address().port;
-console.log(`listening on ws://127.0.0.1:${port}`);
+await new Promise((resolve) => (https ?? server).on("listening", resolve));
+const port = (https ?? server).address().port;
+console.log(`listening on ${tls ? "wss" : "ws"}://127.0.0.1:${port}`);
 const stdin = createInterface({ input: process.stdin });
 await new Promise((resolve) => stdin.once("line", resolve));
 stdin.close();
 process.stdin.destroy();
 
-const ws = new WebSocket(`ws://127.0.0.1:${port}/${scenario}`, {
+const ws = new WebSocket(`${tls ? "wss" : "ws"}://127.0.0.1:${port}/${scenario}`, {
+  ...(tls ? { ...tlsOptions, ca: readFileSync(process.env.WSCOPE_TLS_CA), servername: "ws.test" } : {}),
   perMessageDeflate: deflate,
   generateMask: (mask) => randomFillSync(mask),
 });
@@ -169,5 +205,6 @@ await serverClosed;
 log.client.close_sent = log.server.close_rcvd;
 log.server.close_sent = log.client.close_rcvd;
 server.close();
+https?.close();
 const version = "ws " + createRequire(import.meta.url)("ws/package.json").version;
 console.log(JSON.stringify({ library: { client: version, server: version }, ...log }));

@@ -63,6 +63,11 @@ Scenarios (--list prints them):
                        adds "tls": {"client" (its address), "sni",
                        "alpn_offered", "alpn_selected", "version"} as the
                        client's ssl object saw them
+  tls12                the tls scenario with TLS 1.2 and ECDHE AES-GCM only
+  node-tls13-aes128, node-tls13-chacha, node-tls12-aes256, node-tls12-chacha
+                       node-deflate over TLS (capture_peers.mjs), that
+                       version and cipher suite only, a trustme certificate
+                       for ws.test
   h2-websocket         Node.js http2 (capture_h2.mjs), cleartext with prior
                        knowledge: an RFC 8441 extended CONNECT with
                        :protocol websocket to /chat, answered 200, a few
@@ -72,6 +77,10 @@ Scenarios (--list prints them):
 The TLS and HTTP/2 scenarios carry WebSocket (or nothing) that a capture
 reader cannot decode: their "expect" says what it can tell instead
 ("handshake": "encrypted" or "http2").
+
+--keylog FILE: the TLS scenarios' session secrets are written there in the
+NSS key log format (Python: the client context's keylog_filename; Node.js:
+`node --tls-keylog=FILE`).
 """
 
 import argparse
@@ -118,12 +127,27 @@ SCENARIOS = {
     "close-reset": ("rst", "server", 1006),
     "refused": ("fin", "unknown", None),
     "tls": ("close_handshake", "client", 1000),
+    "tls12": ("close_handshake", "client", 1000),
+    "node-tls13-aes128": ("close_handshake", "client", 1000),
+    "node-tls13-chacha": ("close_handshake", "client", 1000),
+    "node-tls12-aes256": ("close_handshake", "client", 1000),
+    "node-tls12-chacha": ("close_handshake", "client", 1000),
     "h2-websocket": ("fin", "unknown", None),
     "h2c": ("fin", "unknown", None),
 }
 
 # What a reader can see of each scenario's upgrade (LOG.json "expect.handshake").
-HANDSHAKE = {"refused": "refused", "tls": "encrypted", "h2-websocket": "http2", "h2c": "http2"}
+HANDSHAKE = {
+    "refused": "refused",
+    "tls": "encrypted",
+    "tls12": "encrypted",
+    "node-tls13-aes128": "encrypted",
+    "node-tls13-chacha": "encrypted",
+    "node-tls12-aes256": "encrypted",
+    "node-tls12-chacha": "encrypted",
+    "h2-websocket": "http2",
+    "h2c": "http2",
+}
 
 # The TLS scenario's server name: never resolved, only sent as the SNI.
 TLS_SERVER_NAME = "ws.test"
@@ -386,9 +410,10 @@ async def client_drop(ws):
         pass
 
 
-def tls_contexts():
+def tls_contexts(keylog=None, tls12=False):
     """A server context with a trustme certificate for ws.test, and a client
-    context that trusts it and offers ALPN http/1.1."""
+    context that trusts it and offers ALPN http/1.1 (and logs its secrets
+    to `keylog`; with `tls12`, TLS 1.2 with ECDHE and AES-GCM only)."""
     import ssl
 
     import trustme
@@ -400,7 +425,30 @@ def tls_contexts():
     client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_ctx)
     client_ctx.set_alpn_protocols(TLS_ALPN)
+    if tls12:
+        client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        client_ctx.set_ciphers("ECDHE+AESGCM")
+    if keylog:
+        client_ctx.keylog_filename = str(keylog)
     return server_ctx, client_ctx
+
+
+def tls_files(directory):
+    """A trustme CA and a certificate for ws.test written as PEM files, for
+    the Node.js peers: the environment capture_peers.mjs reads them from."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert(TLS_SERVER_NAME)
+    paths = {
+        "WSCOPE_TLS_CA": directory / "tls-ca.pem",
+        "WSCOPE_TLS_CERT": directory / "tls-cert.pem",
+        "WSCOPE_TLS_KEY": directory / "tls-key.pem",
+    }
+    ca.cert_pem.write_to_path(str(paths["WSCOPE_TLS_CA"]))
+    cert.cert_chain_pems[0].write_to_path(str(paths["WSCOPE_TLS_CERT"]))
+    cert.private_key_pem.write_to_path(str(paths["WSCOPE_TLS_KEY"]))
+    return {name: str(path) for name, path in paths.items()}
 
 
 def tls_record(ws):
@@ -447,8 +495,8 @@ async def run_python(scenario, args, port_ready):
         reset = scenario == "close-reset"
         handler = lambda ws: drop_handler(ws, reset)  # noqa: E731
         client = client_drop
-    elif scenario == "tls":
-        server_kwargs["ssl"], client_kwargs["ssl"] = tls_contexts()
+    elif scenario in ("tls", "tls12"):
+        server_kwargs["ssl"], client_kwargs["ssl"] = tls_contexts(args.keylog, scenario == "tls12")
         client_kwargs["server_hostname"] = TLS_SERVER_NAME
         client = client_tls
         scheme = "wss"
@@ -490,15 +538,23 @@ async def run_python(scenario, args, port_ready):
 
 async def run_node(scenario, args, port_ready):
     script = "capture_h2.mjs" if scenario.startswith("h2") else "capture_peers.mjs"
+    env = dict(os.environ)
+    options = []
+    if scenario.startswith("node-tls"):
+        env.update(tls_files(args.out.parent))
+        if args.keylog:
+            options.append(f"--tls-keylog={args.keylog}")
     node = await asyncio.create_subprocess_exec(
         "node",
+        *options,
         str(HERE / script),
         scenario,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        env=env,
     )
     line = (await node.stdout.readline()).decode()
-    match = re.search(r"listening on (?:ws|http)://127\.0\.0\.1:(\d+)", line)
+    match = re.search(r"listening on (?:wss|ws|http)://127\.0\.0\.1:(\d+)", line)
     if not match:
         raise SystemExit(f"{script} did not name its port: {line!r}")
     port = int(match.group(1))
@@ -568,6 +624,7 @@ async def main():
     parser.add_argument("--log", type=Path, help="the JSON log of what the peers sent and received")
     parser.add_argument("--count", type=int, default=3000, help="messages in the pipelined scenario")
     parser.add_argument("--list", action="store_true", help="print the scenarios")
+    parser.add_argument("--keylog", type=Path, help="where TLS scenarios log their session secrets")
     args = parser.parse_args()
     if args.list:
         print("\n".join(SCENARIOS))

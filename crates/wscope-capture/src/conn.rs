@@ -33,12 +33,16 @@ use crate::http2::ExtendedConnect;
 use crate::resync::{self, Found};
 use crate::tcp::{Chunk, GapCause, HalfStream};
 use crate::tls;
+use crate::tls_session::{TlsOut, TlsSession};
 
 /// The longest HTTP head read before a connection is given up on.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Bytes held per direction while a stream's nature, or a frame boundary,
 /// is still undecided.
 pub const MAX_HELD_UNDECIDED: usize = 1 << 20;
+
+/// How to get what decrypts a TLS connection, said where one is not.
+const KEYLOG_HINT: &str = "to see inside, log the session keys while capturing and pass the file with --keylog: SSLKEYLOGFILE=FILE for Chromium, Firefox, curl and wscope connect; node --tls-keylog=FILE; keylog_filename on Python's ssl.SSLContext";
 
 /// The handshake type of a ClientHello (RFC 8446 §4).
 const CLIENT_HELLO: u8 = 1;
@@ -146,6 +150,16 @@ enum TlsStart {
     Unreadable,
 }
 
+/// A TLS connection being decrypted: what its application data says goes
+/// through the same sniffing as a connection in the clear.
+struct TlsLayer {
+    session: TlsSession,
+    hello: tls::ClientHello,
+    /// Offsets into each decrypted stream, standing in for TCP sequence
+    /// numbers above the record layer.
+    plain_seq: [u32; 2],
+}
+
 struct Http {
     request: Held,
     response: Held,
@@ -193,6 +207,7 @@ struct State {
     synack_ts: Option<u64>,
     id: Option<String>,
     app: App,
+    tls: Option<Box<TlsLayer>>,
     done: bool,
     ended: [bool; 2],
 }
@@ -242,6 +257,7 @@ impl Conn {
                     held: [Held::default(), Held::default()],
                     gap: [false; 2],
                 },
+                tls: None,
                 done: false,
                 ended: [false; 2],
             },
@@ -284,11 +300,36 @@ impl Conn {
                 .min(),
             App::Http2 { .. } | App::Ignored => None,
         };
+        let tls = self
+            .state
+            .tls
+            .as_ref()
+            .and_then(|t| t.session.waiting_since());
         self.halves
             .iter()
             .filter_map(HalfStream::holding_since)
             .chain(app)
+            .chain(tls)
             .min()
+    }
+
+    /// Whether TLS records wait for secrets that may still arrive.
+    pub fn waiting_for_keys(&self) -> bool {
+        self.state
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.session.waiting_since().is_some())
+    }
+
+    /// New secrets arrived: records that waited for them are opened.
+    pub fn retry_tls(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
+        let state = &mut self.state;
+        let Some(layer) = &mut state.tls else {
+            return;
+        };
+        let mut outs = Vec::new();
+        layer.session.retry(ctx.keys, &mut outs);
+        state.tls_outs(outs, ts, ctx);
     }
 
     /// Whether both directions have ended (FIN or reset).
@@ -346,6 +387,11 @@ impl Conn {
         for (side, half) in halves.iter_mut().enumerate() {
             half.finish(&mut |chunk| state.chunk(side, chunk, ts, ctx));
         }
+        if let Some(layer) = &mut state.tls {
+            let mut outs = Vec::new();
+            layer.session.finish(ts, &mut outs);
+            state.tls_outs(outs, ts, ctx);
+        }
         state.sniff(ts, true, ctx);
         if let App::WebSocket(ws) = &mut state.app {
             for side in 0..2 {
@@ -361,7 +407,19 @@ impl Conn {
 impl State {
     fn chunk(&mut self, side: usize, chunk: Chunk<'_>, ts: u64, ctx: &mut Ctx<'_>) {
         match chunk {
+            Chunk::Data { bytes, ts, .. } if self.tls.is_some() => {
+                self.tls_feed(side, bytes, ts, ctx)
+            }
             Chunk::Data { seq, bytes, ts } => self.data(side, seq, bytes, ts, ctx),
+            Chunk::Gap { ts, .. } if self.tls.is_some() => {
+                ctx.summary.gaps += 1;
+                let from_client = self.client == Some(side);
+                let mut outs = Vec::new();
+                if let Some(layer) = &mut self.tls {
+                    layer.session.gap(from_client, ts, &mut outs);
+                }
+                self.tls_outs(outs, ts, ctx);
+            }
             Chunk::Gap {
                 from,
                 to,
@@ -570,6 +628,11 @@ impl State {
                         tls::Parsed::Hello(hello) => TlsStart::Hello(hello),
                         _ => TlsStart::Unreadable,
                     };
+                    let decrypt = ctx.options.keys_may_arrive || !ctx.keys.is_empty();
+                    if let (TlsStart::Hello(hello), true, None) = (&start, decrypt, &self.tls) {
+                        self.start_tls(hello.clone(), ts, ended, ctx);
+                        return;
+                    }
                     self.report_tls(start, ts, ctx);
                     self.app = App::Ignored;
                     return;
@@ -693,14 +756,15 @@ impl State {
     /// for a frame boundary.
     fn start_websocket_unseen(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
         let client = self.client.unwrap_or(0);
-        let id = ctx.next_id();
+        let id = self.conn_id(ctx);
         let server = self.addrs[1 - client];
         let request = match &self.app {
             App::Http(http) => http.head.as_ref().map(|(req, ..)| request_head(req)),
             _ => None,
         };
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         let open = Open {
-            url: format!("ws://{server}"),
+            url: format!("{scheme}://{server}"),
             client: self.addrs[client].to_string(),
             server: server.to_string(),
             request: request.unwrap_or_default(),
@@ -760,12 +824,13 @@ impl State {
             .header("host")
             .map(str::to_owned)
             .unwrap_or_else(|| server.to_string());
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         let url = if request.target.starts_with('/') {
-            format!("ws://{host}{}", request.target)
+            format!("{scheme}://{host}{}", request.target)
         } else {
             request.target.clone()
         };
-        let id = ctx.next_id();
+        let id = self.id.get_or_insert_with(|| ctx.next_id()).clone();
         if response.status != 101 {
             let body_bytes = &http.response.bytes[response_len..];
             let body = String::from_utf8_lossy(&body_bytes[..body_bytes.len().min(4096)]);
@@ -856,13 +921,13 @@ impl State {
         self.app = App::WebSocket(Box::new(ws));
     }
 
-    fn report_tls(&mut self, start: TlsStart, ts: u64, ctx: &mut Ctx<'_>) {
-        let id = ctx.next_id();
+    /// "TLS connection A → B (SNI …, ALPN …)"; the name is counted.
+    fn tls_description(&self, start: &TlsStart, ctx: &mut Ctx<'_>) -> String {
         let ends = match self.client {
             Some(c) => format!("{} → {}", self.addrs[c], self.addrs[1 - c]),
             None => format!("between {} and {}", self.addrs[0], self.addrs[1]),
         };
-        let what = match &start {
+        match start {
             TlsStart::Hello(hello) => {
                 let sni = hello.sni.as_deref().unwrap_or("(no SNI)");
                 if let Some(sni) = &hello.sni
@@ -887,24 +952,139 @@ impl State {
             TlsStart::Unreadable => {
                 format!("TLS connection {ends} (its ClientHello cannot be read: no SNI)")
             }
-        };
+        }
+    }
+
+    fn report_tls(&mut self, start: TlsStart, ts: u64, ctx: &mut Ctx<'_>) {
+        let what = self.tls_description(&start, ctx);
+        let id = self.conn_id(ctx);
         ctx.summary.tls += 1;
+        let why = if ctx.keys.is_empty() && !ctx.options.keys_may_arrive {
+            format!("encrypted: its WebSocket traffic cannot be shown without the session keys; {KEYLOG_HINT}")
+        } else {
+            "encrypted, and without its ClientHello (whose random names its key log line) it cannot be decrypted".to_owned()
+        };
         ctx.emit(
             ts,
             &id,
             None,
             EventKind::Note {
-                text: format!(
-                    "{what}: encrypted, so its WebSocket traffic cannot be shown without the session keys (a key log, --keylog, comes in the next version)"
-                ),
+                text: format!("{what}: {why}"),
             },
         );
-        self.id = Some(id);
+    }
+
+    /// This connection's id, handed out now if it has none yet.
+    fn conn_id(&mut self, ctx: &mut Ctx<'_>) -> String {
+        self.id.get_or_insert_with(|| ctx.next_id()).clone()
+    }
+
+    /// A TLS connection with secrets that may decrypt it: what was held
+    /// goes through the record layer, and sniffing starts again on what
+    /// it decrypts.
+    fn start_tls(&mut self, hello: tls::ClientHello, ts: u64, ended: bool, ctx: &mut Ctx<'_>) {
+        ctx.summary.tls += 1;
+        let App::Sniff { held, .. } = std::mem::replace(
+            &mut self.app,
+            App::Sniff {
+                held: [Held::default(), Held::default()],
+                gap: [false; 2],
+            },
+        ) else {
+            return;
+        };
+        self.tls = Some(Box::new(TlsLayer {
+            session: TlsSession::new(ctx.options.keys_may_arrive),
+            hello,
+            plain_seq: [0; 2],
+        }));
+        let client = self.client.unwrap_or(0);
+        for side in [client, 1 - client] {
+            held[side].pieces(0, |_, bytes, at| self.tls_feed(side, bytes, at, ctx));
+        }
+        if ended {
+            self.sniff(ts, true, ctx);
+        }
+    }
+
+    fn tls_feed(&mut self, side: usize, bytes: &[u8], ts: u64, ctx: &mut Ctx<'_>) {
+        let from_client = self.client == Some(side);
+        let mut outs = Vec::new();
+        if let Some(layer) = &mut self.tls {
+            layer.session.feed(from_client, bytes, ts, ctx.keys, &mut outs);
+        }
+        self.tls_outs(outs, ts, ctx);
+    }
+
+    /// What the record layer said: decrypted bytes go on as the
+    /// connection's data, the rest become notes.
+    fn tls_outs(&mut self, outs: Vec<TlsOut>, _ts: u64, ctx: &mut Ctx<'_>) {
+        let client = self.client.unwrap_or(0);
+        for out in outs {
+            match out {
+                TlsOut::Plain {
+                    from_client,
+                    bytes,
+                    ts,
+                } => {
+                    let side = if from_client { client } else { 1 - client };
+                    let Some(layer) = &mut self.tls else {
+                        return;
+                    };
+                    let seq = layer.plain_seq[side];
+                    layer.plain_seq[side] = seq.wrapping_add(bytes.len() as u32);
+                    self.data(side, seq, &bytes, ts, ctx);
+                }
+                TlsOut::Decrypting { version, suite, ts } => {
+                    ctx.summary.tls_decrypted += 1;
+                    let text = format!(
+                        "{}: {version}, {suite}, decrypted with the key log",
+                        self.layer_description(ctx)
+                    );
+                    let id = self.conn_id(ctx);
+                    ctx.emit(ts, &id, None, EventKind::Note { text });
+                }
+                TlsOut::Note {
+                    from_client,
+                    text,
+                    ts,
+                } => {
+                    let dir = from_client.map(|c| {
+                        if c {
+                            Direction::ClientToServer
+                        } else {
+                            Direction::ServerToClient
+                        }
+                    });
+                    let id = self.conn_id(ctx);
+                    ctx.emit(ts, &id, dir, EventKind::Note { text });
+                }
+                TlsOut::Stopped { reason, ts } => {
+                    let decrypting = self.tls.as_ref().is_some_and(|t| t.session.decrypting());
+                    let what = self.layer_description(ctx);
+                    let text = if decrypting {
+                        format!("{what}: decryption stopped: {reason}")
+                    } else {
+                        format!("{what}: encrypted and not decrypted: {reason}; {KEYLOG_HINT}")
+                    };
+                    let id = self.conn_id(ctx);
+                    ctx.emit(ts, &id, None, EventKind::Note { text });
+                    if !matches!(self.app, App::WebSocket(_)) {
+                        self.app = App::Ignored;
+                    }
+                }
+            }
+        }
+    }
+
+    fn layer_description(&self, ctx: &mut Ctx<'_>) -> String {
+        let hello = self.tls.as_ref().map(|t| t.hello.clone()).unwrap_or_default();
+        self.tls_description(&TlsStart::Hello(hello), ctx)
     }
 
     fn report_http2(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
         let client = self.client.unwrap_or(0);
-        let id = ctx.next_id();
+        let id = self.conn_id(ctx);
         let (c, s) = (self.addrs[client], self.addrs[1 - client]);
         let text = format!(
             "HTTP/2 connection {c} → {s} (cleartext, prior knowledge): its streams are not decoded"

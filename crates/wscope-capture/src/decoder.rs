@@ -14,6 +14,7 @@ use wscope_events::{Direction, Event, EventKind, redact};
 
 use crate::conn::Conn;
 use crate::ip::{IpLayer, Segment};
+use crate::keylog::{self, KeyLog, LineError};
 use crate::link;
 use crate::packets::{Packet, Problem};
 
@@ -29,6 +30,9 @@ pub struct Options {
     /// Keep binary payloads (as base64). A reader that only counts them
     /// (`read --stats`) saves most of its time without.
     pub binary: bool,
+    /// TLS secrets may still arrive (a key log followed while capturing
+    /// live): encrypted records wait for them instead of being given up.
+    pub keys_may_arrive: bool,
 }
 
 impl Default for Options {
@@ -38,6 +42,7 @@ impl Default for Options {
             frames: true,
             redact: true,
             binary: true,
+            keys_may_arrive: false,
         }
     }
 }
@@ -51,6 +56,8 @@ pub struct Summary {
     pub handshake_failed: u64,
     pub handshake_missing: u64,
     pub tls: u64,
+    /// TLS connections decrypted with a key log.
+    pub tls_decrypted: u64,
     /// Some of the TLS server names seen.
     pub tls_names: Vec<String>,
     pub http2: u64,
@@ -66,6 +73,7 @@ pub struct Summary {
 /// What a connection needs from the decoder while it works.
 pub struct Ctx<'a> {
     pub options: &'a Options,
+    pub keys: &'a mut KeyLog,
     pub summary: &'a mut Summary,
     out: &'a mut Vec<Event>,
     next_conn: &'a mut u64,
@@ -123,6 +131,7 @@ pub struct Decoder {
     next_conn: u64,
     order: u64,
     last_ts: u64,
+    keys: KeyLog,
 }
 
 impl Decoder {
@@ -138,6 +147,7 @@ impl Decoder {
             next_conn: 0,
             order: 0,
             last_ts: 0,
+            keys: KeyLog::default(),
         }
     }
 
@@ -172,10 +182,12 @@ impl Decoder {
             summary,
             next_conn,
             order,
+            keys,
             ..
         } = self;
         let mut ctx = Ctx {
             options,
+            keys,
             summary,
             out,
             next_conn,
@@ -235,6 +247,7 @@ impl Decoder {
         open.sort_by_key(|(key, _)| *key);
         let mut ctx = Ctx {
             options: &self.options,
+            keys: &mut self.keys,
             summary: &mut self.summary,
             out,
             next_conn: &mut self.next_conn,
@@ -247,6 +260,48 @@ impl Decoder {
         // Events of the end, in connection order.
         let tail = &mut out[start..];
         tail.sort_by_key(|e| conn_number(&e.conn));
+    }
+
+    /// The TLS secrets known so far. After adding to them, call
+    /// [`Decoder::retry_tls`].
+    pub fn keys_mut(&mut self) -> &mut KeyLog {
+        &mut self.keys
+    }
+
+    /// Adds key log text (a whole file, or a Decryption Secrets Block) and
+    /// opens what waited for it. Lines that do not parse are returned.
+    pub fn add_keylog(&mut self, text: &[u8], out: &mut Vec<Event>) -> Vec<LineError> {
+        let errors = keylog::parse(text, &mut self.keys);
+        self.retry_tls(out);
+        errors
+    }
+
+    /// TLS records held for secrets are tried again with those known now.
+    pub fn retry_tls(&mut self, out: &mut Vec<Event>) {
+        let mut ctx = Ctx {
+            options: &self.options,
+            keys: &mut self.keys,
+            summary: &mut self.summary,
+            out,
+            next_conn: &mut self.next_conn,
+            order: &mut self.order,
+        };
+        for (k, conn) in self.conns.iter_mut() {
+            if !conn.waiting_for_keys() {
+                continue;
+            }
+            conn.retry_tls(self.last_ts, &mut ctx);
+            let since = conn.pending_since();
+            if since != conn.registered {
+                if let Some(old) = conn.registered {
+                    self.pending.remove(&(old, *k));
+                }
+                if let Some(new) = since {
+                    self.pending.insert((new, *k));
+                }
+                conn.registered = since;
+            }
+        }
     }
 
     /// Problems with the capture itself (not with a connection), taken.

@@ -10,7 +10,7 @@
 
 use std::io::Read;
 
-use pcap_parser::pcapng::Block;
+use pcap_parser::pcapng::{Block, SecretsType};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 
@@ -66,6 +66,8 @@ pub struct PacketReader {
     legacy: Option<Interface>,
     big_endian: bool,
     done: bool,
+    /// Key log text from Decryption Secrets Blocks, not yet taken.
+    secrets: Vec<u8>,
 }
 
 impl PacketReader {
@@ -98,6 +100,7 @@ impl PacketReader {
             legacy: None,
             big_endian: false,
             done: false,
+            secrets: Vec::new(),
         })
     }
 
@@ -112,6 +115,12 @@ impl PacketReader {
         while !self.done {
             self.step(number, on_packet, on_problem);
         }
+    }
+
+    /// TLS key log text from the Decryption Secrets Blocks read since the
+    /// last call (a block comes before the packets its secrets decrypt).
+    pub fn take_secrets(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.secrets)
     }
 
     /// Whether the input is used up (or given up on).
@@ -211,8 +220,17 @@ impl PacketReader {
                             }),
                         }
                     }
-                    // Statistics, name resolution, secrets (next version),
-                    // custom and unknown blocks carry no packets.
+                    PcapBlockOwned::NG(Block::DecryptionSecrets(dsb))
+                        if dsb.secrets_type == SecretsType::TlsKeyLog =>
+                    {
+                        let len = (dsb.secrets_len as usize).min(dsb.data.len());
+                        self.secrets.extend_from_slice(&dsb.data[..len]);
+                        if !self.secrets.ends_with(b"\n") {
+                            self.secrets.push(b'\n');
+                        }
+                    }
+                    // Statistics, name resolution, other secrets, custom
+                    // and unknown blocks carry no packets.
                     PcapBlockOwned::NG(_) => {}
                 }
                 if let Some((ts_us, linktype, data, orig_len)) = packet {

@@ -90,6 +90,11 @@ impl CaptureReader {
         self.decoder.summary()
     }
 
+    /// The decoder, to give it key log text (`Decoder::add_keylog`).
+    pub fn decoder_mut(&mut self) -> &mut Decoder {
+        &mut self.decoder
+    }
+
     /// Reads one block (or opens the next file, or ends).
     fn advance(&mut self) {
         let Some((name, reader)) = &mut self.current else {
@@ -127,6 +132,21 @@ impl CaptureReader {
             },
         );
         let name = name.clone();
+        let secrets = reader.take_secrets();
+        if !secrets.is_empty() {
+            for error in self.decoder.add_keylog(&secrets, &mut self.batch) {
+                self.problems.push(FileProblem {
+                    file: name.clone(),
+                    problem: Problem {
+                        packet: self.number,
+                        text: format!(
+                            "its Decryption Secrets Block, line {}: {}; the other lines are used",
+                            error.line, error.message
+                        ),
+                    },
+                });
+            }
+        }
         if reader.is_done() {
             self.current = None;
         }

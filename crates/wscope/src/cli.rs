@@ -160,6 +160,12 @@ pub struct UiArgs {
     /// default, as in record files).
     #[arg(long)]
     pub no_redact: bool,
+
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) to decrypt
+    /// wss:// connections in captures; repeatable. Decryption Secrets
+    /// Blocks inside a pcapng are used as well.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
 }
 
 /// Where the events of a run go: the output flags, the same on every
@@ -287,6 +293,12 @@ pub struct ReadArgs {
     /// The JSON field that names a message's type, for --stats.
     #[arg(long, default_value = "type", value_name = "FIELD")]
     pub stats_field: String,
+
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) to decrypt
+    /// wss:// connections in captures; repeatable. Decryption Secrets
+    /// Blocks inside a pcapng are used as well.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,

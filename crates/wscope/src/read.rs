@@ -72,6 +72,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
             .transpose()?,
     };
     let mut inputs = open_inputs(&args.files)?;
+    inputs.keylogs(&args.keylog)?;
     if let Some(out) = &args.output.record {
         inputs.refuse_as_output(out)?;
     }
@@ -108,6 +109,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
         // payloads would only cost time.
         frames: wants_output,
         binary: wants_output,
+        keys_may_arrive: false,
     });
     let mut sinks = outputs.sinks;
     let writing = !sinks.is_empty();
@@ -169,6 +171,8 @@ pub struct Inputs {
     /// The inputs are captures: all of them, read as one.
     capture: Option<Box<CaptureReader>>,
     capture_options: wscope_capture::Options,
+    /// Key log files' text, by file name, for the captures' TLS.
+    keylogs: Vec<(String, Vec<u8>)>,
     /// The total size of the inputs, when every one has a size.
     len: Option<u64>,
     progress: Option<Progress>,
@@ -219,6 +223,7 @@ pub fn open_inputs(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
         current: None,
         capture: None,
         capture_options: wscope_capture::Options::default(),
+        keylogs: Vec::new(),
         len,
         progress: None,
         warnings: Vec::new(),
@@ -244,6 +249,16 @@ impl Inputs {
     /// How captures become events (payload limit, frames).
     pub fn capture_options(&mut self, options: wscope_capture::Options) {
         self.capture_options = options;
+    }
+
+    /// Reads TLS key logs for the captures among the inputs.
+    pub fn keylogs(&mut self, paths: &[PathBuf]) -> anyhow::Result<()> {
+        for path in paths {
+            let text = std::fs::read(path)
+                .with_context(|| format!("cannot read the key log {}", path.display()))?;
+            self.keylogs.push((path.display().to_string(), text));
+        }
+        Ok(())
     }
 
     /// Counts what is read on `progress`.
@@ -276,6 +291,20 @@ impl Inputs {
             self.warnings
                 .extend(capture.take_problems().iter().map(|p| p.to_string()));
             self.warnings.push(capture_summary(capture.summary()));
+            let keys = capture.decoder_mut().keys_mut();
+            if !self.keylogs.is_empty() || !keys.is_empty() {
+                let unused = keys.unused();
+                let mut line = format!("key log: secrets for {} TLS sessions", keys.sessions());
+                if unused > 0 {
+                    line.push_str(&format!(
+                        ", {unused} of them for no connection in this capture"
+                    ));
+                }
+                self.warnings.push(line);
+            }
+        } else if !self.keylogs.is_empty() {
+            self.warnings
+                .push("--keylog is for packet captures; these inputs are record files".into());
         }
         std::mem::take(&mut self.warnings)
     }
@@ -310,6 +339,16 @@ impl Inputs {
             return Ok(());
         }
         let mut capture = Box::new(CaptureReader::new(self.capture_options));
+        for (file, text) in &self.keylogs {
+            // No connection is open yet: nothing can come of adding them.
+            let mut none = Vec::new();
+            for error in capture.decoder_mut().add_keylog(text, &mut none) {
+                self.warnings.push(format!(
+                    "key log {file}, line {}: {}; the other lines are used",
+                    error.line, error.message
+                ));
+            }
+        }
         capture.push_input(name, Box::new(input.reader));
         while let Some(opened) = self.waiting.pop_front() {
             let (name, input) = self.unwrap_input(opened)?;
@@ -350,7 +389,15 @@ fn capture_summary(s: &wscope_capture::Summary) -> String {
     } else {
         format!(" ({})", s.tls_names.join(", "))
     };
-    add(s.tls, format!("{} TLS not decrypted{names}", s.tls));
+    let tls = if s.tls_decrypted > 0 {
+        format!(
+            "{} TLS{names}, {} of them decrypted",
+            s.tls, s.tls_decrypted
+        )
+    } else {
+        format!("{} TLS not decrypted{names}", s.tls)
+    };
+    add(s.tls, tls);
     let h2 = if s.websocket_over_http2 > 0 {
         format!(
             " ({} opening WebSocket over HTTP/2, not decoded)",

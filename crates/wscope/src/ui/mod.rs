@@ -150,6 +150,7 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     let mut inputs = crate::read::open_inputs(&args.files)?;
+    inputs.keylogs(&args.keylog)?;
     let hub = Hub::new(!args.no_redact);
     for event in inputs.by_ref() {
         match event {

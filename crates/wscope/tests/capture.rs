@@ -141,13 +141,21 @@ struct TsharkView {
     packet_ts: BTreeSet<u64>,
 }
 
-fn tshark(cap: &PeerCapture) -> TsharkView {
+fn tshark(cap: &PeerCapture, keylog: Option<&Path>) -> TsharkView {
     let tshark = system_tool("tshark", "tshark");
-    let decode_as = format!("tcp.port=={},http", cap.port);
-    let out = Command::new(&tshark)
-        .arg("-r")
-        .arg(&cap.pcap)
-        .args(["-d", &decode_as])
+    let mut command = Command::new(&tshark);
+    command.arg("-r").arg(&cap.pcap);
+    match keylog {
+        // TLS on a port of the kernel's choosing, HTTP inside it (the Node
+        // peers offer no ALPN to say so), decrypted with the peers' keys.
+        Some(keys) => command
+            .args(["-d", &format!("tcp.port=={},tls", cap.port)])
+            .args(["-d", &format!("tls.port=={},http", cap.port)])
+            .arg("-o")
+            .arg(format!("tls.keylog_file:{}", keys.display())),
+        None => command.args(["-d", &format!("tcp.port=={},http", cap.port)]),
+    };
+    let out = command
         .args(["-o", "websocket.decompress:FALSE"])
         .args(["-o", "gui.max_tree_depth:100000"])
         .args(["-Y", "websocket", "-T", "json", "-x", "--no-duplicate-keys"])
@@ -451,6 +459,7 @@ fn check_closes(log: &Value, events: &[Value], failures: &mut Vec<String>) {
 fn check_open(
     cap: &PeerCapture,
     scenario: &str,
+    scheme: &str,
     view: &TsharkView,
     events: &[Value],
     failures: &mut Vec<String>,
@@ -465,7 +474,7 @@ fn check_open(
         "127.0.0.1:{}",
         view.client_port.expect("tshark saw the client")
     );
-    let url = format!("ws://127.0.0.1:{}/{scenario}", cap.port);
+    let url = format!("{scheme}://127.0.0.1:{}/{scenario}", cap.port);
     let request_line = format!("GET /{scenario} HTTP/1.1");
     let checks = [
         ("conn", open["conn"] == "c1"),
@@ -550,9 +559,19 @@ fn check_peer_logs(log: &Value, failures: &mut Vec<String>) {
 
 /// The capture as every other input `wscope read` takes; each must read as
 /// `baseline` does.
-fn check_variants(cap: &PeerCapture, dir: &Path, baseline: &[Value], failures: &mut Vec<String>) {
+/// `keys` are the arguments that give the key log, for TLS scenarios.
+fn check_variants(
+    cap: &PeerCapture,
+    dir: &Path,
+    keys: &[&OsStr],
+    baseline: &[Value],
+    failures: &mut Vec<String>,
+) {
     let pcap = cap.pcap.as_os_str();
     let mut variants: Vec<(String, Vec<Value>)> = Vec::new();
+    let read_json = |files: &[&OsStr], stdin: Option<&Path>| {
+        read_json(&[files, keys].concat(), stdin)
+    };
 
     let gz = dir.join("capture.pcap.gz");
     run_to_file(
@@ -600,6 +619,18 @@ fn check_variants(cap: &PeerCapture, dir: &Path, baseline: &[Value], failures: &
     let args: Vec<&OsStr> = parts.iter().map(|p| p.as_os_str()).collect();
     variants.push((format!("split in {}", parts.len()), read_json(&args, None)));
 
+    if let [_, keylog] = keys {
+        // The secrets inside the capture, as Wireshark's editcap puts them
+        // there (a Decryption Secrets Block): no --keylog needed.
+        let inside = dir.join("with-secrets.pcapng");
+        let secrets = format!("tls,{}", Path::new(keylog).display());
+        editcap(&["--inject-secrets", &secrets], &cap.pcap, &inside);
+        variants.push((
+            "pcapng with its secrets inside".into(),
+            common::read_json(&[inside.as_os_str()], None),
+        ));
+    }
+
     for (name, events) in variants {
         if events != baseline {
             let first = events
@@ -636,12 +667,44 @@ fn editcap(args: &[&str], input: &Path, output: &Path) {
 
 // --- the scenarios --------------------------------------------------------------
 
+/// The cipher suite each TLS scenario's peers are limited to (the
+/// certificate trustme makes has an ECDSA key).
+fn tls_suite(scenario: &str) -> Option<(&'static str, &'static str)> {
+    Some(match scenario {
+        "tls" => ("TLS 1.3", "TLS_AES_256_GCM_SHA384"),
+        "tls12" => ("TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+        "node-tls13-aes128" => ("TLS 1.3", "TLS_AES_128_GCM_SHA256"),
+        "node-tls13-chacha" => ("TLS 1.3", "TLS_CHACHA20_POLY1305_SHA256"),
+        "node-tls12-aes256" => ("TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+        "node-tls12-chacha" => (
+            "TLS 1.2",
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        ),
+        _ => return None,
+    })
+}
+
 fn check_scenario(scenario: &str, extra: &[&str]) {
     let dir = temp_dir(&format!("capture-{scenario}"));
-    let cap = capture_peers(scenario, &dir, extra);
-    let view = tshark(&cap);
-    let events = read_json(&[cap.pcap.as_os_str()], None);
+    let suite = tls_suite(scenario);
+    let keylog = dir.join("keys.log");
+    let mut extra = extra.to_vec();
+    let keylog_arg = keylog.to_str().expect("a UTF-8 temp path");
+    if suite.is_some() {
+        extra.extend(["--keylog", keylog_arg]);
+    }
+    let cap = capture_peers(scenario, &dir, &extra);
+    let keys: Vec<&OsStr> = if suite.is_some() {
+        vec![OsStr::new("--keylog"), keylog.as_os_str()]
+    } else {
+        Vec::new()
+    };
+    let view = tshark(&cap, suite.is_some().then_some(keylog.as_path()));
+    let events = read_json(&[&[cap.pcap.as_os_str()][..], &keys].concat(), None);
     let mut failures = Vec::new();
+    if let Some((version, suite)) = suite {
+        check_decrypted(&events, version, suite, &mut failures);
+    }
 
     check_peer_logs(&cap.log, &mut failures);
 
@@ -663,7 +726,8 @@ fn check_scenario(scenario: &str, extra: &[&str]) {
                 failures.push(format!("{dir}: wscope shows {line}"));
             }
         }
-        check_open(&cap, scenario, &view, &events, &mut failures);
+        let scheme = if suite.is_some() { "wss" } else { "ws" };
+        check_open(&cap, scenario, scheme, &view, &events, &mut failures);
         check_messages(&cap.log, &events, &mut failures);
         check_closes(&cap.log, &events, &mut failures);
     }
@@ -673,7 +737,7 @@ fn check_scenario(scenario: &str, extra: &[&str]) {
         }
     }
     check_timestamps(&view, &events, &mut failures);
-    check_variants(&cap, &dir, &events, &mut failures);
+    check_variants(&cap, &dir, &keys, &events, &mut failures);
 
     assert!(
         failures.is_empty(),
@@ -682,6 +746,21 @@ fn check_scenario(scenario: &str, extra: &[&str]) {
         failures.join("\n  ")
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The one note about TLS says it was decrypted, with this version and
+/// suite; no other note is about TLS.
+fn check_decrypted(events: &[Value], version: &str, suite: &str, failures: &mut Vec<String>) {
+    let tls: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .filter_map(|e| e["text"].as_str())
+        .filter(|t| t.contains("TLS"))
+        .collect();
+    let want = format!(": {version}, {suite}, decrypted with the key log");
+    if !matches!(tls.as_slice(), [one] if one.ends_with(&want) && one.contains("SNI ws.test")) {
+        failures.push(format!("want one TLS note ending {want:?}, got {tls:?}"));
+    }
 }
 
 fn check_refused(events: &[Value], failures: &mut Vec<String>) {
@@ -741,6 +820,36 @@ fn server_drops_tcp_without_close_frame() {
 #[test]
 fn server_resets_tcp() {
     check_scenario("close-reset", &[]);
+}
+
+#[test]
+fn tls13_python_websockets_decrypted_with_its_key_log() {
+    check_scenario("tls", &[]);
+}
+
+#[test]
+fn tls12_python_websockets_decrypted_with_its_key_log() {
+    check_scenario("tls12", &[]);
+}
+
+#[test]
+fn tls13_node_ws_aes128_decrypted() {
+    check_scenario("node-tls13-aes128", &[]);
+}
+
+#[test]
+fn tls13_node_ws_chacha20_decrypted() {
+    check_scenario("node-tls13-chacha", &[]);
+}
+
+#[test]
+fn tls12_node_ws_aes256_decrypted() {
+    check_scenario("node-tls12-aes256", &[]);
+}
+
+#[test]
+fn tls12_node_ws_chacha20_decrypted() {
+    check_scenario("node-tls12-chacha", &[]);
 }
 
 #[test]

@@ -176,7 +176,7 @@ enum Named<'a> {
     HelloLost,
 }
 
-const ENCRYPTED: &str = "encrypted, so its WebSocket traffic cannot be shown without the session keys (a key log, --keylog, comes in the next version)";
+const ENCRYPTED: &str = "encrypted: its WebSocket traffic cannot be shown without the session keys; to see inside, log the session keys while capturing and pass the file with --keylog: SSLKEYLOGFILE=FILE for Chromium, Firefox, curl and wscope connect; node --tls-keylog=FILE; keylog_filename on Python's ssl.SSLContext";
 
 fn check_tls(read: &Read, want: &TlsExpect<'_>) -> Vec<String> {
     let mut failures = Vec::new();

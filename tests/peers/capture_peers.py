@@ -64,6 +64,9 @@ Scenarios (--list prints them):
                        "alpn_offered", "alpn_selected", "version"} as the
                        client's ssl object saw them
   tls12                the tls scenario with TLS 1.2 and ECDHE AES-GCM only
+  tls12-cbc            ... with TLS 1.2 and ECDHE AES-CBC (not decryptable)
+  tls12-rsa            ... with TLS 1.2, an RSA certificate and RSA key
+                       exchange (TLS_RSA_WITH_AES_128_GCM_SHA256)
   node-tls13-aes128, node-tls13-chacha, node-tls12-aes256, node-tls12-chacha
                        node-deflate over TLS (capture_peers.mjs), that
                        version and cipher suite only, a trustme certificate
@@ -128,6 +131,8 @@ SCENARIOS = {
     "refused": ("fin", "unknown", None),
     "tls": ("close_handshake", "client", 1000),
     "tls12": ("close_handshake", "client", 1000),
+    "tls12-cbc": ("close_handshake", "client", 1000),
+    "tls12-rsa": ("close_handshake", "client", 1000),
     "node-tls13-aes128": ("close_handshake", "client", 1000),
     "node-tls13-chacha": ("close_handshake", "client", 1000),
     "node-tls12-aes256": ("close_handshake", "client", 1000),
@@ -141,6 +146,8 @@ HANDSHAKE = {
     "refused": "refused",
     "tls": "encrypted",
     "tls12": "encrypted",
+    "tls12-cbc": "encrypted",
+    "tls12-rsa": "encrypted",
     "node-tls13-aes128": "encrypted",
     "node-tls13-chacha": "encrypted",
     "node-tls12-aes256": "encrypted",
@@ -410,24 +417,39 @@ async def client_drop(ws):
         pass
 
 
-def tls_contexts(keylog=None, tls12=False):
+# TLS 1.2 scenarios: the client's cipher list, and whether the certificate
+# has an RSA key (trustme's default is ECDSA).
+TLS12 = {
+    "tls12": ("ECDHE+AESGCM", False),
+    "tls12-cbc": ("ECDHE-ECDSA-AES128-SHA256", False),
+    "tls12-rsa": ("AES128-GCM-SHA256", True),
+}
+
+
+def tls_contexts(keylog=None, scenario="tls"):
     """A server context with a trustme certificate for ws.test, and a client
     context that trusts it and offers ALPN http/1.1 (and logs its secrets
-    to `keylog`; with `tls12`, TLS 1.2 with ECDHE and AES-GCM only)."""
+    to `keylog`); TLS 1.2 scenarios are held to their ciphers."""
     import ssl
 
     import trustme
 
-    ca = trustme.CA()
+    ciphers, rsa = TLS12.get(scenario, (None, False))
+    ca = trustme.CA(key_type=trustme.KeyType.RSA) if rsa else trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(TLS_SERVER_NAME).configure_cert(server_ctx)
+    if rsa:
+        ca.issue_cert(TLS_SERVER_NAME, key_type=trustme.KeyType.RSA).configure_cert(server_ctx)
+    else:
+        ca.issue_cert(TLS_SERVER_NAME).configure_cert(server_ctx)
     server_ctx.set_alpn_protocols(TLS_ALPN)
     client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(client_ctx)
     client_ctx.set_alpn_protocols(TLS_ALPN)
-    if tls12:
+    if ciphers:
         client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        client_ctx.set_ciphers("ECDHE+AESGCM")
+        client_ctx.set_ciphers(ciphers)
+        # Python's default server ciphers leave out RSA key exchange.
+        server_ctx.set_ciphers(ciphers)
     if keylog:
         client_ctx.keylog_filename = str(keylog)
     return server_ctx, client_ctx
@@ -495,8 +517,8 @@ async def run_python(scenario, args, port_ready):
         reset = scenario == "close-reset"
         handler = lambda ws: drop_handler(ws, reset)  # noqa: E731
         client = client_drop
-    elif scenario in ("tls", "tls12"):
-        server_kwargs["ssl"], client_kwargs["ssl"] = tls_contexts(args.keylog, scenario == "tls12")
+    elif scenario == "tls" or scenario in TLS12:
+        server_kwargs["ssl"], client_kwargs["ssl"] = tls_contexts(args.keylog, scenario)
         client_kwargs["server_hostname"] = TLS_SERVER_NAME
         client = client_tls
         scheme = "wss"

@@ -960,7 +960,9 @@ impl State {
         let id = self.conn_id(ctx);
         ctx.summary.tls += 1;
         let why = if ctx.keys.is_empty() && !ctx.options.keys_may_arrive {
-            format!("encrypted: its WebSocket traffic cannot be shown without the session keys; {KEYLOG_HINT}")
+            format!(
+                "encrypted: its WebSocket traffic cannot be shown without the session keys; {KEYLOG_HINT}"
+            )
         } else {
             "encrypted, and without its ClientHello (whose random names its key log line) it cannot be decrypted".to_owned()
         };
@@ -1011,7 +1013,9 @@ impl State {
         let from_client = self.client == Some(side);
         let mut outs = Vec::new();
         if let Some(layer) = &mut self.tls {
-            layer.session.feed(from_client, bytes, ts, ctx.keys, &mut outs);
+            layer
+                .session
+                .feed(from_client, bytes, ts, ctx.keys, &mut outs);
         }
         self.tls_outs(outs, ts, ctx);
     }
@@ -1059,13 +1063,19 @@ impl State {
                     let id = self.conn_id(ctx);
                     ctx.emit(ts, &id, dir, EventKind::Note { text });
                 }
-                TlsOut::Stopped { reason, ts } => {
+                TlsOut::Stopped {
+                    reason,
+                    keys_missing,
+                    ts,
+                } => {
                     let decrypting = self.tls.as_ref().is_some_and(|t| t.session.decrypting());
                     let what = self.layer_description(ctx);
                     let text = if decrypting {
                         format!("{what}: decryption stopped: {reason}")
-                    } else {
+                    } else if keys_missing {
                         format!("{what}: encrypted and not decrypted: {reason}; {KEYLOG_HINT}")
+                    } else {
+                        format!("{what}: encrypted and not decrypted: {reason}")
                     };
                     let id = self.conn_id(ctx);
                     ctx.emit(ts, &id, None, EventKind::Note { text });
@@ -1078,7 +1088,11 @@ impl State {
     }
 
     fn layer_description(&self, ctx: &mut Ctx<'_>) -> String {
-        let hello = self.tls.as_ref().map(|t| t.hello.clone()).unwrap_or_default();
+        let hello = self
+            .tls
+            .as_ref()
+            .map(|t| t.hello.clone())
+            .unwrap_or_default();
         self.tls_description(&TlsStart::Hello(hello), ctx)
     }
 

@@ -59,8 +59,13 @@ pub enum TlsOut {
         text: String,
         ts: u64,
     },
-    /// Decryption is over for this connection, and why (said once).
-    Stopped { reason: String, ts: u64 },
+    /// Decryption is over for this connection, and why (said once);
+    /// `keys_missing` when a key log line would have made the difference.
+    Stopped {
+        reason: String,
+        keys_missing: bool,
+        ts: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +155,8 @@ pub struct TlsSession {
     dirs: [Dir; 2],
     stopped: bool,
     announced: bool,
+    /// The key log has been told this connection's random was seen.
+    marked: bool,
     /// Keys may still arrive (a key log being written while captured).
     keys_may_arrive: bool,
 }
@@ -172,6 +179,7 @@ impl TlsSession {
             dirs: [Dir::new(true), Dir::new(false)],
             stopped: false,
             announced: false,
+            marked: false,
             keys_may_arrive,
         }
     }
@@ -275,11 +283,15 @@ impl TlsSession {
         }
         if self.dirs.iter().any(|d| !d.waiting.is_empty()) {
             let reason = self.missing_keys_reason();
-            self.stop(reason, ts, out);
+            self.stop_for(reason, true, ts, out);
         }
     }
 
     fn stop(&mut self, reason: String, ts: u64, out: &mut Vec<TlsOut>) {
+        self.stop_for(reason, false, ts, out);
+    }
+
+    fn stop_for(&mut self, reason: String, keys_missing: bool, ts: u64, out: &mut Vec<TlsOut>) {
         if self.stopped {
             return;
         }
@@ -290,7 +302,11 @@ impl TlsSession {
             dir.partial = Vec::new();
             dir.handshake = Vec::new();
         }
-        out.push(TlsOut::Stopped { reason, ts });
+        out.push(TlsOut::Stopped {
+            reason,
+            keys_missing,
+            ts,
+        });
     }
 
     fn missing_keys_reason(&self) -> String {
@@ -344,6 +360,10 @@ impl TlsSession {
         };
         if !protected {
             self.clear_record(d, &record, ts, out);
+            if let (Some(random), false) = (self.client_random, self.marked) {
+                keys.mark_used(random);
+                self.marked = true;
+            }
             // The other side may have been waiting for this hello.
             if kind == HANDSHAKE {
                 self.drain(1 - d, keys, out);
@@ -353,7 +373,7 @@ impl TlsSession {
         match self.keys(d, keys) {
             Ok(()) => self.open(d, record, ts, out),
             Err(Blocked::Wait) => return Some(record),
-            Err(Blocked::Stop(reason)) => self.stop(reason, ts, out),
+            Err(Blocked::Stop(reason)) => self.stop_for(reason, true, ts, out),
         }
         None
     }
@@ -368,7 +388,7 @@ impl TlsSession {
                 self.missing_keys_reason(),
                 MAX_WAITING / 1024
             );
-            self.stop(reason, ts, out);
+            self.stop_for(reason, true, ts, out);
         }
     }
 

@@ -569,9 +569,8 @@ fn check_variants(
 ) {
     let pcap = cap.pcap.as_os_str();
     let mut variants: Vec<(String, Vec<Value>)> = Vec::new();
-    let read_json = |files: &[&OsStr], stdin: Option<&Path>| {
-        read_json(&[files, keys].concat(), stdin)
-    };
+    let read_json =
+        |files: &[&OsStr], stdin: Option<&Path>| read_json(&[files, keys].concat(), stdin);
 
     let gz = dir.join("capture.pcap.gz");
     run_to_file(
@@ -676,10 +675,7 @@ fn tls_suite(scenario: &str) -> Option<(&'static str, &'static str)> {
         "node-tls13-aes128" => ("TLS 1.3", "TLS_AES_128_GCM_SHA256"),
         "node-tls13-chacha" => ("TLS 1.3", "TLS_CHACHA20_POLY1305_SHA256"),
         "node-tls12-aes256" => ("TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
-        "node-tls12-chacha" => (
-            "TLS 1.2",
-            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-        ),
+        "node-tls12-chacha" => ("TLS 1.2", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
         _ => return None,
     })
 }

@@ -1,0 +1,226 @@
+//! `wscope read CAPTURE --keylog FILE` when the key log does not fit:
+//! captured between real peers that log their own secrets
+//! (tests/peers/capture_peers.py, Python `websockets` over TLS).
+//!
+//! - a key log with lines that do not parse: each named by its line
+//!   number, the rest still used (the connection is decrypted);
+//! - a key log whose secrets are wrong for the connection: said once, and
+//!   nothing decrypted shown;
+//! - a key log of another session: the connection is said to have no
+//!   line, and the summary counts the session that matched nothing;
+//! - a CBC suite: named as not decryptable with the reason, even with its
+//!   key log, and without advice to get a key log;
+//! - RSA key exchange: without its key log named as such; with it
+//!   decrypted (a master secret does not care how it was agreed).
+//!
+//! The decrypted cases with good key logs, against the peers and tshark,
+//! are in capture.rs.
+//!
+//! Needs root (tcpdump on `lo`), tcpdump, Python `websockets` and trustme.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use common::{PeerCapture, capture_peers, temp_dir, wscope};
+
+/// A capture of `scenario` and the key log its client wrote.
+fn captured(scenario: &str, dir: &Path) -> (PeerCapture, PathBuf) {
+    let keylog = dir.join(format!("{scenario}.keys"));
+    let cap = capture_peers(
+        scenario,
+        dir,
+        &["--keylog", keylog.to_str().expect("a UTF-8 temp path")],
+    );
+    (cap, keylog)
+}
+
+/// What `wscope read PCAP --keylog KEYLOG --json` printed: events, stderr.
+fn read(pcap: &Path, keylog: &Path) -> (Vec<Value>, String) {
+    let out = wscope()
+        .arg("read")
+        .arg(pcap)
+        .arg("--keylog")
+        .arg(keylog)
+        .arg("--json")
+        .output()
+        .expect("wscope read runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "wscope read failed: {stderr}");
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON Lines"))
+        .collect();
+    (events, stderr)
+}
+
+fn notes(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The client's messages, as the peers' log and as wscope decrypted them.
+fn client_messages(cap: &PeerCapture, events: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    let sent: Vec<Value> = cap.log["client"]["sent_messages"]
+        .as_array()
+        .expect("the peer log")
+        .iter()
+        .map(|m| {
+            m.get("text")
+                .cloned()
+                .unwrap_or_else(|| m["base64"].clone())
+        })
+        .collect();
+    let shown: Vec<Value> = events
+        .iter()
+        .filter(|e| e["event"] == "message" && e["dir"] == "c2s")
+        .map(|e| {
+            e["payload"]
+                .get("text")
+                .cloned()
+                .unwrap_or_else(|| e["payload"]["base64"].clone())
+        })
+        .collect();
+    (sent, shown)
+}
+
+#[test]
+fn bad_lines_are_named_and_the_rest_still_decrypts() {
+    let dir = temp_dir("keylog-bad-lines");
+    let (cap, keylog) = captured("tls", &dir);
+    let good = std::fs::read_to_string(&keylog).expect("the client logged its keys");
+    let mut lines: Vec<&str> = good.lines().collect();
+    assert!(lines.len() >= 4, "TLS 1.3 logs five secrets: {good}");
+    lines.insert(1, "CLIENT_RANDOM not-hex 00");
+    lines.insert(3, "a line of nothing");
+    let damaged = dir.join("damaged.keys");
+    std::fs::write(&damaged, lines.join("\n")).unwrap();
+    let (events, stderr) = read(&cap.pcap, &damaged);
+    for line in [2, 4] {
+        let want = format!("key log {}, line {line}: ", damaged.display());
+        assert!(stderr.contains(&want), "want {want:?} on stderr: {stderr}");
+    }
+    assert!(!stderr.contains(", line 1:") && !stderr.contains(", line 3:"));
+    let (sent, shown) = client_messages(&cap, &events);
+    assert!(!sent.is_empty());
+    assert_eq!(sent, shown, "decrypted with the good lines");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wrong_secrets_are_said_once_and_nothing_is_made_up() {
+    let dir = temp_dir("keylog-wrong");
+    let (cap, keylog) = captured("tls", &dir);
+    let good = std::fs::read_to_string(&keylog).unwrap();
+    // The same lines with every secret's first digit changed.
+    let wrong: String = good
+        .lines()
+        .map(|line| {
+            let mut fields: Vec<String> = line.split(' ').map(str::to_owned).collect();
+            if let Some(secret) = fields.get_mut(2) {
+                let first = if secret.starts_with('0') { "1" } else { "0" };
+                secret.replace_range(..1, first);
+            }
+            fields.join(" ") + "\n"
+        })
+        .collect();
+    let wrong_path = dir.join("wrong.keys");
+    std::fs::write(&wrong_path, wrong).unwrap();
+    let (events, _) = read(&cap.pcap, &wrong_path);
+    let notes = notes(&events);
+    let said: Vec<&String> = notes
+        .iter()
+        .filter(|n| n.contains("do not decrypt it"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {notes:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| ["open", "frame", "message"].contains(&e["event"].as_str().unwrap_or(""))),
+        "nothing decrypted with wrong secrets: {events:?}"
+    );
+    // The good key log decrypts the same capture: the check can tell.
+    let (events, _) = read(&cap.pcap, &keylog);
+    let (sent, shown) = client_messages(&cap, &events);
+    assert_eq!(sent, shown);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_key_log_of_another_session_matches_nothing() {
+    let dir = temp_dir("keylog-other");
+    let (cap, _) = captured("tls", &dir);
+    let other_dir = dir.join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let (_, other_keys) = captured("tls12", &other_dir);
+    let (events, stderr) = read(&cap.pcap, &other_keys);
+    let notes = notes(&events);
+    assert!(
+        matches!(notes.as_slice(), [one] if one.contains("no key log line has the secrets for client random") && one.contains("SSLKEYLOGFILE")),
+        "{notes:?}"
+    );
+    assert!(
+        stderr.contains(
+            "key log: secrets for 1 TLS sessions, 1 of them for no connection in this capture"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 TLS not decrypted (ws.test)"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_cbc_suite_is_named_as_not_decryptable_even_with_its_key_log() {
+    let dir = temp_dir("keylog-cbc");
+    let (cap, keylog) = captured("tls12-cbc", &dir);
+    let (events, stderr) = read(&cap.pcap, &keylog);
+    let notes = notes(&events);
+    assert!(
+        matches!(notes.as_slice(), [one] if one.contains("TLS 1.2, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256: a CBC suite") && !one.contains("SSLKEYLOGFILE")),
+        "{notes:?}"
+    );
+    // Its key log was for this connection, even if it could not be used.
+    assert!(
+        stderr.contains("key log: secrets for 1 TLS sessions")
+            && !stderr.contains("for no connection"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rsa_key_exchange_needs_the_key_log_and_decrypts_with_it() {
+    let dir = temp_dir("keylog-rsa");
+    let (cap, keylog) = captured("tls12-rsa", &dir);
+    // Another session's key log: decryption is tried, and fails for RSA.
+    let other = dir.join("other.keys");
+    std::fs::write(
+        &other,
+        format!("CLIENT_RANDOM {} {}\n", "ab".repeat(32), "cd".repeat(48)),
+    )
+    .unwrap();
+    let (events, _) = read(&cap.pcap, &other);
+    let without = notes(&events);
+    assert!(
+        matches!(without.as_slice(), [one] if one.contains("RSA key exchange (TLS_RSA_WITH_AES_128_GCM_SHA256) and no key log line")),
+        "{without:?}"
+    );
+    let (events, _) = read(&cap.pcap, &keylog);
+    assert!(
+        notes(&events)
+            .iter()
+            .any(|n| n
+                .ends_with("TLS 1.2, TLS_RSA_WITH_AES_128_GCM_SHA256, decrypted with the key log")),
+        "{:?}",
+        notes(&events)
+    );
+    let (sent, shown) = client_messages(&cap, &events);
+    assert!(!sent.is_empty());
+    assert_eq!(sent, shown);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -71,6 +71,11 @@ Scenarios (--list prints them):
                        node-deflate over TLS (capture_peers.mjs), that
                        version and cipher suite only, a trustme certificate
                        for ws.test
+  chromium             headless Chromium (capture_chromium.mjs) loads an https
+                       page from Node.js https + ws and talks wss:// to it
+                       (SNI ws.test, permessage-deflate); its secrets from
+                       --ssl-key-log-file (--keylog). The log has messages
+                       and close codes, no frames
   h2-websocket         Node.js http2 (capture_h2.mjs), cleartext with prior
                        knowledge: an RFC 8441 extended CONNECT with
                        :protocol websocket to /chat, answered 200, a few
@@ -137,6 +142,7 @@ SCENARIOS = {
     "node-tls13-chacha": ("close_handshake", "client", 1000),
     "node-tls12-aes256": ("close_handshake", "client", 1000),
     "node-tls12-chacha": ("close_handshake", "client", 1000),
+    "chromium": ("close_handshake", "client", 1000),
     "h2-websocket": ("fin", "unknown", None),
     "h2c": ("fin", "unknown", None),
 }
@@ -152,6 +158,7 @@ HANDSHAKE = {
     "node-tls13-chacha": "encrypted",
     "node-tls12-aes256": "encrypted",
     "node-tls12-chacha": "encrypted",
+    "chromium": "encrypted",
     "h2-websocket": "http2",
     "h2c": "http2",
 }
@@ -566,6 +573,10 @@ async def run_node(scenario, args, port_ready):
         env.update(tls_files(args.out.parent))
         if args.keylog:
             options.append(f"--tls-keylog={args.keylog}")
+    if scenario == "chromium":
+        script = "capture_chromium.mjs"
+        env.update(tls_files(args.out.parent))
+        env["WSCOPE_KEYLOG"] = str(args.keylog or args.out.parent / "chromium.keys")
     node = await asyncio.create_subprocess_exec(
         "node",
         *options,
@@ -662,7 +673,7 @@ async def main():
         await capture.start(port)
 
     try:
-        if args.scenario.startswith(("node-", "h2")):
+        if args.scenario.startswith(("node-", "h2", "chromium")):
             port = await run_node(args.scenario, args, port_ready)
         else:
             port = await run_python(args.scenario, args, port_ready)

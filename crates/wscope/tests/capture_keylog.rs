@@ -16,7 +16,12 @@
 //! The decrypted cases with good key logs, against the peers and tshark,
 //! are in capture.rs.
 //!
-//! Needs root (tcpdump on `lo`), tcpdump, Python `websockets` and trustme.
+//! - Chromium with --ssl-key-log-file on a wss:// page (Node `ws` server):
+//!   every message decrypted and inflated as the page and the server saw
+//!   it, frame by frame as tshark decrypts it with the same key log.
+//!
+//! Needs root (tcpdump on `lo`), tcpdump, tshark, Python `websockets` and
+//! trustme, Node.js with `ws` and playwright-core, Debian's chromium.
 
 mod common;
 
@@ -222,5 +227,135 @@ fn rsa_key_exchange_needs_the_key_log_and_decrypts_with_it() {
     let (sent, shown) = client_messages(&cap, &events);
     assert!(!sent.is_empty());
     assert_eq!(sent, shown);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each direction's WebSocket frames as (opcode, fin, payload length), by
+/// tshark with the key log.
+fn tshark_frames(cap: &PeerCapture, keylog: &Path) -> Vec<(String, u64, bool, u64)> {
+    let out = std::process::Command::new(common::system_tool("tshark", "tshark"))
+        .arg("-r")
+        .arg(&cap.pcap)
+        .args(["-d", &format!("tcp.port=={},tls", cap.port)])
+        .args(["-d", &format!("tls.port=={},http", cap.port)])
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", keylog.display()))
+        .args(["-o", "gui.max_tree_depth:100000"])
+        .args(["-Y", "websocket", "-T", "json", "--no-duplicate-keys"])
+        .args(["-J", "tcp websocket"])
+        .output()
+        .expect("tshark runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packets: Value = serde_json::from_slice(&out.stdout).expect("tshark's JSON");
+    let mut frames = Vec::new();
+    for packet in packets.as_array().expect("packets") {
+        let layers = &packet["_source"]["layers"];
+        let dst: u16 = layers["tcp"]["tcp.dstport"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let dir = if dst == cap.port { "c2s" } else { "s2c" };
+        let list = match &layers["websocket"] {
+            Value::Array(list) => list.clone(),
+            one => vec![one.clone()],
+        };
+        for ws in list {
+            let field = |name: &str| ws.get(name).and_then(Value::as_str);
+            let len = field("websocket.payload_length_ext_64")
+                .or(field("websocket.payload_length_ext_16"))
+                .or(field("websocket.payload_length"))
+                .expect("a payload length")
+                .parse()
+                .unwrap();
+            frames.push((
+                dir.to_owned(),
+                field("websocket.opcode").unwrap().parse().unwrap(),
+                field("websocket.fin") == Some("1"),
+                len,
+            ));
+        }
+    }
+    frames
+}
+
+#[test]
+fn chromium_wss_decrypted_with_its_ssl_key_log_file() {
+    let dir = temp_dir("keylog-chromium");
+    let (cap, keylog) = captured("chromium", &dir);
+    let (events, stderr) = read(&cap.pcap, &keylog);
+    // The page's own connection and the WebSocket's, both decrypted.
+    assert!(
+        stderr.contains("2 TLS (ws.test), 2 of them decrypted"),
+        "{stderr}"
+    );
+    let opens: Vec<&Value> = events.iter().filter(|e| e["event"] == "open").collect();
+    let [open] = opens.as_slice() else {
+        panic!("one WebSocket: {opens:?}")
+    };
+    let url = format!("wss://ws.test:{}/ws", cap.port);
+    assert_eq!(open["url"], url.as_str());
+    let conn = open["conn"].clone();
+    for (dir, sender) in [("c2s", "client"), ("s2c", "server")] {
+        let sent: Vec<Value> = cap.log[sender]["sent_messages"].as_array().unwrap().clone();
+        let shown: Vec<Value> = events
+            .iter()
+            .filter(|e| e["event"] == "message" && e["dir"] == dir && e["conn"] == conn)
+            .map(|e| {
+                let mut m = serde_json::json!({ "opcode": e["opcode"] });
+                let payload = &e["payload"];
+                match payload.get("text") {
+                    Some(text) => m["text"] = text.clone(),
+                    None => m["base64"] = payload["base64"].clone(),
+                }
+                m
+            })
+            .collect();
+        assert!(sent.len() >= 5, "{sender} sent {sent:?}");
+        assert_eq!(shown, sent, "{dir}: wscope against what the {sender} sent");
+        let receiver = if sender == "client" {
+            "server"
+        } else {
+            "client"
+        };
+        assert_eq!(
+            cap.log[receiver]["received_messages"].as_array().unwrap(),
+            &sent
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "message")
+            .any(|e| e["compressed"] == true),
+        "Chromium and ws agreed on permessage-deflate: some message is compressed"
+    );
+    let closes: Vec<(&str, u64)> = events
+        .iter()
+        .filter(|e| e["event"] == "close")
+        .map(|e| (e["dir"].as_str().unwrap(), e["code"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(closes, [("c2s", 1000), ("s2c", 1000)]);
+    assert_eq!(cap.log["client"]["close_code"], 1000);
+    // Frame by frame as tshark decrypts them with the same key log.
+    let mine: Vec<(String, u64, bool, u64)> = events
+        .iter()
+        .filter(|e| e["event"] == "frame")
+        .map(|e| {
+            (
+                e["dir"].as_str().unwrap().to_owned(),
+                e["opcode_bits"].as_u64().unwrap(),
+                e["fin"].as_bool().unwrap(),
+                e["payload"]["len"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let theirs = tshark_frames(&cap, &keylog);
+    assert!(!theirs.is_empty(), "tshark decrypted no WebSocket frame");
+    assert_eq!(mine, theirs, "wscope's frames against tshark's");
     let _ = std::fs::remove_dir_all(&dir);
 }

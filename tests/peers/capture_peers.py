@@ -76,6 +76,11 @@ Scenarios (--list prints them):
                        (SNI ws.test, permessage-deflate); its secrets from
                        --ssl-key-log-file (--keylog). The log has messages
                        and close codes, no frames
+  openssl-key-update   Python websockets over TLS 1.3, the client `openssl
+                       s_client` sending hand-made frames, and a KeyUpdate
+                       (s_client's `K` command) before each message after
+                       the first: three texts echoed. The log has messages
+                       only; the key log (--keylog) is s_client's
   h2-websocket         Node.js http2 (capture_h2.mjs), cleartext with prior
                        knowledge: an RFC 8441 extended CONNECT with
                        :protocol websocket to /chat, answered 200, a few
@@ -143,6 +148,7 @@ SCENARIOS = {
     "node-tls12-aes256": ("close_handshake", "client", 1000),
     "node-tls12-chacha": ("close_handshake", "client", 1000),
     "chromium": ("close_handshake", "client", 1000),
+    "openssl-key-update": ("fin", "client", 1006),
     "h2-websocket": ("fin", "unknown", None),
     "h2c": ("fin", "unknown", None),
 }
@@ -159,6 +165,7 @@ HANDSHAKE = {
     "node-tls12-aes256": "encrypted",
     "node-tls12-chacha": "encrypted",
     "chromium": "encrypted",
+    "openssl-key-update": "encrypted",
     "h2-websocket": "http2",
     "h2c": "http2",
 }
@@ -565,6 +572,68 @@ async def run_python(scenario, args, port_ready):
     return port
 
 
+async def run_openssl(args, port_ready):
+    """openssl s_client as a WebSocket client by hand, asking for a key
+    update before each message after the first."""
+    server_ctx, _ = tls_contexts()
+    LOG["library"] = {"client": "openssl s_client", "server": f"websockets {websockets.__version__}"}
+    done = asyncio.get_running_loop().create_future()
+
+    async def echo(ws):
+        try:
+            async for message in ws:
+                LOG["server"]["received_messages"].append(message_record(message))
+                await send_logged(ws, "server", message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if not done.done():
+                done.set_result(None)
+
+    async with serve(echo, "127.0.0.1", 0, ssl=server_ctx, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        await port_ready(port)
+        command = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", TLS_SERVER_NAME]
+        if args.keylog:
+            command += ["-keylogfile", str(args.keylog)]
+        client = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        key = base64.b64encode(os.urandom(16)).decode()
+        client.stdin.write(
+            f"GET /{args.scenario} HTTP/1.1\r\nHost: {TLS_SERVER_NAME}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        await client.stdin.drain()
+        # s_client prints the session first, then what the server sends.
+        await client.stdout.readuntil(b"HTTP/1.1 101")
+        await client.stdout.readuntil(b"\r\n\r\n")
+        for i, text in enumerate(["before any update", "after one key update", "after two"]):
+            if i > 0:
+                # A read of its own: s_client takes a line starting with K
+                # as the command, not as data.
+                client.stdin.write(b"K\n")
+                await client.stdin.drain()
+                await client.stderr.readuntil(b"KEYUPDATE")
+            data = text.encode()
+            mask = os.urandom(4)
+            frame = bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[j % 4] for j, b in enumerate(data))
+            LOG["client"]["sent_messages"].append(message_record(text))
+            client.stdin.write(frame)
+            await client.stdin.drain()
+            await client.stdout.readuntil(data)
+            LOG["client"]["received_messages"].append(message_record(text))
+        # Closing its input ends s_client: TCP closes, no close frame.
+        client.stdin.close()
+        if await client.wait() != 0:
+            raise SystemExit(f"openssl s_client failed ({client.returncode})")
+        await done
+    return port
+
+
 async def run_node(scenario, args, port_ready):
     script = "capture_h2.mjs" if scenario.startswith("h2") else "capture_peers.mjs"
     env = dict(os.environ)
@@ -673,7 +742,9 @@ async def main():
         await capture.start(port)
 
     try:
-        if args.scenario.startswith(("node-", "h2", "chromium")):
+        if args.scenario == "openssl-key-update":
+            port = await run_openssl(args, port_ready)
+        elif args.scenario.startswith(("node-", "h2", "chromium")):
             port = await run_node(args.scenario, args, port_ready)
         else:
             port = await run_python(args.scenario, args, port_ready)

@@ -108,6 +108,14 @@ impl KeyLog {
             // not the client random; Wireshark uses them, wscope does not
             // (CLIENT_RANDOM lines cover the same sessions).
             "RSA" => return Ok(()),
+            // Secrets after key updates (OpenSSL writes them as `_N`):
+            // wscope derives those from the first itself.
+            other
+                if other.starts_with("CLIENT_TRAFFIC_SECRET_")
+                    || other.starts_with("SERVER_TRAFFIC_SECRET_") =>
+            {
+                return Ok(());
+            }
             other => return Err(format!("unknown label {other:?}")),
         };
         let random: ClientRandom = hex(random)
@@ -234,7 +242,7 @@ mod tests {
         let master = "ab".repeat(48);
         let traffic = "cd".repeat(32);
         let text = format!(
-            "# a comment\nCLIENT_RANDOM {RANDOM} {master}\n\nbogus line\nSERVER_TRAFFIC_SECRET_0 {RANDOM} {traffic}\nCLIENT_RANDOM {RANDOM} abc\nNEW_LABEL {RANDOM} {traffic}\nEXPORTER_SECRET {RANDOM} {traffic}"
+            "# a comment\nCLIENT_RANDOM {RANDOM} {master}\n\nbogus line\nSERVER_TRAFFIC_SECRET_0 {RANDOM} {traffic}\nCLIENT_RANDOM {RANDOM} abc\nNEW_LABEL {RANDOM} {traffic}\nEXPORTER_SECRET {RANDOM} {traffic}\nCLIENT_TRAFFIC_SECRET_N {RANDOM} {traffic}"
         );
         let mut log = KeyLog::default();
         let errors = parse(text.as_bytes(), &mut log);

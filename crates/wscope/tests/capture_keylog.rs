@@ -16,6 +16,9 @@
 //! The decrypted cases with good key logs, against the peers and tshark,
 //! are in capture.rs.
 //!
+//! - TLS 1.3 key updates, asked for by `openssl s_client` (its `K`
+//!   command) between messages: every message still decrypted, frame by
+//!   frame as tshark has them;
 //! - Chromium with --ssl-key-log-file on a wss:// page (Node `ws` server):
 //!   every message decrypted and inflated as the page and the server saw
 //!   it, frame by frame as tshark decrypts it with the same key log.
@@ -300,33 +303,7 @@ fn chromium_wss_decrypted_with_its_ssl_key_log_file() {
     let url = format!("wss://ws.test:{}/ws", cap.port);
     assert_eq!(open["url"], url.as_str());
     let conn = open["conn"].clone();
-    for (dir, sender) in [("c2s", "client"), ("s2c", "server")] {
-        let sent: Vec<Value> = cap.log[sender]["sent_messages"].as_array().unwrap().clone();
-        let shown: Vec<Value> = events
-            .iter()
-            .filter(|e| e["event"] == "message" && e["dir"] == dir && e["conn"] == conn)
-            .map(|e| {
-                let mut m = serde_json::json!({ "opcode": e["opcode"] });
-                let payload = &e["payload"];
-                match payload.get("text") {
-                    Some(text) => m["text"] = text.clone(),
-                    None => m["base64"] = payload["base64"].clone(),
-                }
-                m
-            })
-            .collect();
-        assert!(sent.len() >= 5, "{sender} sent {sent:?}");
-        assert_eq!(shown, sent, "{dir}: wscope against what the {sender} sent");
-        let receiver = if sender == "client" {
-            "server"
-        } else {
-            "client"
-        };
-        assert_eq!(
-            cap.log[receiver]["received_messages"].as_array().unwrap(),
-            &sent
-        );
-    }
+    same_messages(&cap, &events, &conn);
     assert!(
         events
             .iter()
@@ -342,7 +319,48 @@ fn chromium_wss_decrypted_with_its_ssl_key_log_file() {
     assert_eq!(closes, [("c2s", 1000), ("s2c", 1000)]);
     assert_eq!(cap.log["client"]["close_code"], 1000);
     // Frame by frame as tshark decrypts them with the same key log.
-    let mine: Vec<(String, u64, bool, u64)> = events
+    let mine = frames(&events);
+    let theirs = tshark_frames(&cap, &keylog);
+    assert!(!theirs.is_empty(), "tshark decrypted no WebSocket frame");
+    assert_eq!(mine, theirs, "wscope's frames against tshark's");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each direction's messages in `conn`, as wscope decrypted them, equal
+/// what the sender sent and the receiver received.
+fn same_messages(cap: &PeerCapture, events: &[Value], conn: &Value) {
+    for (dir, sender) in [("c2s", "client"), ("s2c", "server")] {
+        let sent: Vec<Value> = cap.log[sender]["sent_messages"].as_array().unwrap().clone();
+        let shown: Vec<Value> = events
+            .iter()
+            .filter(|e| e["event"] == "message" && e["dir"] == dir && e["conn"] == *conn)
+            .map(|e| {
+                let mut m = serde_json::json!({ "opcode": e["opcode"] });
+                let payload = &e["payload"];
+                match payload.get("text") {
+                    Some(text) => m["text"] = text.clone(),
+                    None => m["base64"] = payload["base64"].clone(),
+                }
+                m
+            })
+            .collect();
+        assert!(sent.len() >= 3, "{sender} sent {sent:?}");
+        assert_eq!(shown, sent, "{dir}: wscope against what the {sender} sent");
+        let receiver = if sender == "client" {
+            "server"
+        } else {
+            "client"
+        };
+        assert_eq!(
+            cap.log[receiver]["received_messages"].as_array().unwrap(),
+            &sent
+        );
+    }
+}
+
+/// wscope's frames as (direction, opcode, fin, payload length).
+fn frames(events: &[Value]) -> Vec<(String, u64, bool, u64)> {
+    events
         .iter()
         .filter(|e| e["event"] == "frame")
         .map(|e| {
@@ -353,9 +371,28 @@ fn chromium_wss_decrypted_with_its_ssl_key_log_file() {
                 e["payload"]["len"].as_u64().unwrap(),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn tls13_key_updates_from_openssl_s_client() {
+    let dir = temp_dir("keylog-key-update");
+    let (cap, keylog) = captured("openssl-key-update", &dir);
+    let keys = std::fs::read_to_string(&keylog).unwrap();
+    // OpenSSL logs each updated secret: proof the updates happened.
+    let updates = keys
+        .lines()
+        .filter(|l| l.contains("TRAFFIC_SECRET_N"))
+        .count();
+    assert!(updates >= 4, "two updates each way: {keys}");
+    let (events, stderr) = read(&cap.pcap, &keylog);
+    assert!(
+        !stderr.contains(", line "),
+        "every key log line is taken: {stderr}"
+    );
+    same_messages(&cap, &events, &Value::from("c1"));
     let theirs = tshark_frames(&cap, &keylog);
-    assert!(!theirs.is_empty(), "tshark decrypted no WebSocket frame");
-    assert_eq!(mine, theirs, "wscope's frames against tshark's");
+    assert_eq!(theirs.len(), 6, "tshark follows the key updates too");
+    assert_eq!(frames(&events), theirs);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,5 +21,5 @@ fuzz_target!(|data: &[u8]| {
     reader.finish(&mut pieces, &mut piece_errors);
     assert_eq!(errors, piece_errors);
     assert_eq!(whole.sessions(), pieces.sessions());
-    assert_eq!(whole.take_new_lines(), pieces.take_new_lines());
+    assert_eq!(whole.unused(), pieces.unused());
 });

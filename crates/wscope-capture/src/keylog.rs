@@ -38,11 +38,13 @@ pub struct LineError {
 #[derive(Debug, Default)]
 pub struct KeyLog {
     sessions: HashMap<ClientRandom, SessionSecrets>,
-    /// Lines accepted and not yet taken by [`KeyLog::take_new_lines`]
-    /// (for a pcapng Decryption Secrets Block).
-    new_lines: Vec<u8>,
+    /// Each session's accepted lines not yet taken by
+    /// [`KeyLog::take_lines_in_use`] (for a Decryption Secrets Block).
+    unwritten: HashMap<ClientRandom, Vec<u8>>,
     /// Client randoms that some connection asked for.
     used: std::collections::HashSet<ClientRandom>,
+    /// Sessions in use with unwritten lines.
+    dirty: Vec<ClientRandom>,
 }
 
 /// The longest line accepted (a label, 64 and 96 hex digits, spaces).
@@ -57,7 +59,9 @@ impl KeyLog {
     /// Notes that a connection of the capture had this client random (to
     /// tell, at the end, how many sessions of the key log were not seen).
     pub fn mark_used(&mut self, random: ClientRandom) {
-        self.used.insert(random);
+        if self.used.insert(random) && self.unwritten.contains_key(&random) {
+            self.dirty.push(random);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,9 +81,18 @@ impl KeyLog {
             .count()
     }
 
-    /// The accepted lines (newline-terminated) learned since the last call.
-    pub fn take_new_lines(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.new_lines)
+    /// The key log lines (newline-terminated) of the sessions some
+    /// connection has asked for, not taken before: what a Decryption
+    /// Secrets Block written now must hold. Secrets of sessions the capture
+    /// does not have never leave.
+    pub fn take_lines_in_use(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for random in std::mem::take(&mut self.dirty) {
+            if let Some(lines) = self.unwritten.remove(&random) {
+                out.extend_from_slice(&lines);
+            }
+        }
+        out
     }
 
     /// Adds one line. Blank lines and `#` comments are accepted and
@@ -145,8 +158,12 @@ impl KeyLog {
         };
         if slot.as_deref() != Some(&secret) {
             *slot = Some(secret);
-            self.new_lines.extend_from_slice(line.as_bytes());
-            self.new_lines.push(b'\n');
+            let lines = self.unwritten.entry(random).or_default();
+            if lines.is_empty() && self.used.contains(&random) {
+                self.dirty.push(random);
+            }
+            lines.extend_from_slice(line.as_bytes());
+            lines.push(b'\n');
         }
         Ok(())
     }
@@ -256,11 +273,16 @@ mod tests {
         assert_eq!(secrets.client_traffic, None);
         assert_eq!(log.sessions(), 1);
         assert_eq!(log.unused(), 1);
+        assert!(log.take_lines_in_use().is_empty(), "no connection asked yet");
         log.mark_used(random);
         assert_eq!(log.unused(), 0);
-        let new = String::from_utf8(log.take_new_lines()).unwrap();
+        let new = String::from_utf8(log.take_lines_in_use()).unwrap();
         assert_eq!(new.lines().count(), 2, "{new}");
-        assert!(log.take_new_lines().is_empty());
+        assert!(log.take_lines_in_use().is_empty());
+        // A line that comes later for a session in use is taken next time.
+        let later = format!("CLIENT_TRAFFIC_SECRET_0 {RANDOM} {traffic}\n");
+        log.add_line(&later).unwrap();
+        assert_eq!(log.take_lines_in_use(), later.as_bytes());
     }
 
     #[test]

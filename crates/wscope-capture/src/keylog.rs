@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(secrets.client_traffic, None);
         assert_eq!(log.sessions(), 1);
         assert_eq!(log.unused(), 1);
-        assert!(log.take_lines_in_use().is_empty(), "no connection asked yet");
+        assert!(
+            log.take_lines_in_use().is_empty(),
+            "no connection asked yet"
+        );
         log.mark_used(random);
         assert_eq!(log.unused(), 0);
         let new = String::from_utf8(log.take_lines_in_use()).unwrap();

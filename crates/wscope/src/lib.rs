@@ -16,6 +16,7 @@ pub mod dial;
 pub mod explain;
 pub mod http_io;
 pub mod interactive;
+pub mod keylog_follow;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;

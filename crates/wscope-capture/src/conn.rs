@@ -411,14 +411,24 @@ impl State {
                 self.tls_feed(side, bytes, ts, ctx)
             }
             Chunk::Data { seq, bytes, ts } => self.data(side, seq, bytes, ts, ctx),
-            Chunk::Gap { ts, .. } if self.tls.is_some() => {
-                ctx.summary.gaps += 1;
+            Chunk::Gap {
+                from,
+                to,
+                len,
+                cause,
+                ts,
+            } if self.tls.is_some() => {
                 let from_client = self.client == Some(side);
                 let mut outs = Vec::new();
                 if let Some(layer) = &mut self.tls {
-                    layer.session.gap(from_client, ts, &mut outs);
+                    layer.session.gap(from_client, len, ts, &mut outs);
+                    // What is decrypted after the hole numbers on from the
+                    // TCP sequence number after it.
+                    layer.plain_seq[side] = to;
                 }
                 self.tls_outs(outs, ts, ctx);
+                // The decrypted stream has the same hole.
+                self.gap(side, from, to, len, cause, ts, ctx);
             }
             Chunk::Gap {
                 from,

@@ -111,9 +111,27 @@ struct Dir {
     opened_any: bool,
     waiting: VecDeque<(Vec<u8>, u64)>,
     waiting_bytes: usize,
-    /// Bytes went missing: records cannot be found again.
+    /// Bytes went missing before decryption was under way: records
+    /// cannot be found again.
     lost: bool,
+    /// Bytes went missing while records were opening: looking for the
+    /// next record that opens.
+    resync: Option<Resync>,
 }
+
+/// The search for a record boundary after a hole.
+#[derive(Debug)]
+struct Resync {
+    /// What arrived since the hole, from the first byte not ruled out.
+    buf: Vec<u8>,
+    /// How many bytes the hole took (a lower bound on the records lost).
+    lost: u64,
+}
+
+/// Bytes searched for a record boundary after a hole before giving up.
+const MAX_RESYNC: usize = 1 << 20;
+/// Bytes decrypted trying sequence numbers for one candidate record.
+const RESYNC_WORK: usize = 64 << 20;
 
 impl Dir {
     fn new(from_client: bool) -> Dir {
@@ -131,15 +149,13 @@ impl Dir {
             waiting: VecDeque::new(),
             waiting_bytes: 0,
             lost: false,
+            resync: None,
         }
     }
 
     fn name(&self) -> &'static str {
-        if self.from_client {
-            "client → server"
-        } else {
-            "server → client"
-        }
+        // As the connection's other notes name directions.
+        if self.from_client { "c2s" } else { "s2c" }
     }
 }
 
@@ -211,6 +227,10 @@ impl TlsSession {
         out: &mut Vec<TlsOut>,
     ) {
         let d = usize::from(!from_client);
+        if self.dirs[d].resync.is_some() {
+            self.resync_feed(d, bytes, ts, keys, out);
+            return;
+        }
         while !bytes.is_empty() && !self.stopped && !self.dirs[d].lost {
             let dir = &mut self.dirs[d];
             let need = if dir.partial.len() < 5 {
@@ -250,23 +270,161 @@ impl TlsSession {
         }
     }
 
-    /// Bytes of one side went missing: its records cannot be found again.
-    pub fn gap(&mut self, from_client: bool, ts: u64, out: &mut Vec<TlsOut>) {
+    /// `lost` bytes of one side went missing. Once records of that side
+    /// have opened, the next one that opens after the hole is looked for
+    /// (the sequence numbers skipped are found by trying them); before
+    /// that, its records cannot be found again.
+    pub fn gap(&mut self, from_client: bool, lost: u64, ts: u64, out: &mut Vec<TlsOut>) {
         let d = usize::from(!from_client);
-        if self.stopped || self.dirs[d].lost {
+        let dir = &mut self.dirs[d];
+        if self.stopped || dir.lost || dir.resync.is_some() {
+            if let Some(resync) = &mut dir.resync {
+                // Another hole while searching: the search goes on.
+                resync.buf.clear();
+                resync.lost += lost;
+            }
             return;
         }
-        self.dirs[d].lost = true;
-        self.dirs[d].partial.clear();
-        let text = format!(
-            "{}: bytes of the TLS stream are missing from the capture; the records after them cannot be found, so decryption of this direction stops",
-            self.dirs[d].name()
-        );
+        dir.partial.clear();
+        let text = if dir.opened_any && dir.key.is_some() && dir.waiting.is_empty() {
+            dir.resync = Some(Resync {
+                buf: Vec::new(),
+                lost,
+            });
+            format!(
+                "{}: {lost} bytes of the TLS stream are missing from the capture; decryption resumes at the next record that can be found and opened",
+                dir.name()
+            )
+        } else {
+            dir.lost = true;
+            format!(
+                "{}: bytes of the TLS stream are missing from the capture before its records could be opened; the records after them cannot be found, so decryption of this direction stops",
+                dir.name()
+            )
+        };
         out.push(TlsOut::Note {
             from_client: Some(from_client),
             text,
             ts,
         });
+    }
+
+    /// Bytes after a hole: searched for a record that opens; from there
+    /// on, records as usual.
+    fn resync_feed(
+        &mut self,
+        d: usize,
+        bytes: &[u8],
+        ts: u64,
+        keys: &mut KeyLog,
+        out: &mut Vec<TlsOut>,
+    ) {
+        let Some(resync) = &mut self.dirs[d].resync else {
+            return;
+        };
+        resync.buf.extend_from_slice(bytes);
+        let Some((at, seq)) = self.find_record(d) else {
+            let dir = &mut self.dirs[d];
+            if dir
+                .resync
+                .as_ref()
+                .is_some_and(|r| r.buf.len() > MAX_RESYNC)
+            {
+                dir.resync = None;
+                dir.lost = true;
+                let text = format!(
+                    "{}: no record that opens in the {} KiB after the hole; decryption of this direction stops",
+                    dir.name(),
+                    MAX_RESYNC / 1024
+                );
+                out.push(TlsOut::Note {
+                    from_client: Some(dir.from_client),
+                    text,
+                    ts,
+                });
+            }
+            return;
+        };
+        let dir = &mut self.dirs[d];
+        let resync = dir.resync.take().expect("searching");
+        let skipped = seq.saturating_sub(dir.seq);
+        dir.seq = seq;
+        let text = format!(
+            "{}: decryption resumes at TLS record {seq} ({skipped} records lost in the hole)",
+            dir.name()
+        );
+        let from_client = dir.from_client;
+        out.push(TlsOut::Note {
+            from_client: Some(from_client),
+            text,
+            ts,
+        });
+        self.feed(from_client, &resync.buf[at..], ts, keys, out);
+    }
+
+    /// The first offset in the bytes after a hole where a record starts
+    /// that opens, and its sequence number. Bytes ruled out are dropped.
+    fn find_record(&mut self, d: usize) -> Option<(usize, u64)> {
+        let tls13 = self.version == Some(Version::Tls13);
+        let dir = &mut self.dirs[d];
+        let key = dir.key.as_ref()?;
+        let resync = dir.resync.as_mut()?;
+        let buf = &resync.buf;
+        let mut at = 0;
+        let mut found = None;
+        while at + 5 <= buf.len() {
+            let header: [u8; 5] = buf[at..at + 5].try_into().expect("five bytes");
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            let kind_ok = if tls13 {
+                header[0] == APPLICATION_DATA
+            } else {
+                (ALERT..=APPLICATION_DATA).contains(&header[0])
+            };
+            if !kind_ok || header[1..3] != [3, 3] || len < 17 || len > MAX_RECORD {
+                at += 1;
+                continue;
+            }
+            let Some(record) = buf.get(at..at + 5 + len) else {
+                // A candidate not complete yet: wait for the rest.
+                break;
+            };
+            // The records lost took at least this many sequence numbers.
+            let first = dir.seq + resync.lost / (MAX_RECORD as u64 + 5);
+            let tries = (resync.lost / 22 + 64).min((RESYNC_WORK / record.len()) as u64);
+            let mut candidates: Vec<u64> = Vec::new();
+            if !tls13 && len >= 8 {
+                // Most TLS 1.2 stacks send the sequence number as the
+                // explicit nonce.
+                candidates.push(u64::from_be_bytes(record[5..13].try_into().expect("8")));
+            }
+            candidates.extend(first..first + tries.max(1));
+            let mut body = Vec::with_capacity(len);
+            let opens = |seq: u64, body: &mut Vec<u8>| {
+                body.clear();
+                body.extend_from_slice(&record[5..]);
+                if tls13 {
+                    key.open_tls13(seq, &header, body).is_some()
+                } else {
+                    key.open_tls12(seq, header[0], [3, 3], body).is_some()
+                }
+            };
+            if let Some(seq) = candidates
+                .into_iter()
+                .filter(|&seq| seq >= dir.seq)
+                .find(|&seq| opens(seq, &mut body))
+            {
+                found = Some((at, seq));
+                break;
+            }
+            at += 1;
+        }
+        match found {
+            Some(found) => Some(found),
+            None => {
+                resync.buf.drain(..at);
+                None
+            }
+        }
     }
 
     /// New secrets may have arrived: records held for them are tried again.
@@ -945,6 +1103,108 @@ pub(crate) mod tests {
         assert!(out.iter().any(
             |o| matches!(o, TlsOut::Note { text, .. } if text.contains("failed to authenticate"))
         ));
+    }
+
+    #[test]
+    fn decryption_resumes_after_a_hole_at_the_next_record_that_opens() {
+        let (log, flow) = tls13_conversation(true);
+        let mut keys = KeyLog::default();
+        crate::keylog::parse(log.as_bytes(), &mut keys);
+        let mut session = TlsSession::new(false);
+        let mut out = Vec::new();
+        for (i, (client, bytes)) in flow.iter().enumerate() {
+            match i {
+                // The 101's record lost, and half of the next one (the
+                // KeyUpdate's): the search must skip that half.
+                9 => session.gap(*client, bytes.len() as u64, 0, &mut out),
+                10 => {
+                    session.gap(*client, 10, 0, &mut out);
+                    session.feed(*client, &bytes[10..], 0, &mut keys, &mut out);
+                }
+                _ => session.feed(*client, bytes, 0, &mut keys, &mut out),
+            }
+        }
+        // The KeyUpdate went with the hole: what follows cannot open.
+        assert_eq!(plain(&out).len(), 1, "{out:?}");
+
+        // Without the key update: a lost record, then one that opens.
+        let (log, mut flow) = tls13_conversation(false);
+        let suite = find_suite(0x1301).unwrap();
+        let sapp = tls13_key(suite, &[4; 32]);
+        flow.push((
+            false,
+            sapp.seal_tls13(2, APPLICATION_DATA, b"after the hole"),
+        ));
+        let mut keys = KeyLog::default();
+        crate::keylog::parse(log.as_bytes(), &mut keys);
+        let mut session = TlsSession::new(false);
+        let mut out = Vec::new();
+        for (i, (client, bytes)) in flow.iter().enumerate() {
+            if i == 9 {
+                session.gap(*client, bytes.len() as u64, 0, &mut out);
+            } else {
+                // Garbage before the record, as if a hole ended mid-record.
+                if i == 10 {
+                    session.feed(*client, &[0x17, 3, 3, 0xff], 0, &mut keys, &mut out);
+                }
+                session.feed(*client, bytes, 0, &mut keys, &mut out);
+            }
+        }
+        assert_eq!(
+            plain(&out),
+            [
+                (true, "GET / HTTP/1.1\r\n".to_owned()),
+                (false, "after the hole".to_owned())
+            ],
+            "{out:?}"
+        );
+        assert!(out.iter().any(|o| matches!(o, TlsOut::Note { text, .. } if text.contains("resumes at TLS record 2 (1 records lost"))), "{out:?}");
+    }
+
+    #[test]
+    fn tls12_resumes_by_the_explicit_nonce() {
+        let suite = find_suite(0xc02f).unwrap();
+        let master = [9u8; 48];
+        let log = format!("CLIENT_RANDOM {} {}\n", hex(&CLIENT_RANDOM), hex(&master));
+        let mut keys = KeyLog::default();
+        crate::keylog::parse(log.as_bytes(), &mut keys);
+        let (c, _) = tls12_keys(suite, &master, &CLIENT_RANDOM, &SERVER_RANDOM);
+        let mut session = TlsSession::new(false);
+        let mut out = Vec::new();
+        session.feed(true, &client_hello(), 0, &mut keys, &mut out);
+        session.feed(false, &server_hello(0xc02f, false), 0, &mut keys, &mut out);
+        session.feed(
+            true,
+            &[CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1],
+            0,
+            &mut keys,
+            &mut out,
+        );
+        session.feed(
+            true,
+            &c.seal_tls12(0, APPLICATION_DATA, b"first"),
+            0,
+            &mut keys,
+            &mut out,
+        );
+        // 500 records lost: more than the search would try by counting.
+        session.gap(true, 500 * 30, 0, &mut out);
+        session.feed(
+            true,
+            &c.seal_tls12(501, APPLICATION_DATA, b"later"),
+            0,
+            &mut keys,
+            &mut out,
+        );
+        session.feed(
+            true,
+            &c.seal_tls12(502, APPLICATION_DATA, b"and on"),
+            0,
+            &mut keys,
+            &mut out,
+        );
+        let texts: Vec<String> = plain(&out).into_iter().map(|p| p.1).collect();
+        assert_eq!(texts, ["first", "later", "and on"], "{out:?}");
     }
 
     #[test]

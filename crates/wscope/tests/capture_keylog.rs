@@ -19,6 +19,9 @@
 //! - TLS 1.3 key updates, asked for by `openssl s_client` (its `K`
 //!   command) between messages: every message still decrypted, frame by
 //!   frame as tshark has them;
+//! - a segment lost in the middle of a decrypted stream: its records are
+//!   lost, decryption resumes at the next record (the sequence numbers
+//!   skipped found by trying), and every other frame is still there;
 //! - Chromium with --ssl-key-log-file on a wss:// page (Node `ws` server):
 //!   every message decrypted and inflated as the page and the server saw
 //!   it, frame by frame as tshark decrypts it with the same key log.
@@ -394,5 +397,95 @@ fn tls13_key_updates_from_openssl_s_client() {
     let theirs = tshark_frames(&cap, &keylog);
     assert_eq!(theirs.len(), 6, "tshark follows the key updates too");
     assert_eq!(frames(&events), theirs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_lost_tls_segment_costs_its_records_and_no_more() {
+    let dir = temp_dir("keylog-hole");
+    let (cap, keylog) = captured("node-tls13-aes128", &dir);
+    let (events, _) = read(&cap.pcap, &keylog);
+    // The packets carrying the client's WebSocket frames, by tshark.
+    let out = std::process::Command::new(common::system_tool("tshark", "tshark"))
+        .arg("-r")
+        .arg(&cap.pcap)
+        .args(["-d", &format!("tcp.port=={},tls", cap.port)])
+        .args(["-d", &format!("tls.port=={},http", cap.port)])
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", keylog.display()))
+        .args(["-Y", &format!("websocket && tcp.dstport == {}", cap.port)])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "frame.time_epoch",
+        ])
+        .output()
+        .expect("tshark runs");
+    let rows: Vec<(String, u64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let (number, time) = line.split_once('\t').expect("two fields");
+            let (secs, frac) = time.split_once('.').expect("a fraction");
+            let micros =
+                secs.parse::<u64>().unwrap() * 1_000_000 + frac[..6].parse::<u64>().unwrap();
+            (number.to_owned(), micros)
+        })
+        .collect();
+    assert!(rows.len() >= 6, "the client's frames in packets: {rows:?}");
+    // One in the middle goes missing.
+    let (number, lost_ts) = rows[rows.len() / 2].clone();
+    let damaged = dir.join("hole.pcap");
+    let status = std::process::Command::new(common::system_tool("editcap", "tshark"))
+        .arg(&cap.pcap)
+        .arg(&damaged)
+        .arg(&number)
+        .status()
+        .expect("editcap runs");
+    assert!(status.success());
+    let (after, _) = read(&damaged, &keylog);
+    let notes = notes(&after);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("c2s") && n.contains("bytes of the TLS stream are missing")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("decryption resumes at TLS record")),
+        "{notes:?}"
+    );
+    // Every frame but those of the lost packet, in both directions.
+    let want: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "frame" && !(e["dir"] == "c2s" && e["ts"] == lost_ts))
+        .map(|e| {
+            (
+                e["dir"].clone(),
+                e["opcode_bits"].clone(),
+                e["payload"]["len"].clone(),
+            )
+        })
+        .collect();
+    let got: Vec<_> = after
+        .iter()
+        .filter(|e| e["event"] == "frame")
+        .map(|e| {
+            (
+                e["dir"].clone(),
+                e["opcode_bits"].clone(),
+                e["payload"]["len"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        want.len() < frames(&events).len(),
+        "the lost packet carried a frame"
+    );
+    assert_eq!(got, want);
     let _ = std::fs::remove_dir_all(&dir);
 }

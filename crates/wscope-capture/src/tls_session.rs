@@ -380,7 +380,7 @@ impl TlsSession {
             } else {
                 (ALERT..=APPLICATION_DATA).contains(&header[0])
             };
-            if !kind_ok || header[1..3] != [3, 3] || len < 17 || len > MAX_RECORD {
+            if !kind_ok || header[1..3] != [3, 3] || !(17..=MAX_RECORD).contains(&len) {
                 at += 1;
                 continue;
             }

@@ -55,7 +55,8 @@ const MARKER: &[u8] = b"wscope-live-marker";
 struct Live {
     process: Running,
     ready: String,
-    events: mpsc::Receiver<Value>,
+    /// Its stdout, line by line.
+    events: mpsc::Receiver<String>,
     seen: Vec<Value>,
     stderr: std::thread::JoinHandle<String>,
 }
@@ -95,10 +96,7 @@ impl Live {
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
-                let line = line.unwrap();
-                let event: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("wscope capture printed {line:?}: {e}"));
-                if tx.send(event).is_err() {
+                if tx.send(line.unwrap()).is_err() {
                     return;
                 }
             }
@@ -121,7 +119,8 @@ impl Live {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(event) => {
+                Ok(line) => {
+                    let event = json(&line);
                     let found = done(&event);
                     self.seen.push(event);
                     if found {
@@ -154,12 +153,17 @@ impl Live {
         let watchdog = watchdog(pid);
         let status = self.process.child.wait().unwrap();
         drop(watchdog);
-        while let Ok(event) = self.events.recv() {
-            self.seen.push(event);
+        while let Ok(line) = self.events.recv() {
+            self.seen.push(json(&line));
         }
         let stderr = self.stderr.join().unwrap();
         (status, self.seen, stderr)
     }
+}
+
+/// A line of `--json` output.
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("wscope capture printed {line:?}: {e}"))
 }
 
 fn send_signal(signal: &str, pid: u32) {
@@ -817,7 +821,17 @@ fn refused(wrapper: &[&str], args: &[&str]) -> String {
         }
         None => Command::new(wscope_path),
     };
-    let out = command.arg("capture").args(args).output().unwrap();
+    let child = command
+        .arg("capture")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Should it start capturing after all, it would never end.
+    let watchdog = watchdog(child.id());
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
     assert!(out.stdout.is_empty());
@@ -885,11 +899,16 @@ fn without_libpcap_a_filter_says_what_to_install() {
         script.push_str(&format!("mount --bind /dev/null {library} && "));
     }
     script.push_str("exec \"$0\" capture -i lo tcp port 80");
-    let out = Command::new("unshare")
+    let child = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .arg(env!("CARGO_BIN_EXE_wscope"))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let watchdog = watchdog(child.id());
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -72,11 +72,8 @@ pub enum OpenError {
     Permission,
     #[error("the kernel refused the capture filter: {0}")]
     Filter(io::Error),
-    #[error("cannot capture on {interface}: {source}")]
-    Other {
-        interface: String,
-        source: io::Error,
-    },
+    #[error("cannot capture on {interface}: {error}")]
+    Other { interface: String, error: io::Error },
 }
 
 /// A packet just received into the caller's buffer.
@@ -115,9 +112,9 @@ impl PacketSocket {
         snaplen: u32,
         program: Option<&[libc::sock_filter]>,
     ) -> Result<PacketSocket, OpenError> {
-        let other = |source: io::Error| OpenError::Other {
+        let other = |error: io::Error| OpenError::Other {
             interface: interface.name.clone(),
-            source,
+            error,
         };
         // Protocol 0: nothing arrives until the socket is bound.
         // SAFETY: a plain socket call; the descriptor is owned below.

@@ -712,6 +712,32 @@ fn count_stops_after_that_many_packets() {
     );
 }
 
+/// Without a filter every packet on the interface is taken (here: the
+/// first one, a datagram sent once wscope is ready).
+#[test]
+fn without_a_filter_every_packet_counts() {
+    let live = Live::start(&["-i", "lo", "--count", "1"]);
+    assert_eq!(live.ready, "capturing on lo (every packet), Ctrl-C to stop");
+    let pid = live.process.child.id();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = udp.local_addr().unwrap();
+    // Datagrams until wscope has seen one and ended.
+    let sender = std::thread::spawn(move || {
+        let deadline = Instant::now() + PATIENCE;
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            let _ = udp.send_to(MARKER, target);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let (status, _, stderr) = live.end();
+    sender.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        summary(&stderr).starts_with("capture: 1 packets"),
+        "{stderr}"
+    );
+}
+
 /// A Decryption Secrets Block (what a TLS key log becomes with --write):
 /// byte for byte what editcap --inject-secrets writes, and tshark reads
 /// the file with it, every packet still there.

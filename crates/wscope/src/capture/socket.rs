@@ -182,21 +182,10 @@ impl PacketSocket {
         }
         match program {
             Some(program) => socket.attach(program).map_err(OpenError::Filter)?,
-            None => {
-                // SAFETY: SO_DETACH_FILTER takes no value.
-                let detached = unsafe {
-                    libc::setsockopt(
-                        socket.fd.as_raw_fd(),
-                        libc::SOL_SOCKET,
-                        libc::SO_DETACH_FILTER,
-                        std::ptr::null(),
-                        0,
-                    )
-                };
-                if detached < 0 {
-                    return Err(OpenError::Filter(io::Error::last_os_error()));
-                }
-            }
+            // The kernel wants an int-sized value, which it ignores.
+            None => socket
+                .set(libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &0i32)
+                .map_err(OpenError::Filter)?,
         }
         // Reading the statistics resets them: count from here on.
         socket.statistics();

@@ -210,6 +210,8 @@ fn summary_packets(stderr: &str) -> usize {
 // --- the peers -----------------------------------------------------------------
 
 /// capture_peers.py with `--external-capture`: waiting to be told to go.
+/// It runs in a process group of its own, ended whole when dropped (a Node
+/// scenario's peers are its children).
 struct Peers {
     process: Running,
     stdin: ChildStdin,
@@ -224,7 +226,9 @@ impl Peers {
             common::node();
         }
         let log = dir.join(format!("{scenario}.json"));
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new(venv_bin("python"))
+            .process_group(0)
             .arg(peer_script("capture_peers.py"))
             .arg(scenario)
             .arg("--external-capture")
@@ -268,6 +272,16 @@ impl Peers {
             self.scenario
         );
         serde_json::from_str(&std::fs::read_to_string(&self.log).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.process.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

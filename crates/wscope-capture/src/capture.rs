@@ -66,6 +66,19 @@ impl Capture {
         self.order_batch(watermark);
     }
 
+    /// Writes a TLS key log into the packets written (a Decryption Secrets
+    /// Block, [`PcapngWriter::write_secrets`]), before the packets that
+    /// follow: for secrets learnt while a live capture runs. Nothing
+    /// happens without a writer.
+    pub fn write_secrets(&mut self, keylog_text: &[u8]) {
+        if let Some(writer) = &mut self.writer
+            && let Err(err) = writer.write_secrets(keylog_text)
+        {
+            self.write_error = Some(err);
+            self.writer = None;
+        }
+    }
+
     /// The capture is over: the connections still open are reported, every
     /// event waiting is released, the packets written are flushed.
     pub fn finish(&mut self) {
@@ -138,5 +151,53 @@ impl Capture {
             let event = self.waiting.pop_front().expect("checked");
             self.events.push_back(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A `Write` whose bytes can still be looked at once it is given away.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn packets_and_secrets_are_written_in_the_order_they_come() {
+        let out = Shared::default();
+        let mut capture = Capture::new(Options::default());
+        let sink: Box<dyn Write + Send> = Box::new(out.clone());
+        capture.write_packets(PcapngWriter::new(sink, "test").unwrap());
+        let packet = |data| Packet {
+            number: 1,
+            ts_ns: 1_000,
+            linktype: 1,
+            data,
+            orig_len: 14,
+            interface: 0,
+            snaplen: 0,
+        };
+        capture.packet(0, &packet(&[0u8; 14][..]));
+        capture.write_secrets(b"CLIENT_RANDOM 00 11\n");
+        capture.packet(0, &packet(&[1u8; 14][..]));
+        capture.finish();
+        assert!(capture.take_write_error().is_none());
+        let bytes = out.0.lock().unwrap().clone();
+        let at = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
+        let secrets = at(b"CLIENT_RANDOM").expect("the key log is in the file");
+        assert!(at(&[0u8; 14]).unwrap() < secrets);
+        assert!(secrets < at(&[1u8; 14]).unwrap());
     }
 }

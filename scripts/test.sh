@@ -23,7 +23,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 .venv/bin/python -c 'import kosoku, websockets; print("kosoku", kosoku.__name__, "websockets", websockets.__version__)'
 
-step "test peers: Debian packages (chromium for the browser tests; tcpdump, tshark and editcap for the capture tests)"
+step "test peers: Debian packages (chromium for the browser tests; tcpdump, tshark, editcap and capinfos for the capture tests; tcpdump brings libpcap0.8, which wscope capture loads to compile filters)"
 debian_packages=()
 command -v chromium >/dev/null || debian_packages+=(chromium)
 command -v tcpdump >/dev/null || debian_packages+=(tcpdump)

@@ -2,6 +2,7 @@
 
 Usage:
   capture_peers.py SCENARIO --out FILE.pcap --log LOG.json [--count N]
+  capture_peers.py SCENARIO --external-capture --log LOG.json [--count N]
   capture_peers.py --list
 
 Runs one SCENARIO between real peers (Python `websockets`, Node.js `ws`
@@ -86,6 +87,12 @@ Scenarios (--list prints them):
                        :protocol websocket to /chat, answered 200, a few
                        bytes each way, closed. The log is capture_h2.mjs's
   h2c                  the same, a plain GET /plain instead of the CONNECT
+
+With --external-capture there is no tcpdump: the caller captures (the
+live capture tests run `wscope capture`). Once the server listens, the
+script prints "port PORT" on stdout and waits for a line on stdin before
+the peers talk; at the end it writes LOG.json and prints
+"ran SCENARIO on port PORT".
 
 The TLS and HTTP/2 scenarios carry WebSocket (or nothing) that a capture
 reader cannot decode: their "expect" says what it can tell instead
@@ -725,21 +732,32 @@ async def main():
     parser.add_argument("--out", type=Path, help="the pcap file to write")
     parser.add_argument("--log", type=Path, help="the JSON log of what the peers sent and received")
     parser.add_argument("--count", type=int, default=3000, help="messages in the pipelined scenario")
+    parser.add_argument(
+        "--external-capture",
+        action="store_true",
+        help='no tcpdump: print "port PORT", wait for a line on stdin, then run the peers',
+    )
     parser.add_argument("--list", action="store_true", help="print the scenarios")
     parser.add_argument("--keylog", type=Path, help="where TLS scenarios log their session secrets")
     args = parser.parse_args()
     if args.list:
         print("\n".join(SCENARIOS))
         return
-    if not (args.scenario and args.out and args.log):
-        parser.error("SCENARIO, --out and --log are required")
+    if not (args.scenario and args.log and (args.out or args.external_capture)):
+        parser.error("SCENARIO, --log and --out (or --external-capture) are required")
 
     install_frame_hooks()
     capture = Capture(args.out)
     LOG["library"] = {"client": f"websockets {websockets.__version__}", "server": f"websockets {websockets.__version__}"}
 
     async def port_ready(port):
-        await capture.start(port)
+        if args.external_capture:
+            print(f"port {port}", flush=True)
+            line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            if not line:
+                raise SystemExit("stdin ended before the capture was ready")
+        else:
+            await capture.start(port)
 
     try:
         if args.scenario == "openssl-key-update":
@@ -764,7 +782,10 @@ async def main():
         **LOG,
     }
     args.log.write_text(json.dumps(log, ensure_ascii=False) + "\n")
-    print(f"captured {args.scenario} on port {port}: {packets} packets")
+    if args.external_capture:
+        print(f"ran {args.scenario} on port {port}")
+    else:
+        print(f"captured {args.scenario} on port {port}: {packets} packets")
 
 
 if __name__ == "__main__":

@@ -154,7 +154,8 @@ impl Decoder {
     /// Takes one packet; its events are appended to `out`.
     pub fn packet(&mut self, packet: &Packet<'_>, out: &mut Vec<Event>) {
         self.summary.packets += 1;
-        self.last_ts = self.last_ts.max(packet.ts_us);
+        let ts = packet.ts_us();
+        self.last_ts = self.last_ts.max(ts);
         let ip = match link::ip_payload(packet.linktype, packet.data) {
             Ok(Some(ip)) => ip,
             Ok(None) => return,
@@ -193,7 +194,6 @@ impl Decoder {
             next_conn,
             order,
         };
-        let ts = packet.ts_us;
         let result = ip_layer.packet(packet.number, ip, &mut |seg: &Segment<'_>| {
             let k = key(seg.src, seg.dst);
             let fresh_syn = seg.syn && !seg.ack;
@@ -449,10 +449,12 @@ mod tests {
             let number = i as u64 + 1;
             let packet = Packet {
                 number,
-                ts_us: number,
+                ts_ns: number * 1000,
                 linktype: LINKTYPE_IPV4,
                 data,
                 orig_len: data.len() as u32,
+                interface: 0,
+                snaplen: 0,
             };
             decoder.packet(&packet, &mut out);
         }

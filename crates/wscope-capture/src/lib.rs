@@ -13,11 +13,16 @@
 //!   WebSocket frames (the protocol crate's `Tap`, as in the proxy), TLS
 //!   (named by its SNI), HTTP/2, or nothing of interest; a stream joined
 //!   in the middle is resynchronised on frame boundaries ([`resync`]);
-//! - [`decoder`]: the connection table and the event stream out of it.
+//! - [`decoder`]: the connection table and the event stream out of it;
+//! - [`capture`]: packets from files or a live interface in, events out in
+//!   time order, the packets written again as pcapng ([`pcapng`]) when
+//!   asked.
 //!
-//! Everything is sans I/O except [`input`], and memory is bounded per
+//! Everything is sans I/O except [`input`] (the binary captures live
+//! packets itself and hands them in), and memory is bounded per
 //! connection, so a capture of any size streams through.
 
+pub mod capture;
 pub mod conn;
 pub mod decoder;
 pub mod http2;
@@ -26,6 +31,7 @@ pub mod ip;
 pub mod keylog;
 pub mod link;
 pub mod packets;
+pub mod pcapng;
 pub mod reader;
 pub mod resync;
 pub mod tcp;
@@ -33,7 +39,9 @@ pub mod tls;
 pub mod tls_crypto;
 pub mod tls_session;
 
+pub use capture::{Capture, PacketWriter};
 pub use decoder::{Decoder, Options, Summary};
 pub use input::{Format, Input};
-pub use packets::{PacketReader, Problem};
+pub use packets::{Packet, PacketReader, Problem};
+pub use pcapng::PcapngWriter;
 pub use reader::{CaptureReader, FileProblem};

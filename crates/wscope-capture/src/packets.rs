@@ -1,5 +1,6 @@
 //! Packets out of a pcap or pcapng stream, one at a time, with their
-//! capture timestamps in microseconds and their link type.
+//! capture timestamps in nanoseconds, their link type and the interface
+//! they were captured on (what a pcapng writer needs to write them again).
 //!
 //! Block parsing is pcap-parser's; this module keeps what a pcapng section
 //! says about its interfaces (link type, timestamp resolution and offset),
@@ -19,14 +20,27 @@ use pcap_parser::{PcapBlockOwned, PcapError};
 pub struct Packet<'a> {
     /// 1-based, counted across every input of a run.
     pub number: u64,
-    /// Microseconds since the Unix epoch.
-    pub ts_us: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
     /// The LINKTYPE_ value of the interface it was captured on.
     pub linktype: i32,
     /// The captured bytes (possibly fewer than were on the wire).
     pub data: &'a [u8],
     /// How long the packet was on the wire.
     pub orig_len: u32,
+    /// Which interface of its input it was captured on: a pcapng
+    /// interface, numbered across the file's sections (each section
+    /// describes its own); 0 in a classic pcap and on a live interface.
+    pub interface: u32,
+    /// The interface's snap length (0: not limited).
+    pub snaplen: u32,
+}
+
+impl Packet<'_> {
+    /// The capture time in microseconds, as events are stamped.
+    pub fn ts_us(&self) -> u64 {
+        self.ts_ns / 1000
+    }
 }
 
 /// Something wrong with the file itself, not with a connection in it.
@@ -40,6 +54,7 @@ pub struct Problem {
 #[derive(Debug, Clone, Copy)]
 struct Interface {
     linktype: i32,
+    snaplen: u32,
     /// Units per second.
     resolution: u64,
     /// Seconds added to every timestamp.
@@ -62,6 +77,8 @@ const MAX_BLOCK: usize = 16 << 20;
 pub struct PacketReader {
     reader: Box<dyn PcapReaderIterator + Send>,
     interfaces: Vec<Interface>,
+    /// Interfaces described by the sections before this one.
+    earlier_interfaces: u32,
     /// The classic format's single link type and resolution.
     legacy: Option<Interface>,
     big_endian: bool,
@@ -97,6 +114,7 @@ impl PacketReader {
         Ok(PacketReader {
             reader,
             interfaces: Vec::new(),
+            earlier_interfaces: 0,
             legacy: None,
             big_endian: false,
             done: false,
@@ -142,6 +160,7 @@ impl PacketReader {
                     PcapBlockOwned::LegacyHeader(header) => {
                         self.legacy = Some(Interface {
                             linktype: header.network.0,
+                            snaplen: header.snaplen,
                             resolution: if header.is_nanosecond_precision() {
                                 1_000_000_000
                             } else {
@@ -153,27 +172,31 @@ impl PacketReader {
                     PcapBlockOwned::Legacy(block) => {
                         let iface = self.legacy.unwrap_or(Interface {
                             linktype: 1,
+                            snaplen: 0,
                             resolution: 1_000_000,
                             offset: 0,
                         });
                         *number += 1;
-                        let frac_us = u64::from(block.ts_usec) * 1_000_000 / iface.resolution;
+                        let frac_ns = u64::from(block.ts_usec) * 1_000_000_000 / iface.resolution;
                         let secs = (i64::from(block.ts_sec) + iface.offset).max(0) as u64;
                         packet = Some((
-                            secs * 1_000_000 + frac_us,
-                            iface.linktype,
+                            secs * 1_000_000_000 + frac_ns,
+                            iface,
+                            0,
                             block.data,
                             block.origlen,
                         ));
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                         // A new section starts its own list of interfaces.
+                        self.earlier_interfaces += self.interfaces.len() as u32;
                         self.interfaces.clear();
                         self.big_endian = shb.big_endian();
                     }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         self.interfaces.push(Interface {
                             linktype: idb.linktype.0,
+                            snaplen: idb.snaplen,
                             resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
                             offset: idb.ts_offset(),
                         });
@@ -183,13 +206,21 @@ impl PacketReader {
                         match self.interfaces.get(epb.if_id as usize) {
                             Some(iface) => {
                                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                let us = scale(units, iface.resolution);
-                                let us = (us as i64 + iface.offset * 1_000_000).max(0) as u64;
+                                let ns = scale(units, iface.resolution);
+                                let ns = (i128::from(ns) + i128::from(iface.offset) * 1_000_000_000)
+                                    .clamp(0, i128::from(u64::MAX))
+                                    as u64;
                                 // `data` is padded to 32 bits; the
                                 // captured length says where it ends.
                                 let data = epb.data;
                                 let captured = (epb.caplen as usize).min(data.len());
-                                packet = Some((us, iface.linktype, &data[..captured], epb.origlen));
+                                packet = Some((
+                                    ns,
+                                    *iface,
+                                    self.earlier_interfaces + epb.if_id,
+                                    &data[..captured],
+                                    epb.origlen,
+                                ));
                             }
                             None => on_problem(Problem {
                                 packet: *number,
@@ -210,8 +241,13 @@ impl PacketReader {
                                     // No captured length: the snap length cuts it.
                                     let data = spb.data;
                                     let captured = (spb.origlen as usize).min(data.len());
-                                    packet =
-                                        Some((0, iface.linktype, &data[..captured], spb.origlen))
+                                    packet = Some((
+                                        0,
+                                        *iface,
+                                        self.earlier_interfaces,
+                                        &data[..captured],
+                                        spb.origlen,
+                                    ))
                                 }
                             }
                             None => on_problem(Problem {
@@ -233,13 +269,15 @@ impl PacketReader {
                     // and unknown blocks carry no packets.
                     PcapBlockOwned::NG(_) => {}
                 }
-                if let Some((ts_us, linktype, data, orig_len)) = packet {
+                if let Some((ts_ns, iface, interface, data, orig_len)) = packet {
                     on_packet(&Packet {
                         number: *number,
-                        ts_us,
-                        linktype,
+                        ts_ns,
+                        linktype: iface.linktype,
                         data,
                         orig_len,
+                        interface,
+                        snaplen: iface.snaplen,
                     });
                 }
                 Ok(offset)
@@ -361,12 +399,13 @@ fn header_len(start: &[u8]) -> usize {
     len.clamp(28, 1 << 20)
 }
 
-/// `units` at `resolution` per second, in microseconds.
+/// `units` at `resolution` per second, in nanoseconds.
 fn scale(units: u64, resolution: u64) -> u64 {
-    if resolution == 1_000_000 {
-        units
-    } else {
-        (u128::from(units) * 1_000_000 / u128::from(resolution)) as u64
+    match resolution {
+        1_000_000 => units.saturating_mul(1000),
+        1_000_000_000 => units,
+        _ => (u128::from(units) * 1_000_000_000 / u128::from(resolution)).min(u128::from(u64::MAX))
+            as u64,
     }
 }
 
@@ -392,7 +431,7 @@ mod tests {
         let (mut packets, mut problems, mut number) = (Vec::new(), Vec::new(), 0);
         reader.for_each(
             &mut number,
-            &mut |p| packets.push((p.number, p.ts_us, p.linktype, p.data.to_vec())),
+            &mut |p| packets.push((p.number, p.ts_us(), p.linktype, p.data.to_vec())),
             &mut |p| problems.push(p),
         );
         (packets, problems)
@@ -509,6 +548,41 @@ mod tests {
                 (2, 1_700_000_000_000_002, 113, b"sll".to_vec()),
                 (3, 5, 276, b"sll2".to_vec()),
             ]
+        );
+    }
+
+    #[test]
+    fn packets_keep_nanoseconds_their_interface_and_its_snap_length() {
+        let mut file = section();
+        file.extend(interface(1, false));
+        file.extend(interface(1, true));
+        file.extend(packet(1, 1_700_000_000_123_456_789, b"a"));
+        file.extend(packet(0, 1_700_000_000_123_456, b"b"));
+        // The next section's interface 0 is the file's third.
+        file.extend(section());
+        file.extend(interface(1, true));
+        file.extend(packet(0, 7, b"c"));
+        let seen = |file: Vec<u8>| {
+            let mut reader = PacketReader::new(Box::new(std::io::Cursor::new(file))).unwrap();
+            let (mut seen, mut number) = (Vec::new(), 0);
+            reader.for_each(
+                &mut number,
+                &mut |p| seen.push((p.ts_ns, p.interface, p.snaplen)),
+                &mut |p| panic!("{p:?}"),
+            );
+            seen
+        };
+        assert_eq!(
+            seen(file),
+            [
+                (1_700_000_000_123_456_789, 1, 65535),
+                (1_700_000_000_123_456_000, 0, 65535),
+                (7, 2, 65535),
+            ]
+        );
+        assert_eq!(
+            seen(classic(false, true, 1)),
+            [(1_700_000_000_123_456_789, 0, 65535)]
         );
     }
 

@@ -67,15 +67,29 @@ pub enum Command {
     /// Measure an echo endpoint: round trips per second, throughput and
     /// round-trip latency, with messages of a given size.
     Bench(BenchArgs),
-    /// Print a record file as the live views do, or as JSON Lines, or sum
-    /// it up per connection; narrow it with a filter (docs/FILTER.md).
+    /// Print a record file or a packet capture (pcap, pcapng) as the live
+    /// views do, or as JSON Lines, or sum it up per connection; narrow it
+    /// with a filter (docs/FILTER.md).
     ///
     /// A file over 8 MiB shows a progress bar on stderr when that is a
     /// terminal and the output goes to a file (or with --stats).
     ///
     /// Exit status: 0, or 1 when a line in the middle of the file is
-    /// damaged (everything before it is printed).
+    /// damaged (everything before it is printed) or --write failed.
     Read(ReadArgs),
+    /// Capture packets on a network interface and show the WebSocket
+    /// connections in them as they pass, as `read` shows a capture file
+    /// (docs/CAPTURE.md). Linux; needs root or CAP_NET_RAW.
+    ///
+    /// FILTER is a capture filter in tcpdump's and Wireshark's syntax
+    /// ('tcp port 8080'), compiled by libpcap (Debian's libpcap0.8) and
+    /// run in the kernel. Once capturing, a line on stderr says so; Ctrl-C
+    /// or SIGTERM stops, writes everything out and sums the capture up.
+    ///
+    /// Exit status: 0 when stopped (Ctrl-C, SIGTERM, --count), 1 when
+    /// capturing could not start (no such interface, no permission, a
+    /// filter that does not compile) or failed.
+    Capture(CaptureArgs),
     /// Open a record file in the web UI: connections, messages, the filter
     /// language, JSON trees and hex dumps, exports (docs/UI.md).
     ///
@@ -184,7 +198,7 @@ pub struct OutputArgs {
     pub json: bool,
 
     /// Print no messages. connect still says how each connection ended;
-    /// proxy and read print nothing. --json, --record, logs and metrics
+    /// proxy, read and capture print nothing. --json, --record, logs and metrics
     /// still get every event.
     #[arg(long, short)]
     pub quiet: bool,
@@ -208,8 +222,8 @@ pub struct OutputArgs {
     pub frames: bool,
 
     /// Only the events that pass this filter, e.g. 'dir == s2c &&
-    /// json.type == "error"' (docs/FILTER.md). On connect, serve and proxy
-    /// it narrows what is printed (the terminal view, --json, the lifecycle
+    /// json.type == "error"' (docs/FILTER.md). On connect, serve, proxy and
+    /// capture it narrows what is printed (the terminal view, --json, the lifecycle
     /// log) and --record, --metrics and --ui still get every event; on
     /// read it narrows everything, --record included.
     #[arg(long, short, value_name = "EXPR")]
@@ -301,7 +315,52 @@ pub struct ReadArgs {
     pub keylog: Vec<PathBuf>,
 
     #[command(flatten)]
+    pub packets: PacketArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(mut_args = crate::outputs::CAPTURE.help())]
+pub struct CaptureArgs {
+    /// The network interface to capture on (lo, eth0, ...).
+    #[arg(long, short, value_name = "IFACE")]
+    pub interface: String,
+
+    /// A capture filter, e.g. tcp port 8080 (tcpdump's syntax; the words
+    /// are joined with spaces). Without one, every packet on the interface
+    /// is decoded.
+    #[arg(value_name = "FILTER")]
+    pub capture_filter: Vec<String>,
+
+    /// Keep at most this many bytes of each packet (the rest is counted as
+    /// missing, never guessed).
+    #[arg(long, short, default_value_t = 262_144, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1..=262_144))]
+    pub snaplen: u32,
+
+    /// Stop after this many packets.
+    #[arg(long, short, value_name = "N")]
+    pub count: Option<u64>,
+
+    #[command(flatten)]
+    pub packets: PacketArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What is done with the packets themselves (not the events made of
+/// them): shared by `capture` and `read`.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Packets")]
+pub struct PacketArgs {
+    /// Write the packets, as captured, to this pcapng file (created
+    /// readable by you only; nanosecond timestamps), for Wireshark, tshark
+    /// or a later `wscope read`. On read, only from captures.
+    #[arg(long, short, value_name = "FILE")]
+    pub write: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

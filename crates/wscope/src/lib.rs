@@ -8,6 +8,9 @@
 
 pub mod bench;
 pub mod ca;
+#[cfg(target_os = "linux")]
+pub mod capture;
+mod captures;
 pub mod cli;
 pub mod connect;
 pub mod connection;

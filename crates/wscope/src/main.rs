@@ -2,6 +2,8 @@
 //! subcommand, exit with its status.
 
 use clap::Parser;
+#[cfg(target_os = "linux")]
+use wscope::capture;
 use wscope::cli::{Cli, Command};
 use wscope::{bench, ca, connect, demo, explain, probe, proxy, read, serve, ui};
 
@@ -33,6 +35,12 @@ fn main() {
             Command::Ca(args) => ca::run(args),
             Command::Bench(args) => bench::run(args).await,
             Command::Read(args) => read::run(args),
+            #[cfg(target_os = "linux")]
+            Command::Capture(args) => capture::run(args).await,
+            #[cfg(not(target_os = "linux"))]
+            Command::Capture(_) => Err(anyhow::anyhow!(
+                "live capture uses Linux packet sockets; here, capture with `tcpdump -U -w - | wscope read -`"
+            )),
             Command::Ui(args) => ui::run_file(args).await.map(|()| 0),
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),

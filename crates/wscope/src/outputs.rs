@@ -5,7 +5,7 @@
 //! `--metrics`, `--ui`). A new command gets every output by doing the same;
 //! no command wires a sink of its own.
 //!
-//! The rows ([`CONNECT`], [`SERVE`], [`PROXY`], [`READ`]) are the only
+//! The rows ([`CONNECT`], [`SERVE`], [`PROXY`], [`READ`], [`CAPTURE`]) are the only
 //! place where outputs differ per command: default `--max-payload` and
 //! `--log-format`, what the terminal view looks like, what `--filter`
 //! narrows, and which flags a command cannot honour. clap cannot give a
@@ -152,6 +152,25 @@ pub static READ: OutputDefaults = OutputDefaults {
         ("ui_allow_remote", READ_UI),
         ("open", READ_UI),
     ],
+};
+
+/// A live capture shows what `read` shows of a capture file (control
+/// frames, capture times), but it is a live source: `--filter` narrows
+/// what is printed, and `--record` and `--ui` keep every event. Every
+/// frame is reported already (`read` does the same with captures).
+pub static CAPTURE: OutputDefaults = OutputDefaults {
+    command: "capture",
+    max_payload: crate::captures::CAPTURE_MAX_PAYLOAD,
+    log_format: LogFormat::Off,
+    redact: true,
+    terminal: Terminal::Many,
+    show_control: true,
+    timestamps: true,
+    filter: FilterScope::Printed,
+    refused: &[(
+        "frames",
+        "a capture reports every frame it sees (in --json, --record and the UI) already",
+    )],
 };
 
 impl OutputDefaults {
@@ -452,7 +471,7 @@ mod tests {
 
     #[test]
     fn refused_flags_are_hidden_and_refused_with_a_reason() {
-        for defaults in [&CONNECT, &SERVE, &PROXY, &READ] {
+        for defaults in [&CONNECT, &SERVE, &PROXY, &READ, &CAPTURE] {
             for (id, _) in defaults.refused {
                 let long = id.replace('_', "-");
                 let (_, hidden) = help_of(defaults.command, &long)

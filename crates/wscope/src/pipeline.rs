@@ -30,6 +30,15 @@ pub struct Events {
 }
 
 impl Events {
+    /// Events that go nowhere: for a live UI with nothing to act on and
+    /// no notes to send (`capture --ui`).
+    pub fn nowhere() -> Events {
+        Events {
+            tx: None,
+            payload_limit: 0,
+        }
+    }
+
     /// Stamps and sends one event. Waits while the sinks are behind.
     pub async fn emit(&self, conn: &str, dir: Option<Direction>, kind: EventKind) {
         if let Some(tx) = &self.tx {

@@ -20,13 +20,10 @@ use wscope_capture::{CaptureReader, Format};
 use wscope_events::filter::Expr;
 use wscope_events::{Direction, Event, EventKind, RecordReader};
 
+use crate::captures;
 use crate::cli::ReadArgs;
 use crate::outputs::{self, Extras};
 use crate::progress::{Output, Progress};
-
-/// What is kept of each payload read from a capture, unless
-/// `--max-payload` says otherwise (connect's and serve's default).
-pub const CAPTURE_MAX_PAYLOAD: usize = 64 * 1024;
 
 /// The selection asked for on the command line.
 struct Select {
@@ -74,7 +71,12 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     let mut inputs = open_inputs(&args.files)?;
     inputs.keylogs(&args.keylog)?;
     if let Some(out) = &args.output.record {
-        inputs.refuse_as_output(out)?;
+        inputs.refuse_as_output("--record", out)?;
+    }
+    if let Some(out) = &args.packets.write {
+        captures::refuse_same_output(Some(out), args.output.record.as_deref())?;
+        inputs.refuse_as_output("--write", out)?;
+        inputs.write_packets(out);
     }
     // Whether anything is written to stdout or stderr while reading (a bar
     // would tear it); with --stats, or only a --record, nothing is.
@@ -99,18 +101,9 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     )?;
     // On read the filter narrows everything, --record included.
     select.filter = outputs.filter;
-    inputs.capture_options(wscope_capture::Options {
-        // A record file was cut when it was recorded; a capture is cut
-        // here, as connect and serve cut what they record.
-        max_payload: args.output.max_payload.unwrap_or(CAPTURE_MAX_PAYLOAD),
-        // Secrets in a capture's handshakes are as raw as on the wire.
-        redact: !args.output.no_redact,
-        // --stats alone counts messages and reads text: frames and binary
-        // payloads would only cost time.
-        frames: wants_output,
-        binary: wants_output,
-        keys_may_arrive: false,
-    });
+    // --stats alone counts messages and reads text: frames and binary
+    // payloads would only cost time.
+    inputs.capture_options(captures::decoder_options(&args.output, wants_output));
     let mut sinks = outputs.sinks;
     let writing = !sinks.is_empty();
 
@@ -173,6 +166,8 @@ pub struct Inputs {
     capture_options: wscope_capture::Options,
     /// Key log files' text, by file name, for the captures' TLS.
     keylogs: Vec<(String, Vec<u8>)>,
+    /// `--write`: where the packets of the captures go.
+    write: Option<PathBuf>,
     /// The total size of the inputs, when every one has a size.
     len: Option<u64>,
     progress: Option<Progress>,
@@ -224,6 +219,7 @@ pub fn open_inputs(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
         capture: None,
         capture_options: wscope_capture::Options::default(),
         keylogs: Vec::new(),
+        write: None,
         len,
         progress: None,
         warnings: Vec::new(),
@@ -261,14 +257,21 @@ impl Inputs {
         Ok(())
     }
 
+    /// Writes the packets of the captures read to a pcapng file at
+    /// `path` (`--write`), created when the inputs turn out to be
+    /// captures; record files hold no packets, and are refused.
+    pub fn write_packets(&mut self, path: &Path) {
+        self.write = Some(path.to_owned());
+    }
+
     /// Counts what is read on `progress`.
     pub fn show_progress(&mut self, progress: &Progress) {
         self.progress = Some(progress.clone());
     }
 
-    /// Fails when `path` is one of the inputs: writing it would empty it
-    /// before it is read.
-    pub fn refuse_as_output(&self, path: &Path) -> anyhow::Result<()> {
+    /// Fails when `path` is one of the inputs: writing it (as `flag` asks)
+    /// would empty it before it is read.
+    pub fn refuse_as_output(&self, flag: &str, path: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::MetadataExt;
         let Ok(meta) = std::fs::metadata(path) else {
             return Ok(());
@@ -276,7 +279,7 @@ impl Inputs {
         let id = Some((meta.dev(), meta.ino()));
         if let Some(input) = self.waiting.iter().find(|input| input.id == id) {
             bail!(
-                "--record {} is also an input ({}); write to another file",
+                "{flag} {} is also an input ({}); write to another file",
                 path.display(),
                 input.name
             );
@@ -290,16 +293,10 @@ impl Inputs {
         if let Some(capture) = &mut self.capture {
             self.warnings
                 .extend(capture.take_problems().iter().map(|p| p.to_string()));
-            self.warnings.push(capture_summary(capture.summary()));
-            let keys = capture.decoder_mut().keys_mut();
-            if !self.keylogs.is_empty() || !keys.is_empty() {
-                let unused = keys.unused();
-                let mut line = format!("key log: secrets for {} TLS sessions", keys.sessions());
-                if unused > 0 {
-                    line.push_str(&format!(
-                        ", {unused} of them for no connection in this capture"
-                    ));
-                }
+            self.warnings
+                .push(captures::summary_line(capture.summary(), "the file"));
+            let given = !self.keylogs.is_empty();
+            if let Some(line) = captures::keylog_line(capture.capture_mut().keys_mut(), given) {
                 self.warnings.push(line);
             }
         } else if !self.keylogs.is_empty() {
@@ -331,6 +328,12 @@ impl Inputs {
     fn open(&mut self, opened: Opened) -> anyhow::Result<()> {
         let (name, input) = self.unwrap_input(opened)?;
         if input.format == Format::Other {
+            if let Some(path) = &self.write {
+                bail!(
+                    "--write {} writes the packets of a capture, and {name} is not a pcap or pcapng capture",
+                    path.display()
+                );
+            }
             let reader: Box<dyn BufRead> = input.reader;
             let record = RecordReader::new(reader).map_err(|err| {
                 anyhow!("{name}: {err} (wscope reads its record files and pcap/pcapng captures)")
@@ -340,9 +343,7 @@ impl Inputs {
         }
         let mut capture = Box::new(CaptureReader::new(self.capture_options));
         for (file, text) in &self.keylogs {
-            // No connection is open yet: nothing can come of adding them.
-            let mut none = Vec::new();
-            for error in capture.decoder_mut().add_keylog(text, &mut none) {
+            for error in capture.capture_mut().add_keylog(text) {
                 self.warnings.push(format!(
                     "key log {file}, line {}: {}; the other lines are used",
                     error.line, error.message
@@ -359,57 +360,12 @@ impl Inputs {
             }
             capture.push_input(name, Box::new(input.reader));
         }
+        if let Some(path) = &self.write {
+            capture.write_packets(captures::create_pcapng(path)?);
+        }
         self.capture = Some(capture);
         Ok(())
     }
-}
-
-/// The line that sums up a capture.
-fn capture_summary(s: &wscope_capture::Summary) -> String {
-    let mut line = format!(
-        "capture: {} packets, {} TCP connections, {} WebSocket ({} frames, {} messages)",
-        s.packets, s.tcp_connections, s.websocket, s.frames, s.messages
-    );
-    let mut add = |count: u64, text: String| {
-        if count > 0 {
-            line.push_str(", ");
-            line.push_str(&text);
-        }
-    };
-    add(
-        s.handshake_missing,
-        format!("{} joined without their handshake", s.handshake_missing),
-    );
-    add(
-        s.handshake_failed,
-        format!("{} upgrades refused", s.handshake_failed),
-    );
-    let names = if s.tls_names.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", s.tls_names.join(", "))
-    };
-    let tls = if s.tls_decrypted > 0 {
-        format!(
-            "{} TLS{names}, {} of them decrypted",
-            s.tls, s.tls_decrypted
-        )
-    } else {
-        format!("{} TLS not decrypted{names}", s.tls)
-    };
-    add(s.tls, tls);
-    let h2 = if s.websocket_over_http2 > 0 {
-        format!(
-            " ({} opening WebSocket over HTTP/2, not decoded)",
-            s.websocket_over_http2
-        )
-    } else {
-        String::new()
-    };
-    add(s.http2, format!("{} HTTP/2{h2}", s.http2));
-    add(s.gaps, format!("{} gaps in TCP streams", s.gaps));
-    add(s.problems, format!("{} problems with the file", s.problems));
-    line
 }
 
 impl Iterator for Inputs {
@@ -421,7 +377,16 @@ impl Iterator for Inputs {
                 return None;
             }
             if let Some(capture) = &mut self.capture {
-                return capture.next_event().map(Ok);
+                let event = capture.next_event();
+                if let Some(err) = capture.take_write_error() {
+                    self.failed = true;
+                    let path = self.write.as_deref().unwrap_or(Path::new("-"));
+                    return Some(Err(anyhow!(
+                        "cannot write --write {}: {err}",
+                        path.display()
+                    )));
+                }
+                return event.map(Ok);
             }
             let Some((name, reader)) = &mut self.current else {
                 if let Err(err) = self.open_next()? {

@@ -32,8 +32,55 @@ pub struct Capture {
     batch: Vec<Event>,
     writer: Option<PacketWriter>,
     write_error: Option<io::Error>,
+    /// Packets kept from the writer while a connection waits for secrets
+    /// a followed key log may still bring: the secrets must be written
+    /// before them. (input, packet, bytes of it).
+    held: VecDeque<(u32, HeldPacket)>,
+    held_bytes: usize,
     finished: bool,
 }
+
+/// A packet copied out of the reader's buffer.
+struct HeldPacket {
+    number: u64,
+    ts_ns: u64,
+    linktype: i32,
+    data: Vec<u8>,
+    orig_len: u32,
+    interface: u32,
+    snaplen: u32,
+}
+
+impl HeldPacket {
+    fn of(packet: &Packet<'_>) -> HeldPacket {
+        HeldPacket {
+            number: packet.number,
+            ts_ns: packet.ts_ns,
+            linktype: packet.linktype,
+            data: packet.data.to_vec(),
+            orig_len: packet.orig_len,
+            interface: packet.interface,
+            snaplen: packet.snaplen,
+        }
+    }
+
+    fn packet(&self) -> Packet<'_> {
+        Packet {
+            number: self.number,
+            ts_ns: self.ts_ns,
+            linktype: self.linktype,
+            data: &self.data,
+            orig_len: self.orig_len,
+            interface: self.interface,
+            snaplen: self.snaplen,
+        }
+    }
+}
+
+/// The most packet bytes held back from the writer for secrets to come;
+/// past it they are written without (Wireshark then cannot decrypt the
+/// connections whose secrets came too late).
+const MAX_HELD: usize = 64 << 20;
 
 impl Capture {
     pub fn new(options: Options) -> Capture {
@@ -44,6 +91,8 @@ impl Capture {
             batch: Vec::new(),
             writer: None,
             write_error: None,
+            held: VecDeque::new(),
+            held_bytes: 0,
             finished: false,
         }
     }
@@ -56,14 +105,57 @@ impl Capture {
     /// Takes one packet from `input` (a file's place among the inputs, 0
     /// for a live interface): written out, decoded, its events queued.
     pub fn packet(&mut self, input: u32, packet: &Packet<'_>) {
+        // Decoded first: a ClientHello asks for its session's secrets,
+        // which then go into the file before it.
+        self.decoder.packet(packet, &mut self.batch);
+        if self.writer.is_some() {
+            if self.hold_for_keys() {
+                self.held_bytes += packet.data.len();
+                self.held.push_back((input, HeldPacket::of(packet)));
+            } else {
+                self.write_held();
+                self.write_one(input, packet);
+            }
+        }
+        let watermark = self.decoder.watermark();
+        self.order_batch(watermark);
+    }
+
+    /// Whether packets wait for secrets before they are written: only
+    /// while a key log is followed and some connection still waits.
+    fn hold_for_keys(&self) -> bool {
+        self.decoder.keys_may_arrive()
+            && self.decoder.keys().awaiting_any()
+            && self.held_bytes < MAX_HELD
+    }
+
+    /// The secrets in use, then the packets held for them.
+    fn write_held(&mut self) {
+        self.write_secrets_in_use();
+        while let Some((input, held)) = self.held.pop_front() {
+            self.write_one(input, &held.packet());
+        }
+        self.held_bytes = 0;
+    }
+
+    fn write_one(&mut self, input: u32, packet: &Packet<'_>) {
         if let Some(writer) = &mut self.writer
             && let Err(err) = writer.packet(input, packet)
         {
             self.write_error = Some(err);
             self.writer = None;
         }
-        self.decoder.packet(packet, &mut self.batch);
-        self.write_secrets_in_use();
+    }
+
+    /// Time passes with no packet (a live capture waiting): connections
+    /// whose TLS records have waited too long for keys are given up, so
+    /// the events of others held behind them go out. `now_us` is the
+    /// clock of the packets' stamps.
+    pub fn tick(&mut self, now_us: u64) {
+        self.decoder.expire_key_waits(now_us, &mut self.batch);
+        if !self.hold_for_keys() {
+            self.write_held();
+        }
         let watermark = self.decoder.watermark();
         self.order_batch(watermark);
     }
@@ -87,7 +179,9 @@ impl Capture {
     /// packets written get the ones their connections use.
     pub fn keys_added(&mut self) {
         self.decoder.retry_tls(&mut self.batch);
-        self.write_secrets_in_use();
+        if !self.hold_for_keys() {
+            self.write_held();
+        }
         let watermark = self.decoder.watermark();
         self.order_batch(watermark);
     }
@@ -128,6 +222,7 @@ impl Capture {
         }
         self.finished = true;
         self.decoder.finish(&mut self.batch);
+        self.write_held();
         self.order_batch(u64::MAX);
         self.flush_packets();
     }

@@ -158,6 +158,10 @@ struct TlsLayer {
     /// Offsets into each decrypted stream, standing in for TCP sequence
     /// numbers above the record layer.
     plain_seq: [u32; 2],
+    /// FINs and resets (side, reset?, capture time) that came while
+    /// records waited for keys: they end the connection only after what
+    /// came before them.
+    deferred_ends: Vec<(usize, bool, u64)>,
 }
 
 struct Http {
@@ -321,6 +325,15 @@ impl Conn {
             .is_some_and(|t| t.session.waiting_since().is_some())
     }
 
+    /// The TLS client random, when this is a TLS connection whose hello
+    /// was read.
+    pub fn client_random(&self) -> Option<crate::keylog::ClientRandom> {
+        self.state
+            .tls
+            .as_ref()
+            .and_then(|t| t.session.client_random().copied())
+    }
+
     /// New secrets arrived: records that waited for them are opened.
     pub fn retry_tls(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
         let state = &mut self.state;
@@ -330,6 +343,20 @@ impl Conn {
         let mut outs = Vec::new();
         layer.session.retry(ctx.keys, &mut outs);
         state.tls_outs(outs, ts, ctx);
+        state.replay_ends(ctx);
+    }
+
+    /// Keys did not come in time: the records held for them are given up
+    /// (said once), and the connection ends as its packets said.
+    pub fn give_up_keys(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
+        let state = &mut self.state;
+        let Some(layer) = &mut state.tls else {
+            return;
+        };
+        let mut outs = Vec::new();
+        layer.session.finish(ts, &mut outs);
+        state.tls_outs(outs, ts, ctx);
+        state.replay_ends(ctx);
     }
 
     /// Whether both directions have ended (FIN or reset).
@@ -391,6 +418,7 @@ impl Conn {
             let mut outs = Vec::new();
             layer.session.finish(ts, &mut outs);
             state.tls_outs(outs, ts, ctx);
+            state.replay_ends(ctx);
         }
         state.sniff(ts, true, ctx);
         if let App::WebSocket(ws) = &mut state.app {
@@ -451,6 +479,18 @@ impl State {
                             ),
                         },
                     );
+                }
+            }
+            Chunk::Fin | Chunk::Rst
+                if self
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.session.waiting_since().is_some()) =>
+            {
+                if let Some(layer) = &mut self.tls {
+                    layer
+                        .deferred_ends
+                        .push((side, matches!(chunk, Chunk::Rst), ts));
                 }
             }
             Chunk::Fin => {
@@ -931,6 +971,21 @@ impl State {
         self.app = App::WebSocket(Box::new(ws));
     }
 
+    /// The ends that waited behind records held for keys, once those
+    /// records are opened or given up.
+    fn replay_ends(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(layer) = &mut self.tls else {
+            return;
+        };
+        if layer.session.waiting_since().is_some() {
+            return;
+        }
+        for (side, reset, ts) in std::mem::take(&mut layer.deferred_ends) {
+            let chunk = if reset { Chunk::Rst } else { Chunk::Fin };
+            self.chunk(side, chunk, ts, ctx);
+        }
+    }
+
     /// "TLS connection A → B (SNI …, ALPN …)"; the name is counted.
     fn tls_description(&self, start: &TlsStart, ctx: &mut Ctx<'_>) -> String {
         let ends = match self.client {
@@ -1009,6 +1064,7 @@ impl State {
             session: TlsSession::new(ctx.options.keys_may_arrive),
             hello,
             plain_seq: [0; 2],
+            deferred_ends: Vec::new(),
         }));
         let client = self.client.unwrap_or(0);
         for side in [client, 1 - client] {
@@ -1089,6 +1145,10 @@ impl State {
                     };
                     let id = self.conn_id(ctx);
                     ctx.emit(ts, &id, None, EventKind::Note { text });
+                    if let Some(random) = self.tls.as_ref().and_then(|t| t.session.client_random())
+                    {
+                        ctx.keys.abandon(random);
+                    }
                     if !matches!(self.app, App::WebSocket(_)) {
                         self.app = App::Ignored;
                     }

@@ -107,6 +107,10 @@ impl Ctx<'_> {
     }
 }
 
+/// How long (capture time) TLS records wait for secrets that may still be
+/// written to a followed key log before they are given up.
+const KEY_WAIT_US: u64 = 3_000_000;
+
 /// Problems reported one by one before only being counted.
 const PROBLEMS_IN_DETAIL: u64 = 20;
 
@@ -153,6 +157,9 @@ impl Decoder {
 
     /// Takes one packet; its events are appended to `out`.
     pub fn packet(&mut self, packet: &Packet<'_>, out: &mut Vec<Event>) {
+        if self.options.keys_may_arrive && self.last_ts > 0 {
+            self.expire_key_waits(self.last_ts, out);
+        }
         self.summary.packets += 1;
         let ts = packet.ts_us();
         self.last_ts = self.last_ts.max(ts);
@@ -225,6 +232,9 @@ impl Decoder {
                 conn.registered = since;
             }
             if gone {
+                if let Some(random) = conn.client_random() {
+                    ctx.keys.abandon(&random);
+                }
                 conns.remove(&k);
             }
         });
@@ -256,14 +266,27 @@ impl Decoder {
         let start = ctx.out.len();
         for (_, mut conn) in open {
             conn.finish(self.last_ts, &mut ctx);
+            if let Some(random) = conn.client_random() {
+                ctx.keys.abandon(&random);
+            }
         }
         // Events of the end, in connection order.
         let tail = &mut out[start..];
         tail.sort_by_key(|e| conn_number(&e.conn));
     }
 
+    /// Whether secrets may still arrive (a key log followed live).
+    pub fn keys_may_arrive(&self) -> bool {
+        self.options.keys_may_arrive
+    }
+
     /// The TLS secrets known so far. After adding to them, call
     /// [`Decoder::retry_tls`].
+    pub fn keys(&self) -> &KeyLog {
+        &self.keys
+    }
+
+    /// The same, to add to.
     pub fn keys_mut(&mut self) -> &mut KeyLog {
         &mut self.keys
     }
@@ -278,6 +301,44 @@ impl Decoder {
 
     /// TLS records held for secrets are tried again with those known now.
     pub fn retry_tls(&mut self, out: &mut Vec<Event>) {
+        let waiting: Vec<Key> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.waiting_for_keys())
+            .map(|(k, _)| *k)
+            .collect();
+        let ts = self.last_ts;
+        for k in waiting {
+            self.with_conn(k, out, |conn, ctx| conn.retry_tls(ts, ctx));
+        }
+    }
+
+    /// Gives up on keys for connections whose records have waited for
+    /// them since before `now - KEY_WAIT` (capture time, microseconds):
+    /// a live capture calls this while idle, so that one connection whose
+    /// secrets are never logged does not hold back every other's events.
+    pub fn expire_key_waits(&mut self, now: u64, out: &mut Vec<Event>) {
+        let cutoff = now.saturating_sub(KEY_WAIT_US);
+        // The oldest pending bytes first; only a few looked at per call.
+        let old: Vec<Key> = self
+            .pending
+            .iter()
+            .take_while(|(since, _)| *since < cutoff)
+            .take(16)
+            .map(|(_, k)| *k)
+            .filter(|k| self.conns.get(k).is_some_and(Conn::waiting_for_keys))
+            .collect();
+        for k in old {
+            self.with_conn(k, out, |conn, ctx| conn.give_up_keys(now, ctx));
+        }
+    }
+
+    /// Runs `f` on one connection, then files it again by what it holds
+    /// (or forgets it, when it is over).
+    fn with_conn(&mut self, k: Key, out: &mut Vec<Event>, f: impl FnOnce(&mut Conn, &mut Ctx<'_>)) {
+        let Some(conn) = self.conns.get_mut(&k) else {
+            return;
+        };
         let mut ctx = Ctx {
             options: &self.options,
             keys: &mut self.keys,
@@ -286,21 +347,23 @@ impl Decoder {
             next_conn: &mut self.next_conn,
             order: &mut self.order,
         };
-        for (k, conn) in self.conns.iter_mut() {
-            if !conn.waiting_for_keys() {
-                continue;
+        f(conn, &mut ctx);
+        let gone = (conn.is_done() || conn.ignored()) && conn.both_ended();
+        let since = if gone { None } else { conn.pending_since() };
+        if since != conn.registered {
+            if let Some(old) = conn.registered {
+                self.pending.remove(&(old, k));
             }
-            conn.retry_tls(self.last_ts, &mut ctx);
-            let since = conn.pending_since();
-            if since != conn.registered {
-                if let Some(old) = conn.registered {
-                    self.pending.remove(&(old, *k));
-                }
-                if let Some(new) = since {
-                    self.pending.insert((new, *k));
-                }
-                conn.registered = since;
+            if let Some(new) = since {
+                self.pending.insert((new, k));
             }
+            conn.registered = since;
+        }
+        if gone {
+            if let Some(random) = conn.client_random() {
+                self.keys.abandon(&random);
+            }
+            self.conns.remove(&k);
         }
     }
 
@@ -332,12 +395,12 @@ fn conn_number(id: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::tls::tests::hello as client_hello;
 
     /// LINKTYPE_IPV4: raw IPv4, no link header.
-    const LINKTYPE_IPV4: i32 = 228;
+    pub(super) const LINKTYPE_IPV4: i32 = 228;
     const CLIENT: u16 = 5555;
     const SERVER: u16 = 443;
     const SYN: u8 = 0x02;
@@ -345,7 +408,7 @@ mod tests {
     const PSH_ACK: u8 = 0x18;
 
     /// One raw IPv4 packet on 127.0.0.1 (checksums left zero: not checked).
-    fn packet(from: u16, to: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    pub(super) fn packet(from: u16, to: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
         let total = (40 + payload.len()) as u16;
         let mut p = vec![0x45, 0];
         p.extend_from_slice(&total.to_be_bytes());
@@ -490,5 +553,99 @@ mod tests {
         assert!(!redacted.contains("sekrit"), "{redacted}");
         assert!(redacted.contains("/feed"), "{redacted}");
         assert!(shown(false).contains("Bearer sekrit"));
+    }
+}
+
+#[cfg(test)]
+mod key_wait_tests {
+    use super::tests::{LINKTYPE_IPV4, packet};
+    use super::*;
+    use crate::tls_session::tests::tls13_conversation;
+
+    /// A TLS 1.3 conversation on 127.0.0.1:5555 → :443, SYN to FINs, fed
+    /// to a decoder that expects keys to come later; and its key log.
+    fn fed_without_keys() -> (Decoder, String, Vec<Event>) {
+        let (log, flow) = tls13_conversation(false);
+        let mut packets = vec![
+            packet(5555, 443, 99, 0x02, &[]),
+            packet(443, 5555, 499, 0x12, &[]),
+        ];
+        let mut seq = [100u32, 500];
+        for (client, bytes) in &flow {
+            let (from, to, i) = if *client {
+                (5555, 443, 0)
+            } else {
+                (443, 5555, 1)
+            };
+            packets.push(packet(from, to, seq[i], 0x18, bytes));
+            seq[i] += bytes.len() as u32;
+        }
+        packets.push(packet(5555, 443, seq[0], 0x11, &[]));
+        packets.push(packet(443, 5555, seq[1], 0x11, &[]));
+        let mut decoder = Decoder::new(Options {
+            keys_may_arrive: true,
+            ..Options::default()
+        });
+        let mut out = Vec::new();
+        for (i, data) in packets.iter().enumerate() {
+            let packet = Packet {
+                number: i as u64 + 1,
+                ts_ns: (i as u64 + 1) * 1000,
+                linktype: LINKTYPE_IPV4,
+                data,
+                orig_len: data.len() as u32,
+                interface: 0,
+                snaplen: 0,
+            };
+            decoder.packet(&packet, &mut out);
+        }
+        (decoder, log, out)
+    }
+
+    fn notes(events: &[Event]) -> Vec<&str> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Note { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_connection_that_ended_before_its_keys_came_is_kept_for_them() {
+        let (mut decoder, log, out) = fed_without_keys();
+        assert!(out.is_empty(), "nothing to say before the keys: {out:?}");
+        assert_eq!(decoder.conns.len(), 1, "kept, though both ends sent FIN");
+        assert!(
+            decoder.watermark() < u64::MAX,
+            "its records hold the watermark"
+        );
+        let mut out = Vec::new();
+        assert!(decoder.add_keylog(log.as_bytes(), &mut out).is_empty());
+        assert!(
+            notes(&out)
+                .iter()
+                .any(|n| n.ends_with("decrypted with the key log")),
+            "{out:?}"
+        );
+        assert!(decoder.conns.is_empty(), "over once its ends are replayed");
+        assert_eq!(decoder.watermark(), u64::MAX);
+    }
+
+    #[test]
+    fn keys_that_never_come_are_given_up_after_a_while() {
+        let (mut decoder, _, _) = fed_without_keys();
+        let mut out = Vec::new();
+        decoder.expire_key_waits(1_000, &mut out);
+        assert!(out.is_empty(), "not yet: {out:?}");
+        decoder.expire_key_waits(KEY_WAIT_US + 1_000_000, &mut out);
+        let notes = notes(&out);
+        assert!(
+            matches!(notes.as_slice(), [one] if one.contains("no key log line has the secrets")),
+            "{notes:?}"
+        );
+        assert!(decoder.conns.is_empty());
+        assert_eq!(decoder.watermark(), u64::MAX);
     }
 }

@@ -45,6 +45,16 @@ pub struct KeyLog {
     used: std::collections::HashSet<ClientRandom>,
     /// Sessions in use with unwritten lines.
     dirty: Vec<ClientRandom>,
+    /// Sessions in use whose secrets are not all here yet (and not given
+    /// up on): a writer may hold packets back for them.
+    awaiting: std::collections::HashSet<ClientRandom>,
+}
+
+impl SessionSecrets {
+    /// Whether these open a session of either version.
+    fn complete(&self) -> bool {
+        self.master.is_some() || (self.client_traffic.is_some() && self.server_traffic.is_some())
+    }
 }
 
 /// The longest line accepted (a label, 64 and 96 hex digits, spaces).
@@ -59,9 +69,30 @@ impl KeyLog {
     /// Notes that a connection of the capture had this client random (to
     /// tell, at the end, how many sessions of the key log were not seen).
     pub fn mark_used(&mut self, random: ClientRandom) {
-        if self.used.insert(random) && self.unwritten.contains_key(&random) {
+        if !self.used.insert(random) {
+            return;
+        }
+        if self.unwritten.contains_key(&random) {
             self.dirty.push(random);
         }
+        if !self
+            .sessions
+            .get(&random)
+            .is_some_and(SessionSecrets::complete)
+        {
+            self.awaiting.insert(random);
+        }
+    }
+
+    /// A connection stopped waiting for this session's secrets (they will
+    /// not come in time, or do not matter any more).
+    pub fn abandon(&mut self, random: &ClientRandom) {
+        self.awaiting.remove(random);
+    }
+
+    /// Whether some connection in use still waits for its secrets.
+    pub fn awaiting_any(&self) -> bool {
+        !self.awaiting.is_empty()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -164,9 +195,16 @@ impl KeyLog {
             }
             lines.extend_from_slice(line.as_bytes());
             lines.push(b'\n');
+            if entry_complete(&self.sessions, &random) {
+                self.awaiting.remove(&random);
+            }
         }
         Ok(())
     }
+}
+
+fn entry_complete(sessions: &HashMap<ClientRandom, SessionSecrets>, random: &ClientRandom) -> bool {
+    sessions.get(random).is_some_and(SessionSecrets::complete)
 }
 
 /// Reads key log text in pieces, line by line, counting lines.

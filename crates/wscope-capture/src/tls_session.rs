@@ -109,7 +109,9 @@ struct Dir {
     /// handshake.
     skip_until_open: bool,
     opened_any: bool,
-    waiting: VecDeque<(Vec<u8>, u64)>,
+    /// Records waiting for keys: the record, its capture time, and the
+    /// order it arrived in across both directions.
+    waiting: VecDeque<(Vec<u8>, u64, u64)>,
     waiting_bytes: usize,
     /// Bytes went missing before decryption was under way: records
     /// cannot be found again.
@@ -173,6 +175,8 @@ pub struct TlsSession {
     announced: bool,
     /// The key log has been told this connection's random was seen.
     marked: bool,
+    /// Records held so far, to open them in the order they came.
+    arrivals: u64,
     /// Keys may still arrive (a key log being written while captured).
     keys_may_arrive: bool,
 }
@@ -196,12 +200,18 @@ impl TlsSession {
             stopped: false,
             announced: false,
             marked: false,
+            arrivals: 0,
             keys_may_arrive,
         }
     }
 
     pub fn is_stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// The client's random, once its hello was read.
+    pub fn client_random(&self) -> Option<&ClientRandom> {
+        self.client_random.as_ref()
     }
 
     /// Whether decryption has produced anything.
@@ -429,8 +439,18 @@ impl TlsSession {
 
     /// New secrets may have arrived: records held for them are tried again.
     pub fn retry(&mut self, keys: &mut KeyLog, out: &mut Vec<TlsOut>) {
-        for d in 0..2 {
-            self.drain(d, keys, out);
+        // Both directions, in the order their records came (as a capture
+        // read with every key at hand opens them), while keys allow.
+        let mut blocked = [false; 2];
+        while !self.stopped {
+            let next = (0..2)
+                .filter(|&d| !blocked[d])
+                .filter_map(|d| self.dirs[d].waiting.front().map(|w| (w.2, d)))
+                .min();
+            let Some((_, d)) = next else {
+                return;
+            };
+            blocked[d] = !self.open_waiting(d, keys, out);
         }
     }
 
@@ -537,9 +557,11 @@ impl TlsSession {
     }
 
     fn hold(&mut self, d: usize, record: Vec<u8>, ts: u64, out: &mut Vec<TlsOut>) {
+        self.arrivals += 1;
+        let arrival = self.arrivals;
         let dir = &mut self.dirs[d];
         dir.waiting_bytes += record.len();
-        dir.waiting.push_back((record, ts));
+        dir.waiting.push_back((record, ts, arrival));
         if dir.waiting_bytes > MAX_WAITING {
             let reason = format!(
                 "{} (gave up after holding {} KiB of records for it)",
@@ -552,16 +574,23 @@ impl TlsSession {
 
     /// Opens the records held for keys, in order, as far as keys allow.
     fn drain(&mut self, d: usize, keys: &mut KeyLog, out: &mut Vec<TlsOut>) {
-        while !self.stopped {
-            let Some((record, ts)) = self.dirs[d].waiting.pop_front() else {
-                return;
-            };
-            self.dirs[d].waiting_bytes -= record.len();
-            if let Some(record) = self.process(d, record, ts, keys, out) {
+        while !self.stopped && self.open_waiting(d, keys, out) {}
+    }
+
+    /// Opens (or reads) the first record waiting in direction `d`; false
+    /// when there is none or it must wait on.
+    fn open_waiting(&mut self, d: usize, keys: &mut KeyLog, out: &mut Vec<TlsOut>) -> bool {
+        let Some((record, ts, arrival)) = self.dirs[d].waiting.pop_front() else {
+            return false;
+        };
+        self.dirs[d].waiting_bytes -= record.len();
+        match self.process(d, record, ts, keys, out) {
+            Some(record) => {
                 self.dirs[d].waiting_bytes += record.len();
-                self.dirs[d].waiting.push_front((record, ts));
-                return;
+                self.dirs[d].waiting.push_front((record, ts, arrival));
+                false
             }
+            None => true,
         }
     }
 

@@ -99,7 +99,10 @@ pub fn summary_line(s: &Summary, source: &str) -> String {
         format!(" ({})", s.tls_names.join(", "))
     };
     let tls = if s.tls_decrypted > 0 {
-        format!("{} TLS{names}, {} of them decrypted", s.tls, s.tls_decrypted)
+        format!(
+            "{} TLS{names}, {} of them decrypted",
+            s.tls, s.tls_decrypted
+        )
     } else {
         format!("{} TLS not decrypted{names}", s.tls)
     };

@@ -344,6 +344,12 @@ pub struct CaptureArgs {
     #[arg(long, short, value_name = "N")]
     pub count: Option<u64>,
 
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) to decrypt
+    /// wss:// as it passes; repeatable. Followed as it grows (a browser
+    /// appends as it connects), and waited for if it does not exist yet.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
+
     #[command(flatten)]
     pub packets: PacketArgs,
 

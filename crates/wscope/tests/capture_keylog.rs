@@ -489,3 +489,70 @@ fn a_lost_tls_segment_costs_its_records_and_no_more() {
     assert_eq!(got, want);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn read_write_puts_the_secrets_in_use_in_the_pcapng() {
+    let dir = temp_dir("keylog-write");
+    let (cap, keylog) = captured("tls12", &dir);
+    // The peers' key log and a session that is not in the capture.
+    let stranger = format!("CLIENT_RANDOM {} {}\n", "5a".repeat(32), "cd".repeat(48));
+    let keys = dir.join("with-stranger.keys");
+    std::fs::write(&keys, std::fs::read_to_string(&keylog).unwrap() + &stranger).unwrap();
+    let written = dir.join("decryptable.pcapng");
+    let out = wscope()
+        .arg("read")
+        .arg(&cap.pcap)
+        .arg("--keylog")
+        .arg(&keys)
+        .arg("--write")
+        .arg(&written)
+        .arg("--json")
+        .output()
+        .expect("wscope read runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e["event"] == "message"));
+    let bytes = std::fs::read(&written).unwrap();
+    let has = |text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+    let own = std::fs::read_to_string(&keylog).unwrap();
+    let own_random = own
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("a client random");
+    assert!(
+        has(own_random),
+        "the capture's session's secrets are in the file"
+    );
+    assert!(
+        !has(&"5a".repeat(32)),
+        "a session not in the capture stays out"
+    );
+    // tshark decrypts it with no key log option; wscope reads it as it
+    // read the capture with --keylog.
+    let no_keylog = dir.join("empty.keys");
+    std::fs::write(&no_keylog, "").unwrap();
+    let theirs = tshark_frames(
+        &PeerCapture {
+            pcap: written.clone(),
+            log: Value::Null,
+            port: cap.port,
+        },
+        &no_keylog,
+    );
+    assert_eq!(
+        frames(&events),
+        theirs,
+        "tshark with the secrets inside only"
+    );
+    let (again, _) = read(&written, &no_keylog);
+    assert_eq!(again, events);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,6 +19,11 @@
 //!   nanoseconds within a millisecond of tcpdump's stamps;
 //! - a Decryption Secrets Block from `PcapngWriter::write_secrets` is
 //!   what editcap writes, and tshark reads the file with it;
+//! - wss:// (Python `websockets`, TLS 1.3 and 1.2) decrypted live with
+//!   `--keylog` naming a file the client only writes its secrets to as
+//!   it connects:
+//!   the same checks, and the `--write` file decrypted by tshark with the
+//!   secrets it carries, no key log option;
 //! - `--count`, and the errors: no such interface, no CAP_NET_RAW, a
 //!   filter that does not compile, no libpcap; `--write` never over an
 //!   input, never from record files.
@@ -222,6 +227,11 @@ struct Peers {
 
 impl Peers {
     fn start(scenario: &str, dir: &Path) -> Peers {
+        Peers::start_with(scenario, dir, &[])
+    }
+
+    /// With more arguments for capture_peers.py (`--keylog FILE`).
+    fn start_with(scenario: &str, dir: &Path, extra: &[&str]) -> Peers {
         if scenario.starts_with("node-") {
             common::node();
         }
@@ -234,6 +244,7 @@ impl Peers {
             .arg("--external-capture")
             .arg("--log")
             .arg(&log)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -317,26 +328,39 @@ fn tshark(file: &Path, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The WebSocket frames tshark dissects in `file` (HTTP decoded on `port`;
-/// several frames in a packet are comma-separated).
-fn tshark_websocket_frames(file: &Path, port: u16) -> usize {
-    let decode_as = format!("tcp.port=={port},http");
+/// The WebSocket frames tshark dissects in `file` (HTTP decoded on `port`,
+/// inside TLS when `tls`, decrypted with no key log but what the file
+/// holds; several frames in a packet are comma-separated).
+fn tshark_websocket_frames(file: &Path, port: u16, tls: bool) -> usize {
+    let decode_as = if tls {
+        vec![
+            "-d".to_owned(),
+            format!("tcp.port=={port},tls"),
+            "-d".to_owned(),
+            format!("tls.port=={port},http"),
+        ]
+    } else {
+        vec!["-d".to_owned(), format!("tcp.port=={port},http")]
+    };
+    let decode_as: Vec<&str> = decode_as.iter().map(String::as_str).collect();
     tshark(
         file,
         &[
-            "-d",
-            &decode_as,
-            "-o",
-            "websocket.decompress:FALSE",
-            "-o",
-            "gui.max_tree_depth:100000",
-            "-Y",
-            "websocket",
-            "-T",
-            "fields",
-            "-e",
-            "websocket.opcode",
-        ],
+            &decode_as[..],
+            &[
+                "-o",
+                "websocket.decompress:FALSE",
+                "-o",
+                "gui.max_tree_depth:100000",
+                "-Y",
+                "websocket",
+                "-T",
+                "fields",
+                "-e",
+                "websocket.opcode",
+            ][..],
+        ]
+        .concat(),
     )
     .iter()
     .filter(|l| !l.is_empty())
@@ -414,6 +438,8 @@ struct Run<'a> {
     stderr: &'a str,
     record: &'a Path,
     written: &'a Path,
+    /// wss://: tshark must decrypt `written` with the secrets inside it.
+    tls: bool,
 }
 
 fn check_run(run: &Run<'_>, failures: &mut Vec<String>) {
@@ -471,7 +497,7 @@ fn check_run(run: &Run<'_>, failures: &mut Vec<String>) {
         ));
     }
     let frames = run.events.iter().filter(|e| e["event"] == "frame").count();
-    let tshark_frames = tshark_websocket_frames(run.written, run.port);
+    let tshark_frames = tshark_websocket_frames(run.written, run.port, run.tls);
     if tshark_frames != frames {
         failures.push(format!(
             "tshark finds {tshark_frames} WebSocket frames in --write, wscope showed {frames}"
@@ -534,6 +560,7 @@ fn live_scenario(scenario: &str, signal: &str) {
             stderr: &stderr,
             record: &record,
             written: &written,
+            tls: false,
         },
         &mut failures,
     );
@@ -542,6 +569,94 @@ fn live_scenario(scenario: &str, signal: &str) {
 }
 
 // --- the tests -------------------------------------------------------------------
+
+/// wss:// captured live and decrypted as it passes, with a key log that
+/// holds no secrets when the capture starts: the client writes them as it
+/// connects, and wscope follows the file. The events match the peers' logs; the
+/// `--write` file carries the secrets its connection uses, so tshark
+/// decrypts it with no key log option, and `wscope read` of it without
+/// `--keylog` gives the same events.
+fn live_tls_scenario(scenario: &str) {
+    let dir = temp_dir(&format!("live-{scenario}"));
+    let keylog = dir.join("keys.log");
+    let keylog_arg = keylog.to_str().unwrap();
+    let peers = Peers::start_with(scenario, &dir, &["--keylog", keylog_arg]);
+    // Python creates the file with a comment line; the secrets come as
+    // the client connects.
+    let secrets = std::fs::read_to_string(&keylog).unwrap_or_default();
+    assert!(
+        secrets.lines().all(|l| l.starts_with('#')),
+        "no secrets before the client connects: {secrets}"
+    );
+    let port = peers.port;
+    let record = dir.join("live.jsonl");
+    let written = dir.join("live.pcapng");
+    let filter = format!("tcp port {port}");
+    let mut live = Live::start(&[
+        "-i",
+        "lo",
+        "--json",
+        "--keylog",
+        keylog_arg,
+        "--record",
+        record.to_str().unwrap(),
+        "--write",
+        written.to_str().unwrap(),
+        &filter,
+    ]);
+    let log = peers.run();
+    live.wait_for("closed event", |e| e["event"] == "closed");
+    let (status, events, stderr) = live.stop("TERM");
+    assert!(status.success(), "wscope capture ended {status}: {stderr}");
+    let mut failures = Vec::new();
+    let decrypted: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "note"
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("decrypted with the key log"))
+        })
+        .collect();
+    if decrypted.len() != 1 {
+        failures.push(format!("want one note of decryption, got {decrypted:?}"));
+    }
+    let url = format!("wss://127.0.0.1:{port}/{scenario}");
+    if !events
+        .iter()
+        .any(|e| e["event"] == "open" && e["url"] == url.as_str())
+    {
+        failures.push(format!("no open of {url}"));
+    }
+    if !stderr.contains("key log: secrets for 1 TLS sessions\n") {
+        failures.push(format!("the key log line is not on stderr: {stderr}"));
+    }
+    check_run(
+        &Run {
+            dir: &dir,
+            port,
+            log: &log,
+            events: &events,
+            stderr: &stderr,
+            record: &record,
+            written: &written,
+            tls: true,
+        },
+        &mut failures,
+    );
+    assert_no_failures(scenario, &failures, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tls13_python_websockets_decrypted_live_from_a_growing_key_log() {
+    live_tls_scenario("tls");
+}
+
+#[test]
+fn tls12_python_websockets_decrypted_live_from_a_growing_key_log() {
+    live_tls_scenario("tls12");
+}
 
 /// Python `websockets` both sides, permessage-deflate with context
 /// takeover (text, UTF-8, binary, an empty and a 100 KB message,
@@ -587,6 +702,7 @@ fn python_peers_with_deflate_captured_beside_tcpdump() {
             stderr: &stderr,
             record: &record,
             written: &written,
+            tls: false,
         },
         &mut failures,
     );

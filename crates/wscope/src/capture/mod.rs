@@ -7,8 +7,9 @@
 //! libpcap loaded at run time ([`bpf`]), and a Linux packet socket opened
 //! on it ([`socket`]); then one blocking loop reads packets, hands them to
 //! a `wscope_capture::Capture` (the decoder `read` uses) and every event
-//! to the sinks, flushed per event. It waits at most a tenth of a second
-//! at a time, so Ctrl-C and SIGTERM (which set a flag) end it promptly;
+//! to the sinks, flushed per event. It waits at most 20 ms at a time, so
+//! Ctrl-C and SIGTERM (which set a flag) end it promptly and key log files
+//! (`--keylog`, [`crate::keylog_follow`]) are read as they grow;
 //! everything is then written out and the capture summed up on stderr,
 //! as `read` does.
 
@@ -19,7 +20,7 @@ mod socket;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use tokio::signal::unix::{SignalKind, signal};
@@ -27,12 +28,15 @@ use wscope_capture::{Capture, Packet};
 
 use crate::captures;
 use crate::cli::CaptureArgs;
+use crate::keylog_follow::KeylogFollower;
 use crate::outputs::{self, Extras};
 use crate::sink::Sinks;
 use socket::{Next, PacketSocket};
 
 /// How long the loop waits for a packet before looking at the stop flag.
-const WAIT: Duration = Duration::from_millis(100);
+const WAIT: Duration = Duration::from_millis(20);
+/// How often key log files are looked at for new lines.
+const KEYLOG_POLL: Duration = Duration::from_millis(20);
 
 pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
     // Mistakes first, before anything is opened or created: flags, the
@@ -50,7 +54,11 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
     let socket = PacketSocket::open(&interface, args.snaplen, program.as_deref())?;
 
     let outputs = outputs::build(&args.output, &outputs::CAPTURE, Extras::default())?;
-    let mut capture = Capture::new(captures::decoder_options(&args.output, true));
+    let mut keylogs = KeylogFollower::new(&args.keylog);
+    let mut options = captures::decoder_options(&args.output, true);
+    // Secrets may be written after the packets they open: records wait.
+    options.keys_may_arrive = !keylogs.is_empty();
+    let mut capture = Capture::new(options);
     if let Some(path) = &args.packets.write {
         let mut writer = captures::create_pcapng(path)?;
         writer.name_interface(0, 0, &interface.name);
@@ -93,6 +101,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
         let url = ui.start(live, shutdown_rx).await?;
         ready.push_str(&format!(" (ui: {url})"));
     }
+    poll_keylogs(&mut keylogs, &mut capture);
     eprintln!("{ready}");
 
     let mut sinks = outputs.sinks;
@@ -105,7 +114,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
         write: args.packets.write.as_deref(),
         stop: &stop,
     };
-    let outcome = tokio::task::block_in_place(|| live.pump(&mut capture, &mut sinks));
+    let outcome = tokio::task::block_in_place(|| live.pump(&mut capture, &mut sinks, &mut keylogs));
     capture.finish();
     deliver(&mut capture, &mut sinks);
     sinks.flush();
@@ -120,6 +129,9 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
         ));
     }
     eprintln!("{summary}");
+    if let Some(line) = captures::keylog_line(capture.keys_mut(), !keylogs.is_empty()) {
+        eprintln!("wscope: {line}");
+    }
     outcome?;
     if let Some(err) = write_error {
         return Err(write_failed(args.packets.write.as_deref(), err));
@@ -141,11 +153,22 @@ struct Live<'a> {
 impl Live<'_> {
     /// Reads packets until stopped (a signal, `--count`, every output
     /// gone) or until reading fails.
-    fn pump(&self, capture: &mut Capture, sinks: &mut Sinks) -> anyhow::Result<()> {
+    fn pump(
+        &self,
+        capture: &mut Capture,
+        sinks: &mut Sinks,
+        keylogs: &mut KeylogFollower,
+    ) -> anyhow::Result<()> {
         let mut buf = vec![0u8; self.snaplen as usize + socket::VLAN_TAG];
         let had_outputs = !sinks.is_empty();
         let mut number = 0u64;
+        let mut polled = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            if !keylogs.is_empty() && polled.elapsed() >= KEYLOG_POLL {
+                polled = Instant::now();
+                poll_keylogs(keylogs, capture);
+                deliver(capture, sinks);
+            }
             let received = match self.socket.next(&mut buf) {
                 Ok(Next::Packet(received)) => received,
                 Ok(Next::Skipped) => continue,
@@ -153,6 +176,14 @@ impl Live<'_> {
                     // Nothing waiting: what was written so far goes to
                     // the file, as `tcpdump -U` does.
                     capture.flush_packets();
+                    if !keylogs.is_empty() {
+                        // Packets are stamped by the kernel's clock.
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_micros() as u64);
+                        capture.tick(now);
+                        deliver(capture, sinks);
+                    }
                     if let Some(err) = capture.take_write_error() {
                         return Err(write_failed(self.write, err));
                     }
@@ -188,6 +219,17 @@ impl Live<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads what the key logs gained; records waiting for it are opened.
+fn poll_keylogs(keylogs: &mut KeylogFollower, capture: &mut Capture) {
+    let mut warnings = Vec::new();
+    if keylogs.poll(capture.keys_mut(), &mut warnings) {
+        capture.keys_added();
+    }
+    for warning in warnings {
+        eprintln!("wscope: {warning}");
     }
 }
 

@@ -74,10 +74,11 @@ pub fn client_hello(bytes: &[u8]) -> Parsed {
     parse(&mut r).map_or(Parsed::Invalid, Parsed::Hello)
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads TLS's length-prefixed structures (RFC 8446 §3), failing softly.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -85,20 +86,31 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         Some(head)
     }
-    fn u8(&mut self) -> Option<usize> {
+    pub(crate) fn u8(&mut self) -> Option<usize> {
         self.take(1).map(|b| usize::from(b[0]))
     }
-    fn u16(&mut self) -> Option<usize> {
+    pub(crate) fn u16(&mut self) -> Option<usize> {
         self.take(2)
             .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
     }
-    fn vec8(&mut self) -> Option<Reader<'a>> {
+    pub(crate) fn vec8(&mut self) -> Option<Reader<'a>> {
         let n = self.u8()?;
         self.take(n).map(Reader)
     }
-    fn vec16(&mut self) -> Option<Reader<'a>> {
+    pub(crate) fn vec16(&mut self) -> Option<Reader<'a>> {
         let n = self.u16()?;
         self.take(n).map(Reader)
+    }
+    /// A hello's extensions as (type, body), as far as they can be read.
+    pub(crate) fn extensions(&mut self) -> Vec<(usize, &'a [u8])> {
+        let mut all = Vec::new();
+        let Some(mut list) = self.vec16() else {
+            return all;
+        };
+        while let (Some(kind), Some(body)) = (list.u16(), list.vec16()) {
+            all.push((kind, body.0));
+        }
+        all
     }
 }
 

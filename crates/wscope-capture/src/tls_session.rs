@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 
 use crate::keylog::{ClientRandom, KeyLog, SessionSecrets};
+use crate::tls::Reader;
 use crate::tls_crypto::{self, RecordKey, Suite};
 
 /// The largest record body: 2^14 plus TLS 1.2's allowance for expansion.
@@ -901,42 +902,6 @@ fn tls13_traffic_secret(s: &SessionSecrets, client: bool) -> Option<&Vec<u8>> {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn vec8(&mut self) -> Option<&'a [u8]> {
-        let n = usize::from(self.take(1)?[0]);
-        self.take(n)
-    }
-    fn vec16(&mut self) -> Option<&'a [u8]> {
-        let n = usize::from(self.u16()?);
-        self.take(n)
-    }
-    /// Extensions as (type, body) until the end.
-    fn extensions(&mut self) -> Vec<(u16, &'a [u8])> {
-        let mut all = Vec::new();
-        let Some(list) = self.vec16() else {
-            return all;
-        };
-        let mut list = Reader(list);
-        while let (Some(kind), Some(body)) = (list.u16(), list.vec16()) {
-            all.push((kind, body));
-        }
-        all
-    }
-}
-
 /// A ClientHello's random, and whether it offers 0-RTT data.
 fn parse_client_hello(body: &[u8]) -> Option<(ClientRandom, bool)> {
     let mut r = Reader(body);
@@ -963,13 +928,13 @@ fn parse_server_hello(body: &[u8]) -> Option<([u8; 32], Version, u16)> {
         .iter()
         .find(|(kind, _)| *kind == 43)
         .and_then(|(_, b)| Reader(b).u16());
-    let version = match selected.unwrap_or(legacy) {
+    let version = match selected.unwrap_or(legacy) as u16 {
         0x0304 => Version::Tls13,
         0x0303 => Version::Tls12,
         // TLS 1.0 and 1.1 have no AEAD suites: refused by the suite check.
         _ => Version::Tls12,
     };
-    Some((random, version, suite))
+    Some((random, version, suite as u16))
 }
 
 #[cfg(test)]

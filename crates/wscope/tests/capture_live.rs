@@ -526,13 +526,40 @@ fn assert_no_failures(what: &str, failures: &[String], dir: &Path) {
 /// A scenario captured live: the peers run once wscope is ready; wscope
 /// is stopped with `signal` after the connection's `closed`.
 fn live_scenario(scenario: &str, signal: &str) {
+    live_run(scenario, signal, false);
+}
+
+/// wss:// captured live and decrypted as it passes, with a key log that
+/// holds no secrets when the capture starts: the client writes them as it
+/// connects, and wscope follows the file. Besides what every live run
+/// must show: the connection is said to be decrypted, its URL is wss://,
+/// and the `--write` file carries the secrets its connection uses (so
+/// tshark decrypts it with no key log option, and `wscope read` of it
+/// without `--keylog` gives the same events).
+fn live_tls_scenario(scenario: &str) {
+    live_run(scenario, "TERM", true);
+}
+
+fn live_run(scenario: &str, signal: &str, tls: bool) {
     let dir = temp_dir(&format!("live-{scenario}"));
-    let peers = Peers::start(scenario, &dir);
+    let keylog = dir.join("keys.log");
+    let keylog_arg = keylog.to_str().unwrap();
+    let keylog_args: &[&str] = if tls { &["--keylog", keylog_arg] } else { &[] };
+    let peers = Peers::start_with(scenario, &dir, keylog_args);
+    if tls {
+        // Python creates the file with a comment line; the secrets come
+        // as the client connects.
+        let secrets = std::fs::read_to_string(&keylog).unwrap_or_default();
+        assert!(
+            secrets.lines().all(|l| l.starts_with('#')),
+            "no secrets before the client connects: {secrets}"
+        );
+    }
     let port = peers.port;
     let record = dir.join("live.jsonl");
     let written = dir.join("live.pcapng");
     let filter = format!("tcp port {port}");
-    let mut live = Live::start(&[
+    let outputs = [
         "-i",
         "lo",
         "--json",
@@ -541,7 +568,8 @@ fn live_scenario(scenario: &str, signal: &str) {
         "--write",
         written.to_str().unwrap(),
         &filter,
-    ]);
+    ];
+    let mut live = Live::start(&[keylog_args, &outputs[..]].concat());
     assert_eq!(
         live.ready,
         format!("capturing on lo ({filter}), Ctrl-C to stop")
@@ -551,6 +579,9 @@ fn live_scenario(scenario: &str, signal: &str) {
     let (status, events, stderr) = live.stop(signal);
     assert!(status.success(), "wscope capture ended {status}: {stderr}");
     let mut failures = Vec::new();
+    if tls {
+        check_decrypted(scenario, port, &events, &stderr, &mut failures);
+    }
     check_run(
         &Run {
             dir: &dir,
@@ -560,7 +591,7 @@ fn live_scenario(scenario: &str, signal: &str) {
             stderr: &stderr,
             record: &record,
             written: &written,
-            tls: false,
+            tls,
         },
         &mut failures,
     );
@@ -568,47 +599,15 @@ fn live_scenario(scenario: &str, signal: &str) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// --- the tests -------------------------------------------------------------------
-
-/// wss:// captured live and decrypted as it passes, with a key log that
-/// holds no secrets when the capture starts: the client writes them as it
-/// connects, and wscope follows the file. The events match the peers' logs; the
-/// `--write` file carries the secrets its connection uses, so tshark
-/// decrypts it with no key log option, and `wscope read` of it without
-/// `--keylog` gives the same events.
-fn live_tls_scenario(scenario: &str) {
-    let dir = temp_dir(&format!("live-{scenario}"));
-    let keylog = dir.join("keys.log");
-    let keylog_arg = keylog.to_str().unwrap();
-    let peers = Peers::start_with(scenario, &dir, &["--keylog", keylog_arg]);
-    // Python creates the file with a comment line; the secrets come as
-    // the client connects.
-    let secrets = std::fs::read_to_string(&keylog).unwrap_or_default();
-    assert!(
-        secrets.lines().all(|l| l.starts_with('#')),
-        "no secrets before the client connects: {secrets}"
-    );
-    let port = peers.port;
-    let record = dir.join("live.jsonl");
-    let written = dir.join("live.pcapng");
-    let filter = format!("tcp port {port}");
-    let mut live = Live::start(&[
-        "-i",
-        "lo",
-        "--json",
-        "--keylog",
-        keylog_arg,
-        "--record",
-        record.to_str().unwrap(),
-        "--write",
-        written.to_str().unwrap(),
-        &filter,
-    ]);
-    let log = peers.run();
-    live.wait_for("closed event", |e| e["event"] == "closed");
-    let (status, events, stderr) = live.stop("TERM");
-    assert!(status.success(), "wscope capture ended {status}: {stderr}");
-    let mut failures = Vec::new();
+/// One note says the connection was decrypted; it opened as wss://; the
+/// key log line counts its session.
+fn check_decrypted(
+    scenario: &str,
+    port: u16,
+    events: &[Value],
+    stderr: &str,
+    failures: &mut Vec<String>,
+) {
     let decrypted: Vec<&Value> = events
         .iter()
         .filter(|e| {
@@ -631,22 +630,9 @@ fn live_tls_scenario(scenario: &str) {
     if !stderr.contains("key log: secrets for 1 TLS sessions\n") {
         failures.push(format!("the key log line is not on stderr: {stderr}"));
     }
-    check_run(
-        &Run {
-            dir: &dir,
-            port,
-            log: &log,
-            events: &events,
-            stderr: &stderr,
-            record: &record,
-            written: &written,
-            tls: true,
-        },
-        &mut failures,
-    );
-    assert_no_failures(scenario, &failures, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
 }
+
+// --- the tests -------------------------------------------------------------------
 
 #[test]
 fn tls13_python_websockets_decrypted_live_from_a_growing_key_log() {

@@ -1,7 +1,7 @@
 //! The TLS record layer on hostile input, two ways: arbitrary bytes from
 //! both ends with an arbitrary key log, and a real TLS 1.3 or 1.2
-//! conversation (sealed here with the crate's own keys) cut into segments
-//! and damaged where the input says. Never a panic; nothing decrypted
+//! conversation (sealed here with the crate's own keys) cut into segments,
+//! damaged and holed where the input says. Never a panic; nothing decrypted
 //! that was not sent; `Stopped` said at most once.
 #![no_main]
 
@@ -128,9 +128,15 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let split = usize::from(mode >> 3).max(1);
-        for (client, bytes) in &flow {
-            for piece in bytes.chunks(split) {
-                session.feed(*client, piece, 0, &mut keys, &mut out);
+        // A piece of the flow lost (a hole in TCP), where the input says.
+        let lost = rest.get(8).map(|&b| usize::from(b) % (flow.len() * 4));
+        for (i, (client, bytes)) in flow.iter().enumerate() {
+            for (j, piece) in bytes.chunks(split).enumerate() {
+                if lost == Some(i * 4 + j.min(3)) {
+                    session.gap(*client, piece.len() as u64, 0, &mut out);
+                } else {
+                    session.feed(*client, piece, 0, &mut keys, &mut out);
+                }
             }
         }
     }

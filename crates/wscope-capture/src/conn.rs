@@ -335,14 +335,14 @@ impl Conn {
     }
 
     /// New secrets arrived: records that waited for them are opened.
-    pub fn retry_tls(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
+    pub fn retry_tls(&mut self, ctx: &mut Ctx<'_>) {
         let state = &mut self.state;
         let Some(layer) = &mut state.tls else {
             return;
         };
         let mut outs = Vec::new();
         layer.session.retry(ctx.keys, &mut outs);
-        state.tls_outs(outs, ts, ctx);
+        state.tls_outs(outs, ctx);
         state.replay_ends(ctx);
     }
 
@@ -355,7 +355,7 @@ impl Conn {
         };
         let mut outs = Vec::new();
         layer.session.finish(ts, &mut outs);
-        state.tls_outs(outs, ts, ctx);
+        state.tls_outs(outs, ctx);
         state.replay_ends(ctx);
     }
 
@@ -417,7 +417,7 @@ impl Conn {
         if let Some(layer) = &mut state.tls {
             let mut outs = Vec::new();
             layer.session.finish(ts, &mut outs);
-            state.tls_outs(outs, ts, ctx);
+            state.tls_outs(outs, ctx);
             state.replay_ends(ctx);
         }
         state.sniff(ts, true, ctx);
@@ -454,7 +454,7 @@ impl State {
                     // TCP sequence number after it.
                     layer.plain_seq[side] = to;
                 }
-                self.tls_outs(outs, ts, ctx);
+                self.tls_outs(outs, ctx);
                 // The decrypted stream has the same hole.
                 self.gap(side, from, to, len, cause, ts, ctx);
             }
@@ -1083,12 +1083,12 @@ impl State {
                 .session
                 .feed(from_client, bytes, ts, ctx.keys, &mut outs);
         }
-        self.tls_outs(outs, ts, ctx);
+        self.tls_outs(outs, ctx);
     }
 
     /// What the record layer said: decrypted bytes go on as the
     /// connection's data, the rest become notes.
-    fn tls_outs(&mut self, outs: Vec<TlsOut>, _ts: u64, ctx: &mut Ctx<'_>) {
+    fn tls_outs(&mut self, outs: Vec<TlsOut>, ctx: &mut Ctx<'_>) {
         let client = self.client.unwrap_or(0);
         for out in outs {
             match out {

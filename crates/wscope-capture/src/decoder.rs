@@ -307,9 +307,8 @@ impl Decoder {
             .filter(|(_, conn)| conn.waiting_for_keys())
             .map(|(k, _)| *k)
             .collect();
-        let ts = self.last_ts;
         for k in waiting {
-            self.with_conn(k, out, |conn, ctx| conn.retry_tls(ts, ctx));
+            self.with_conn(k, out, |conn, ctx| conn.retry_tls(ctx));
         }
     }
 

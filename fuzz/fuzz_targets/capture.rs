@@ -32,6 +32,8 @@ fuzz_target!(|data: &[u8]| {
         frames: pick & 0x80 != 0,
         redact: pick & 0x40 != 0,
         binary: pick & 0x20 != 0,
+        // Records wait for keys that never come, then are given up.
+        keys_may_arrive: pick & 0x10 != 0,
     });
     reader.push_input("fuzz".into(), Box::new(std::io::Cursor::new(file)));
     while let Some(event) = reader.next_event() {

@@ -13,5 +13,8 @@ fuzz_target!(|data: &[u8]| {
     if inflater.decompress_chunk(data, &mut out, limit).is_ok() {
         let _ = inflater.finish_message(&mut out, limit);
     }
-    assert!(out.len() <= limit + 64 * 1024, "output stays near the limit");
+    assert!(
+        out.len() <= limit + 64 * 1024,
+        "output stays near the limit"
+    );
 });

@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, mut rest)) = data.split_first() else {
         return;
     };
-    let sender = if flags & 1 == 0 { Role::Client } else { Role::Server };
+    let sender = if flags & 1 == 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
     let rules = FrameRules {
         sender,
         deflate: false,

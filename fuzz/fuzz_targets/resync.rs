@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
         return;
     };
-    let role = if control & 1 == 0 { Role::Client } else { Role::Server };
+    let role = if control & 1 == 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
     match find(rest, role, control & 2 != 0) {
         Found::Boundary { at, at_first, .. } => {
             assert!(at_first <= at && at < rest.len());

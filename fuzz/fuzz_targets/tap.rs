@@ -3,16 +3,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use wscope_proto::Role;
 use wscope_proto::deflate::DeflateParams;
 use wscope_proto::tap::Tap;
-use wscope_proto::Role;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
         return;
     };
     let piece = usize::from(control & 0x3f) + 1;
-    let sender = if control & 0x40 != 0 { Role::Client } else { Role::Server };
+    let sender = if control & 0x40 != 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
     let params = (control & 0x80 != 0).then(DeflateParams::default);
     let mut tap = Tap::new(sender, params, 64);
     tap.report_data_frames(true);

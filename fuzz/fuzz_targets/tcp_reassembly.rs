@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
             last_ts = ts;
             next = Some(seq.wrapping_add(bytes.len() as u32));
         }
-        Chunk::Gap { from, to, len, ts, .. } => {
+        Chunk::Gap {
+            from, to, len, ts, ..
+        } => {
             if let Some(n) = next {
                 assert_eq!(from, n, "a gap must start where the stream stopped");
             }
@@ -42,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
         let flags = rest[4];
         let len = usize::from(rest[5]).min(rest.len() - 6);
         let payload = &rest[6..6 + len];
-        let missing = if flags & 0x10 != 0 { u32::from(flags & 0x0f) } else { 0 };
+        let missing = if flags & 0x10 != 0 {
+            u32::from(flags & 0x0f)
+        } else {
+            0
+        };
         if flags & 0x60 == 0x60 {
             // The other side's ACK up to this point.
             stream.acked(1_000_000u32.wrapping_add(seq), &mut check);

@@ -47,15 +47,26 @@ fn hellos(suite: u16, tls13: bool) -> [Vec<u8>; 2] {
 fn conversation(tls13: bool) -> (Vec<(bool, Vec<u8>)>, String, Vec<u8>) {
     let r = hex(&CLIENT_RANDOM);
     let finished = [20, 0, 0, 4, 9, 9, 9, 9];
-    let messages: [&[u8]; 3] = [b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 101 \r\n\r\n", b"\x81\x05hello"];
+    let messages: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"HTTP/1.1 101 \r\n\r\n",
+        b"\x81\x05hello",
+    ];
     let sent = messages.concat();
-    let [ch, sh] = if tls13 { hellos(0x1301, true) } else { hellos(0xc02f, false) };
+    let [ch, sh] = if tls13 {
+        hellos(0x1301, true)
+    } else {
+        hellos(0xc02f, false)
+    };
     if tls13 {
         let suite = find_suite(0x1301).unwrap();
         let s = [[1u8; 32], [2; 32], [3; 32], [4; 32]];
         let log = format!(
             "CLIENT_HANDSHAKE_TRAFFIC_SECRET {r} {}\nSERVER_HANDSHAKE_TRAFFIC_SECRET {r} {}\nCLIENT_TRAFFIC_SECRET_0 {r} {}\nSERVER_TRAFFIC_SECRET_0 {r} {}\n",
-            hex(&s[0]), hex(&s[1]), hex(&s[2]), hex(&s[3])
+            hex(&s[0]),
+            hex(&s[1]),
+            hex(&s[2]),
+            hex(&s[3])
         );
         let k: Vec<_> = s.iter().map(|x| tls13_key(suite, x)).collect();
         let flow = vec![
@@ -150,6 +161,9 @@ fuzz_target!(|data: &[u8]| {
         })
         .sum();
     assert!(plain <= limit, "{plain} bytes out of {limit}");
-    let stops = out.iter().filter(|o| matches!(o, TlsOut::Stopped { .. })).count();
+    let stops = out
+        .iter()
+        .filter(|o| matches!(o, TlsOut::Stopped { .. }))
+        .count();
     assert!(stops <= 1);
 });

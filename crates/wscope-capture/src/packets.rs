@@ -154,6 +154,19 @@ impl PacketReader {
         on_problem: &mut dyn FnMut(Problem),
     ) {
         let mut packet = None;
+        if let Some(len) = self.impossible_block_len() {
+            // pcap-parser would subtract 12 from it (and panic where
+            // arithmetic is checked): a length that small is corruption
+            // no later block can be found after.
+            on_problem(Problem {
+                packet: *number + 1,
+                text: format!(
+                    "a corrupt block after packet {number} (it says it is {len} bytes long; a block has at least 12): the rest of this file is skipped"
+                ),
+            });
+            self.done = true;
+            return;
+        }
         let next = match self.reader.next() {
             Ok((offset, block)) => {
                 match block {
@@ -364,6 +377,21 @@ impl PacketReader {
     /// The length of the pcapng block at the reader's position, when it
     /// looks like one (in a pcapng file, at least 12 bytes, a multiple of
     /// 4, and all there).
+    /// A pcapng block length shorter than a block's own header and
+    /// trailer, at the start of what is buffered.
+    fn impossible_block_len(&self) -> Option<u32> {
+        if self.legacy.is_some() {
+            return None;
+        }
+        let raw: [u8; 4] = self.reader.data().get(4..8)?.try_into().ok()?;
+        let len = if self.big_endian {
+            u32::from_be_bytes(raw)
+        } else {
+            u32::from_le_bytes(raw)
+        };
+        (len < 12).then_some(len)
+    }
+
     fn skippable_block_len(&self) -> Option<usize> {
         if self.legacy.is_some() {
             return None;
@@ -526,6 +554,24 @@ mod tests {
         body.extend((data.len() as u32).to_le_bytes());
         body.extend_from_slice(data);
         block(6, &body)
+    }
+
+    #[test]
+    fn a_block_shorter_than_its_own_header_ends_the_file_with_a_problem() {
+        // Found by the capture fuzz target: pcap-parser subtracts 12 from a
+        // process information block's length of 9.
+        let mut file = section();
+        file.extend(interface(1, false));
+        file.extend(packet(0, 5, b"abc"));
+        file.extend(0x8000_0001u32.to_le_bytes());
+        file.extend(9u32.to_le_bytes());
+        file.extend([0; 12]);
+        let (packets, problems) = read_all(file);
+        assert_eq!(packets.len(), 1, "the packet before it is kept");
+        assert!(
+            matches!(problems.as_slice(), [p] if p.text.contains("9 bytes long")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use wscope_events::{Direction, Event, EventKind, redact};
 
 use crate::conn::Conn;
 use crate::ip::{IpLayer, Segment};
-use crate::keylog::{self, KeyLog, LineError};
+use crate::keylog::KeyLog;
 use crate::link;
 use crate::packets::{Packet, Problem};
 
@@ -289,14 +289,6 @@ impl Decoder {
     /// The same, to add to.
     pub fn keys_mut(&mut self) -> &mut KeyLog {
         &mut self.keys
-    }
-
-    /// Adds key log text (a whole file, or a Decryption Secrets Block) and
-    /// opens what waited for it. Lines that do not parse are returned.
-    pub fn add_keylog(&mut self, text: &[u8], out: &mut Vec<Event>) -> Vec<LineError> {
-        let errors = keylog::parse(text, &mut self.keys);
-        self.retry_tls(out);
-        errors
     }
 
     /// TLS records held for secrets are tried again with those known now.
@@ -621,7 +613,8 @@ mod key_wait_tests {
             "its records hold the watermark"
         );
         let mut out = Vec::new();
-        assert!(decoder.add_keylog(log.as_bytes(), &mut out).is_empty());
+        assert!(crate::keylog::parse(log.as_bytes(), decoder.keys_mut()).is_empty());
+        decoder.retry_tls(&mut out);
         assert!(
             notes(&out)
                 .iter()

@@ -206,10 +206,6 @@ impl TlsSession {
         }
     }
 
-    pub fn is_stopped(&self) -> bool {
-        self.stopped
-    }
-
     /// The client's random, once its hello was read.
     pub fn client_random(&self) -> Option<&ClientRandom> {
         self.client_random.as_ref()

@@ -95,6 +95,8 @@ pub enum EventKind {
     Error { message: String },
     /// Something wscope did or noticed (a rule fired, a reconnect).
     Note { text: String },
+    /// What a replay (or `wscope diff`) found different from the recording.
+    Diff(Diff),
 }
 
 /// An HTTP request or response head, headers in wire order.
@@ -370,6 +372,73 @@ impl Close {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The `diff` event: one difference between what was recorded and what
+/// happened (a replay's live server, or the second file of `wscope diff`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diff {
+    pub change: Change,
+    /// The message's number among the compared messages of its direction
+    /// in the recording (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<u64>,
+    /// The number of the message that arrived instead (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<u64>,
+    /// The recorded message (`differs`, `missing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Payload>,
+    /// The message that arrived (`differs`, `extra`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Payload>,
+    /// For JSON messages: each path whose value differs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathChange>,
+    /// For `close`: the recorded and the live close code (1006 for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_code: Option<u16>,
+    /// In words, where the fields above do not say it all (who closed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// What kind of difference a [`Diff`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A message arrived where the recorded one was, with other contents.
+    Differs,
+    /// A recorded message did not arrive.
+    Missing,
+    /// A message arrived that the recording does not have.
+    Extra,
+    /// The connection ended with another close code.
+    Close,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Differs => "differs",
+            Change::Missing => "missing",
+            Change::Extra => "extra",
+            Change::Close => "close",
+        }
+    }
+}
+
+/// One JSON value that differs: `path` in the filter language's `json.`
+/// syntax; `old` absent when the key is new, `new` absent when it is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathChange {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<serde_json::Value>,
 }
 
 /// Who ended a connection.

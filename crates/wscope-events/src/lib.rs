@@ -18,7 +18,8 @@ pub mod record;
 pub mod redact;
 
 pub use event::{
-    Close, Closed, ClosedBy, Direction, Ending, Event, EventKind, Frame, HandshakeFailed,
-    HandshakeSeen, Head, Message, Open, Payload, Timings, ViolationInfo,
+    Change, Close, Closed, ClosedBy, Diff, Direction, Ending, Event, EventKind, Frame,
+    HandshakeFailed, HandshakeSeen, Head, Message, Open, PathChange, Payload, Timings,
+    ViolationInfo,
 };
 pub use record::{ReadError, RecordReader, RecordWriter};

@@ -33,6 +33,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::Closed(_) => "closed",
         EventKind::Error { .. } => "error",
         EventKind::Note { .. } => "note",
+        EventKind::Diff(_) => "diff",
     }
 }
 
@@ -64,6 +65,7 @@ fn every_example_parses_and_every_kind_has_one() {
         "closed",
         "error",
         "note",
+        "diff",
     ];
     for kind in all {
         assert!(

@@ -30,6 +30,7 @@ pub mod probe;
 mod progress;
 pub mod proxy;
 pub mod read;
+pub mod replay;
 pub mod rules;
 pub mod serve;
 pub mod sink;

@@ -196,6 +196,10 @@ impl Sink for LifecycleLog {
                 fields.insert("message".into(), json!(text));
                 "note"
             }
+            EventKind::Diff(diff) => {
+                fields.insert("change".into(), json!(diff.change.as_str()));
+                "diff"
+            }
         };
         let time = humantime::format_rfc3339_millis(
             SystemTime::UNIX_EPOCH + Duration::from_micros(event.ts),

@@ -5,7 +5,7 @@ use clap::Parser;
 #[cfg(target_os = "linux")]
 use wscope::capture;
 use wscope::cli::{Cli, Command};
-use wscope::{bench, ca, connect, demo, explain, probe, proxy, read, serve, ui};
+use wscope::{bench, ca, connect, demo, explain, probe, proxy, read, replay, serve, ui};
 
 fn main() {
     let cli = Cli::parse();
@@ -42,6 +42,8 @@ fn main() {
                 "live capture uses Linux packet sockets; here, capture with `tcpdump -U -w - | wscope read -`"
             )),
             Command::Ui(args) => ui::run_file(args).await.map(|()| 0),
+            Command::Replay(args) => replay::run(args).await,
+            Command::Diff(args) => replay::diff::run(args),
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),
         }

@@ -51,6 +51,9 @@ pub enum FilterScope {
     /// Everything, `--record` included: the source drops what does not
     /// pass (read, whose job is picking events out of a recording).
     Everything,
+    /// Which messages a comparison counts (replay): the source applies it
+    /// to what it compares and waits for; every event is printed.
+    Compared,
 }
 
 /// One command's outputs when no flag says otherwise.
@@ -171,6 +174,28 @@ pub static CAPTURE: OutputDefaults = OutputDefaults {
         "frames",
         "a capture reports every frame it sees (in --json, --record and the UI) already",
     )],
+};
+
+const REPLAY_ENDS: &str =
+    "replay ends with its recording; record with --record and open the file with `wscope ui FILE`";
+
+/// A replay shows both sides of every connection it plays, and what
+/// differed; `--filter` picks the messages that are compared.
+pub static REPLAY: OutputDefaults = OutputDefaults {
+    command: "replay",
+    max_payload: 64 * 1024,
+    log_format: LogFormat::Off,
+    redact: true,
+    terminal: Terminal::Many,
+    show_control: false,
+    timestamps: false,
+    filter: FilterScope::Compared,
+    refused: &[
+        ("ui", REPLAY_ENDS),
+        ("ui_allow_remote", REPLAY_ENDS),
+        ("open", REPLAY_ENDS),
+        ("metrics", REPLAY_ENDS),
+    ],
 };
 
 impl OutputDefaults {
@@ -322,7 +347,7 @@ pub fn build(
     let log_format = args.log_format.unwrap_or(defaults.log_format);
     let (printed, source_filter) = match defaults.filter {
         FilterScope::Printed => (filter, None),
-        FilterScope::Everything => (None, filter),
+        FilterScope::Everything | FilterScope::Compared => (None, filter),
     };
     let progress = extras.progress;
     let around = |sink: Box<dyn Sink>, on_stderr| match progress {
@@ -471,7 +496,7 @@ mod tests {
 
     #[test]
     fn refused_flags_are_hidden_and_refused_with_a_reason() {
-        for defaults in [&CONNECT, &SERVE, &PROXY, &READ, &CAPTURE] {
+        for defaults in [&CONNECT, &SERVE, &PROXY, &READ, &CAPTURE, &REPLAY] {
             for (id, _) in defaults.refused {
                 let long = id.replace('_', "-");
                 let (_, hidden) = help_of(defaults.command, &long)

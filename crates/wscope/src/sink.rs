@@ -319,6 +319,82 @@ impl Human {
     }
 }
 
+impl Human {
+    /// A difference a replay or diff found: what changed, where, from what
+    /// to what (red for the recorded side, green for the new one).
+    fn diff(&self, event: &Event, diff: &wscope_events::Diff, line: &mut Vec<u8>) {
+        use wscope_events::Change;
+        let (red, green, bold, off) = if self.color {
+            ("\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
+        } else {
+            ("", "", "", "")
+        };
+        let side = match event.dir {
+            Some(Direction::ClientToServer) => "client message",
+            _ => "server message",
+        };
+        let _ = write!(line, "{bold}{} {}{off}", event.conn, diff.change.as_str());
+        let number = |n: Option<u64>| n.map_or_else(String::new, |n| n.to_string());
+        match diff.change {
+            Change::Differs => {
+                let _ = write!(line, ": {side} {}", number(diff.expected));
+                if diff.actual != diff.expected {
+                    let _ = write!(line, " (arrived as {})", number(diff.actual));
+                }
+                if diff.paths.is_empty() {
+                    for (mark, colour, payload) in [("-", red, &diff.old), ("+", green, &diff.new)]
+                    {
+                        if let Some(payload) = payload {
+                            let _ = write!(line, "\n  {colour}{mark} ");
+                            self.payload(payload, line);
+                            line.extend_from_slice(off.as_bytes());
+                        }
+                    }
+                }
+                for change in &diff.paths {
+                    let value = |v: &Option<serde_json::Value>| {
+                        v.as_ref()
+                            .map_or_else(|| "(absent)".to_owned(), ToString::to_string)
+                    };
+                    let _ = write!(
+                        line,
+                        "\n  {}: {red}{}{off} -> {green}{}{off}",
+                        change.path,
+                        value(&change.old),
+                        value(&change.new)
+                    );
+                }
+            }
+            Change::Missing | Change::Extra => {
+                let (n, colour, payload) = if diff.change == Change::Missing {
+                    (diff.expected, red, &diff.old)
+                } else {
+                    (diff.actual, green, &diff.new)
+                };
+                let _ = write!(line, ": {side} {}: {colour}", number(n));
+                if let Some(payload) = payload {
+                    self.payload(payload, line);
+                }
+                line.extend_from_slice(off.as_bytes());
+            }
+            Change::Close => {
+                let code = |c: Option<u16>| {
+                    c.map_or_else(|| "none".to_owned(), |c| CloseCode(c).to_string())
+                };
+                let _ = write!(
+                    line,
+                    ": {red}{}{off} -> {green}{}{off}",
+                    code(diff.old_code),
+                    code(diff.new_code)
+                );
+                if !diff.note.is_empty() {
+                    let _ = write!(line, " ({})", diff.note);
+                }
+            }
+        }
+    }
+}
+
 /// `offset  hex bytes  |ascii|`, 16 bytes a row.
 fn hex_dump(bytes: &[u8], line: &mut Vec<u8>) {
     let _ = write!(line, "<binary {} bytes>", bytes.len());
@@ -422,6 +498,11 @@ impl Sink for Human {
             }
             EventKind::Error { message } => return self.diagnostic(message, true),
             EventKind::Note { text } => return self.diagnostic(text, false),
+            EventKind::Diff(diff) => {
+                self.diff(event, diff, &mut line);
+                line.push(b'\n');
+                return self.put(&line, false);
+            }
             EventKind::Closed(closed) if self.show_conn => {
                 let code = CloseCode(closed.code);
                 let by = match closed.by {

@@ -162,6 +162,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::Closed(_) => "closed",
         EventKind::Error { .. } => "error",
         EventKind::Note { .. } => "note",
+        EventKind::Diff(_) => "diff",
     }
 }
 

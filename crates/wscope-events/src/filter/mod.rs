@@ -116,6 +116,33 @@ impl Expr {
     }
 }
 
+/// Parses a lone `json.` path (`json.user.ids[0]`), as `--ignore` and
+/// `--extract` take it: the filter language's path syntax, nothing else.
+pub fn parse_json_path(source: &str) -> Result<Vec<PathStep>, String> {
+    let trimmed = source.trim();
+    if !trimmed.starts_with("json.") && !trimmed.starts_with("json[") {
+        return Err(format!(
+            "{source:?} is not a JSON path; write it as json.field or json.list[0].field"
+        ));
+    }
+    match parse(&format!("{trimmed} exists")) {
+        Ok(Expr::Exists(Field::Json(path))) if !path.is_empty() => Ok(path),
+        Ok(_) => Err(format!("{source:?} is not a single JSON path")),
+        Err(err) => Err(format!("{source:?}: {err}")),
+    }
+}
+
+/// A path written the way the filter language reads it back.
+pub fn json_path_string(path: &[PathStep]) -> String {
+    Field::Json(path.to_vec()).to_string()
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f)
+    }
+}
+
 impl Field {
     /// The field's name as written.
     fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,210 @@
+//! Replay: a recording made into something that runs again.
+//!
+//! - [`conversation`]: any recording (record file, HAR, capture, through
+//!   `read::open_inputs`) as conversations, one per connection.
+//! - [`compare`]: what the server sent now against what it sent then,
+//!   aligned, JSON compared structurally.
+//! - [`driver`]: one live connection playing a conversation's client
+//!   side (`wscope replay`).
+//! - [`report`]: the report printed at the end and written with
+//!   `--report-json`, and the exit status.
+//! - [`diff`]: `wscope diff A B`, two recordings compared.
+
+pub mod compare;
+pub mod conversation;
+pub mod diff;
+pub mod driver;
+pub mod report;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use url::Url;
+use wscope_events::Event;
+
+use crate::cli::ReplayArgs;
+use crate::outputs::{self, Extras};
+use crate::sink::{Sink, Sinks};
+use conversation::{Conversation, Recording};
+use driver::{ConnReport, Plan};
+
+/// Reads a recording (any input `read` reads) into conversations.
+pub fn load(
+    files: &[std::path::PathBuf],
+    keylogs: &[std::path::PathBuf],
+) -> anyhow::Result<Recording> {
+    let mut inputs = crate::read::open_inputs(files)?;
+    inputs.keylogs(keylogs)?;
+    inputs.capture_options(wscope_capture::Options {
+        // Replay needs whole messages and the handshake as it was.
+        max_payload: 16 << 20,
+        redact: false,
+        frames: false,
+        binary: true,
+        keys_may_arrive: false,
+    });
+    let recording = Recording::from_events(inputs.by_ref())?;
+    for warning in inputs.warnings() {
+        eprintln!("wscope: {warning}");
+    }
+    Ok(recording)
+}
+
+/// The conversations `--conn` picks, or a clear error when there are none.
+pub fn pick<'a>(
+    recording: &'a Recording,
+    conn: Option<&str>,
+    name: &str,
+) -> anyhow::Result<Vec<&'a Conversation>> {
+    if recording.conversations.is_empty() {
+        bail!(
+            "{name} holds no WebSocket connection with an opening or a message: nothing to replay"
+        );
+    }
+    let picked: Vec<&Conversation> = recording
+        .conversations
+        .iter()
+        .filter(|c| conn.is_none_or(|id| c.conn == id))
+        .collect();
+    if picked.is_empty() {
+        let ids: Vec<&str> = recording
+            .conversations
+            .iter()
+            .map(|c| c.conn.as_str())
+            .collect();
+        bail!(
+            "{name} has no connection {}; it has {}",
+            conn.unwrap_or_default(),
+            ids.join(", ")
+        );
+    }
+    Ok(picked)
+}
+
+pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
+    outputs::check(&args.output, &outputs::REPLAY)?;
+    let to = Url::parse(&args.to).with_context(|| format!("--to {:?} is not a URL", args.to))?;
+    if !matches!(to.scheme(), "ws" | "wss") {
+        bail!("--to {to}: use a ws:// or wss:// URL");
+    }
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| driver::parse_header(h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let name = args
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let recording = load(&args.files, &args.keylog)?;
+    let picked = pick(&recording, args.conn.as_deref(), &name)?;
+    // What cannot be sent as recorded stops the replay before it starts.
+    for conv in &picked {
+        for message in conv.sent_by(wscope_events::Direction::ClientToServer) {
+            if let Some(why) = driver::unsendable(conv, message) {
+                bail!(why);
+            }
+            if args.extract.is_empty()
+                && let Some(text) = &message.payload.text
+                && driver::redacted(text)
+            {
+                bail!(
+                    "{} client message {} holds a value that was redacted when it was recorded; replay does not send it: take the live value with --extract NAME=json.path, or record with --no-redact",
+                    conv.conn,
+                    message.number
+                );
+            }
+        }
+    }
+    let outputs = outputs::build(&args.output, &outputs::REPLAY, Extras::default())?;
+    let plan = Arc::new(Plan {
+        to,
+        pace: args.pace,
+        timeout: args.timeout,
+        filter: outputs.filter.clone(),
+        rules: compare::Rules {
+            ignore: args.compare.ignore.clone(),
+        },
+        extract: args.extract.clone(),
+        send: args.send.clone(),
+        headers,
+        ca: args.ca.clone(),
+        insecure: args.insecure,
+        connect_timeout: args.connect_timeout,
+        max_message: args.limits.max_message,
+    });
+    let shared = Arc::new(Mutex::new(outputs.sinks));
+    let first = recording.started_us();
+    let copies = args.connections;
+    let one_each = copies == 1 && args.repeat == 1;
+    let mut reports: Vec<ConnReport> = Vec::new();
+    for run in 0..args.repeat {
+        let started = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for conv in &picked {
+            for copy in 0..copies {
+                let id = if one_each {
+                    conv.conn.clone()
+                } else {
+                    format!("{}.{}", conv.conn, run * copies + copy + 1)
+                };
+                let plan = Arc::clone(&plan);
+                let conv: Conversation = (*conv).clone();
+                let offset = Duration::from_micros(conv.started_us.saturating_sub(first));
+                let mut sinks = Sinks::default();
+                sinks.add("replay", Box::new(Shared(Arc::clone(&shared))));
+                tasks.spawn(async move {
+                    tokio::time::sleep_until(started + offset).await;
+                    driver::play(&plan, &conv, &id, &mut sinks).await
+                });
+            }
+        }
+        let mut this_run = Vec::new();
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    Some(Ok(report)) => this_run.push(report),
+                    Some(Err(err)) => return Err(anyhow!("a replayed connection failed: {err}")),
+                    None => break,
+                },
+                _ = tokio::signal::ctrl_c() => {
+                    tasks.abort_all();
+                    eprintln!("wscope: interrupted; the report covers the connections that finished");
+                    break;
+                }
+            }
+        }
+        this_run.sort_by(|a, b| natural(&a.id).cmp(&natural(&b.id)));
+        reports.extend(this_run);
+    }
+    if let Ok(mut sinks) = shared.lock() {
+        sinks.flush();
+    }
+    let report = report::Report::new("replay", &name, Some(plan.to.as_str()), reports);
+    report.finish(
+        args.compare.report_json.as_deref(),
+        args.output.json || args.output.quiet,
+    )
+}
+
+/// Sorts `c2.10` after `c2.9`.
+fn natural(id: &str) -> Vec<(String, u64)> {
+    id.split(['.', 'c'])
+        .map(|part| (String::new(), part.parse().unwrap_or(0)))
+        .collect()
+}
+
+/// Hands events from many connection tasks to one set of sinks.
+struct Shared(Arc<Mutex<Sinks>>);
+
+impl Sink for Shared {
+    fn event(&mut self, event: &Event) -> std::io::Result<()> {
+        if let Ok(mut sinks) = self.0.lock() {
+            sinks.emit(event);
+        }
+        Ok(())
+    }
+}

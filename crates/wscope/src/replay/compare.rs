@@ -303,12 +303,14 @@ fn least_cost(old: &[Prepared], new: &[Prepared]) -> Vec<(Option<usize>, Option<
                 continue;
             }
         }
-        if i > 0 && here == table[(i - 1) * width + j] + GAP {
-            pairs.push((Some(i - 1), None));
-            i -= 1;
-        } else {
+        // Walking backwards, extra before missing: read forwards, what
+        // was expected comes first.
+        if j > 0 && here == table[i * width + j - 1] + GAP {
             pairs.push((None, Some(j - 1)));
             j -= 1;
+        } else {
+            pairs.push((Some(i - 1), None));
+            i -= 1;
         }
     }
     pairs.reverse();
@@ -536,7 +538,11 @@ mod tests {
             ["same"]
         );
         assert_eq!(
-            kinds(&align(&old, &texts(&["hello there"]), &Rules::default())),
+            kinds(&align(&old, &texts(&["hello world!"]), &Rules::default())),
+            ["differs"]
+        );
+        assert_eq!(
+            kinds(&align(&old, &texts(&["howdy world"]), &Rules::default())),
             ["differs"]
         );
     }

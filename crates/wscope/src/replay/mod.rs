@@ -156,9 +156,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
                 let offset = Duration::from_micros(conv.started_us.saturating_sub(first));
                 let mut sinks = Sinks::default();
                 sinks.add("replay", Box::new(Shared(Arc::clone(&shared))));
+                let order = tasks.len();
                 tasks.spawn(async move {
                     tokio::time::sleep_until(started + offset).await;
-                    driver::play(&plan, &conv, &id, &mut sinks).await
+                    (order, driver::play(&plan, &conv, &id, &mut sinks).await)
                 });
             }
         }
@@ -177,8 +178,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
                 }
             }
         }
-        this_run.sort_by(|a, b| natural(&a.id).cmp(&natural(&b.id)));
-        reports.extend(this_run);
+        this_run.sort_by_key(|(order, _)| *order);
+        reports.extend(this_run.into_iter().map(|(_, report)| report));
     }
     if let Ok(mut sinks) = shared.lock() {
         sinks.flush();
@@ -188,13 +189,6 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         args.compare.report_json.as_deref(),
         args.output.json || args.output.quiet,
     )
-}
-
-/// Sorts `c2.10` after `c2.9`.
-fn natural(id: &str) -> Vec<(String, u64)> {
-    id.split(['.', 'c'])
-        .map(|part| (String::new(), part.parse().unwrap_or(0)))
-        .collect()
 }
 
 /// Hands events from many connection tasks to one set of sinks.

@@ -37,7 +37,7 @@ if [ "${#debian_packages[@]}" -gt 0 ]; then
     echo "missing and this is not root: ${debian_packages[*]}: install these Debian packages; the tests that need them will fail without them"
   fi
 fi
-chromium --version || true
+chromium --version
 # Versions (a missing tool fails here, before the tests that need it).
 tcpdump_version=$(tcpdump --version 2>&1)
 echo "${tcpdump_version%%$'\n'*}"
@@ -69,7 +69,7 @@ cargo bench --workspace --no-run --quiet 2>&1 | sed '/^ *Executable/d'
 
 passed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
-suites=$(grep -c 'test result:' "$log_dir/cargo-test.log" || true)
+suites=$(awk '/test result:/ {n++} END {print n+0}' "$log_dir/cargo-test.log")
 elapsed=$(( $(date +%s) - started ))
 echo
 echo "Autobahn reports: reports/autobahn/*/index.html (server, client, node-ws, each also -via-proxy); screenshots: reports/screenshots/"

@@ -752,8 +752,7 @@ pub struct ReplayArgs {
 
     /// A request header, as 'Name: value', sent in place of the recorded
     /// one of that name (or in addition); supplies headers that were
-    /// redacted or stripped from the recording. {{NAME}} takes an
-    /// --extract value. Repeatable.
+    /// redacted or stripped from the recording. Repeatable.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 

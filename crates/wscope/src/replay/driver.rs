@@ -124,11 +124,7 @@ pub fn redacted(text: &str) -> bool {
 
 /// The handshake of a replayed connection: the recorded one, with -H
 /// over it. Returns the headers the recording lacks (redacted).
-pub fn handshake(
-    plan: &Plan,
-    conv: &Conversation,
-    values: &[(String, String)],
-) -> (HandshakeArgs, Vec<String>) {
+pub fn handshake(plan: &Plan, conv: &Conversation) -> (HandshakeArgs, Vec<String>) {
     const MANAGED: &[&str] = &[
         "host",
         "upgrade",
@@ -179,7 +175,7 @@ pub fn handshake(
         }
     }
     for (name, value) in &plan.headers {
-        headers.push(format!("{name}: {}", expand(value, values)));
+        headers.push(format!("{name}: {value}"));
     }
     let subprotocols = conv
         .request_header("sec-websocket-protocol")
@@ -506,7 +502,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         })
         .collect();
 
-    let (handshake, missing) = handshake(plan, conv, &[]);
+    let (handshake, missing) = handshake(plan, conv);
     report.url = handshake.url.clone();
     for name in &missing {
         let text = format!(

@@ -416,15 +416,13 @@ fn terminal_view(args: &OutputArgs, defaults: &OutputDefaults, extras: Extras) -
     if extras.no_terminal {
         return None;
     }
-    let (arrows, show_conn, color) = match defaults.terminal {
+    let color = std::env::var_os("NO_COLOR").is_none()
+        && (extras.printer.is_some() || std::io::stdout().is_terminal());
+    let (arrows, show_conn) = match defaults.terminal {
         Terminal::Off => return None,
         Terminal::Many if args.quiet => return None,
-        Terminal::Many => (true, true, false),
-        Terminal::OneConnection => {
-            let color = std::env::var_os("NO_COLOR").is_none()
-                && (extras.printer.is_some() || std::io::stdout().is_terminal());
-            (extras.arrows, false, color)
-        }
+        Terminal::Many => (true, true),
+        Terminal::OneConnection => (extras.arrows, false),
     };
     Some(Human {
         arrows,

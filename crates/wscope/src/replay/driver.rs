@@ -634,9 +634,18 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         }
     }
     if unsent > 0 && report.error.is_none() {
-        live.note(format!(
-            "the connection ended before {unsent} recorded client message(s) could be sent"
-        ));
+        let (first, _) = steps[steps.len() - unsent];
+        let how = match live.ending {
+            Some(Ending { by: "server", code }) => format!("the server closed with {code}"),
+            _ => "the connection dropped".to_owned(),
+        };
+        let text = format!(
+            "{how} before client message {} of {} could be sent ({unsent} not sent)",
+            first.number,
+            steps.len()
+        );
+        live.note(text.clone());
+        report.error = Some(text);
     }
 
     // What the server still owes.

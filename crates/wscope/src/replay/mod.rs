@@ -185,10 +185,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         sinks.flush();
     }
     let report = report::Report::new("replay", &name, Some(plan.to.as_str()), reports);
-    report.finish(
-        args.compare.report_json.as_deref(),
-        args.output.json || args.output.quiet,
-    )
+    report.finish(args.compare.report_json.as_deref(), args.output.json)
 }
 
 /// Hands events from many connection tasks to one set of sinks.

@@ -857,3 +857,97 @@ pub fn parse_header(header: &str) -> anyhow::Result<(String, String)> {
         .ok_or_else(|| anyhow!("header {header:?} should look like 'Name: value'"))?;
     Ok((name.trim().to_owned(), value.trim().to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wscope_events::{Head, Open, Timings};
+
+    fn plan(to: &str, headers: &[(&str, &str)]) -> Plan {
+        Plan {
+            to: Url::parse(to).unwrap(),
+            pace: Pace::Replies,
+            timeout: Duration::from_secs(1),
+            filter: None,
+            rules: Rules::default(),
+            extract: Vec::new(),
+            send: Vec::new(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            ca: None,
+            insecure: false,
+            connect_timeout: Duration::from_secs(1),
+            max_message: 1 << 20,
+        }
+    }
+
+    fn recorded(headers: &[(&str, &str)]) -> Conversation {
+        Conversation {
+            conn: "c1".into(),
+            started_us: 0,
+            open: Some(Open {
+                url: "ws://example.test/feed?room=1".into(),
+                client: String::new(),
+                server: String::new(),
+                request: Head {
+                    line: "GET /feed?room=1 HTTP/1.1".into(),
+                    headers: headers
+                        .iter()
+                        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                        .collect(),
+                },
+                response: Head::default(),
+                subprotocol: None,
+                extensions: Vec::new(),
+                timings: Timings::default(),
+                handshake: None,
+            }),
+            messages: Vec::new(),
+            close: None,
+            end_code: None,
+        }
+    }
+
+    #[test]
+    fn the_recorded_handshake_with_h_over_it() {
+        let conv = recorded(&[
+            ("Host", "example.test"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "x"),
+            ("Sec-WebSocket-Protocol", "graphql-ws, chat"),
+            (
+                "Sec-WebSocket-Extensions",
+                "permessage-deflate; client_max_window_bits",
+            ),
+            ("Origin", "http://app.test"),
+            ("Authorization", "<redacted>"),
+            ("Cookie", "<redacted>"),
+            ("X-Trace", "abc"),
+        ]);
+        let (args, missing) = handshake(&plan("ws://127.0.0.1:9/", &[("Cookie", "sid=1")]), &conv);
+        assert_eq!(args.url, "ws://127.0.0.1:9/feed?room=1");
+        assert_eq!(args.subprotocols, ["graphql-ws", "chat"]);
+        assert!(args.compress);
+        assert_eq!(args.origin.as_deref(), Some("http://app.test"));
+        assert_eq!(args.headers, ["X-Trace: abc", "Cookie: sid=1"]);
+        assert_eq!(missing, ["Authorization"]);
+        // A path of its own in --to wins over the recorded one.
+        let (args, _) = handshake(&plan("ws://127.0.0.1:9/other", &[]), &conv);
+        assert_eq!(args.url, "ws://127.0.0.1:9/other");
+    }
+
+    #[test]
+    fn templates_and_markers() {
+        let values = vec![("sid".to_owned(), "s-9".to_owned())];
+        assert_eq!(
+            expand(r#"{"sid":"{{sid}}","x":"{{other}}"}"#, &values),
+            r#"{"sid":"s-9","x":"{{other}}"}"#
+        );
+        assert!(redacted(r#"{"token":"<redacted:1a2b>"}"#));
+        assert!(!redacted(r#"{"token":"abc"}"#));
+        assert_eq!(as_text(&serde_json::json!("abc")), "abc");
+        assert_eq!(as_text(&serde_json::json!(42)), "42");
+    }
+}

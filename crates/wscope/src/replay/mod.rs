@@ -177,7 +177,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
                 }
             }
         }
-        this_run.sort_by(|a, b| natural(&a.id).cmp(&natural(&b.id)));
+        this_run.sort_by_key(|a| natural(&a.id));
         reports.extend(this_run);
     }
     if let Ok(mut sinks) = shared.lock() {

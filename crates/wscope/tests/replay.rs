@@ -1035,7 +1035,7 @@ fn a_server_closing_early_is_a_close_difference_and_the_report_is_written() {
         "{report:#}"
     );
     assert!(
-        conn["notes"].as_array().unwrap().iter().any(|n| n
+        conn["notes"].as_array().into_iter().flatten().any(|n| n
             .as_str()
             .unwrap()
             .starts_with("the connection ended before")),

@@ -226,11 +226,13 @@ fn cost(old: &Prepared, new: &Prepared) -> u32 {
             }
             let mut paths = Vec::new();
             json_diff(a, b, &mut Vec::new(), &mut paths);
-            let leaves = leaves(a).max(leaves(b)).max(1);
-            // Every share of changed values costs, but any two JSON
-            // messages still pair more cheaply than two gaps.
-            let share = (paths.len() as u64 * 1000 / leaves as u64).min(1000) as u32;
-            100 + share * 8 / 10
+            let equal = equal_leaves(a, b);
+            // The share of values that changed, of all values either has:
+            // two messages that share no equal value (a heartbeat and an
+            // answer) are cheaper as a missing and an extra one than as a
+            // pair; an answer that became an error for the same id pairs.
+            let share = (paths.len() * 1000 / (paths.len() + equal).max(1)) as u32;
+            100 + share
         }
         (Shape::Text(a), Shape::Text(b)) => {
             if text_matches(old.message, a, b) {
@@ -261,11 +263,19 @@ fn text_matches(recorded: &Compared, old: &str, new: &str) -> bool {
     }
 }
 
-fn leaves(value: &Value) -> usize {
-    match value {
-        Value::Object(map) => map.values().map(leaves).sum::<usize>().max(1),
-        Value::Array(list) => list.iter().map(leaves).sum::<usize>().max(1),
-        _ => 1,
+/// How many values are equal at the same path in both.
+fn equal_leaves(a: &Value, b: &Value) -> usize {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x
+            .iter()
+            .filter_map(|(key, old)| y.get(key).map(|new| equal_leaves(old, new)))
+            .sum(),
+        (Value::Array(x), Value::Array(y)) => x
+            .iter()
+            .zip(y)
+            .map(|(old, new)| equal_leaves(old, new))
+            .sum(),
+        _ => usize::from(a == b),
     }
 }
 
@@ -527,6 +537,23 @@ mod tests {
         let diff = aligned[2].diff().unwrap();
         assert_eq!((diff.expected, diff.actual), (Some(2), Some(3)));
         assert_eq!(diff.paths[0].path, "json.price");
+    }
+
+    #[test]
+    fn a_heartbeat_never_pairs_with_a_missing_answer() {
+        let old = texts(&[r#"{"type":"result","id":3,"value":30,"session":"s"}"#]);
+        let new = texts(&[r#"{"type":"heartbeat"}"#]);
+        assert_eq!(
+            kinds(&align(&old, &new, &Rules::default())),
+            ["missing", "extra"]
+        );
+    }
+
+    #[test]
+    fn an_answer_that_became_an_error_pairs_with_it() {
+        let old = texts(&[r#"{"type":"result","id":3,"value":30,"session":"s"}"#]);
+        let new = texts(&[r#"{"type":"error","id":3,"error":"unknown session"}"#]);
+        assert_eq!(kinds(&align(&old, &new, &Rules::default())), ["differs"]);
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum Command {
     /// behaviour per URL path (echo, close with a code, drop, hang, stop
     /// answering pings, refuse the upgrade, ...), to test clients against.
     ///
+    /// With --replay FILE it is a mock instead: every connection is
+    /// answered from a recording, the recorded server messages sent in
+    /// answer to the recorded client messages (docs/REPLAY.md).
+    ///
     /// The first line of stdout names the addresses it listens on (useful
     /// with port 0). permessage-deflate is accepted when a client offers it.
     /// Lifecycle logs go to stderr.
@@ -174,7 +178,78 @@ pub struct ServeArgs {
     pub limits: Limits,
 
     #[command(flatten)]
+    pub mock: MockArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `serve --replay`: every connection answered from a recording instead
+/// of by its path (docs/REPLAY.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Mock server from a recording")]
+pub struct MockArgs {
+    /// Answer every WebSocket connection from this recording (a record
+    /// file, a HAR, a packet capture; repeat for the pieces of one
+    /// capture) instead of by the path behaviours: the recorded server
+    /// messages are sent in answer to the recorded client messages. Only
+    /// files named here are read; a client can never name one.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Vec<PathBuf>,
+
+    /// Serve every connection from this recorded connection (c1, c2, ...).
+    /// Without it: the one whose recorded path and query match the
+    /// client's, else the one with the same path, else the first.
+    #[arg(long, value_name = "ID", requires = "replay")]
+    pub conn: Option<String>,
+
+    /// Which recorded client message a live one must match.
+    #[arg(long = "match", value_enum, default_value_t = MatchOrder::Next, value_name = "ORDER", requires = "replay")]
+    pub order: MatchOrder,
+
+    /// A client message may also match a recorded one already used; its
+    /// recorded replies are sent again.
+    #[arg(long, requires = "replay")]
+    pub reuse: bool,
+
+    /// replies (each reply sent as soon as its client message matched;
+    /// unprompted messages at their recorded times), original (replies
+    /// too at their recorded gaps after the client message), xN (the
+    /// recorded times N times faster), or none (no waiting at all).
+    #[arg(long, default_value = "replies", value_parser = parse_pace, value_name = "PACE", requires = "replay")]
+    pub pace: Pace,
+
+    /// What a client message that matches no recorded one gets, besides
+    /// a note saying so.
+    #[arg(long, value_enum, default_value_t = OnMismatch::Ignore, value_name = "ACTION", requires = "replay")]
+    pub on_mismatch: OnMismatch,
+
+    /// A JSON path whose value does not count when matching client
+    /// messages (json.id, json.ts); repeatable.
+    #[arg(long, value_name = "PATH", value_parser = parse_path, requires = "replay")]
+    pub ignore: Vec<Vec<wscope_events::filter::PathStep>>,
+
+    /// TLS key log to decrypt wss:// connections in a capture.
+    #[arg(long, value_name = "FILE", requires = "replay")]
+    pub keylog: Vec<PathBuf>,
+}
+
+/// Which recorded client message a live one must match (`serve --replay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MatchOrder {
+    /// The next recorded client message, in recorded order.
+    Next,
+    /// Any recorded client message not used yet.
+    Any,
+}
+
+/// What `serve --replay` does with a client message that matches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnMismatch {
+    /// Nothing more: the connection goes on.
+    Ignore,
+    /// Close 1008 (policy violation), with the mismatch as the reason.
+    Close,
 }
 
 #[derive(Debug, Args)]

@@ -170,6 +170,17 @@ pub fn align(expected: &[Compared], actual: &[Compared], rules: &Rules) -> Vec<A
     out
 }
 
+/// Whether a live message counts as the recorded one, by the rules
+/// [`align`] pairs messages with (text exactly, JSON structurally without
+/// the ignored paths, binary byte for byte, a cut recording by its
+/// prefix and length): how `serve --replay` recognises a client message.
+pub fn equal(expected: &Compared, actual: &Compared, rules: &Rules) -> bool {
+    cost(
+        &Prepared::new(expected, rules),
+        &Prepared::new(actual, rules),
+    ) == 0
+}
+
 fn empty_diff(change: Change) -> Diff {
     Diff {
         change,
@@ -586,6 +597,22 @@ mod tests {
             kinds(&align(&old, &new, &Rules::default())),
             ["missing", "extra"]
         );
+    }
+
+    #[test]
+    fn equal_is_alignment_without_a_difference() {
+        let rules = Rules {
+            ignore: vec![parse_json_path("json.id").unwrap()],
+        };
+        let recorded = &texts(&[r#"{"op":"sub","id":1,"topic":"a"}"#])[0];
+        let reordered = &texts(&[r#"{"topic":"a","id":7,"op":"sub"}"#])[0];
+        let changed = &texts(&[r#"{"op":"sub","id":1,"topic":"b"}"#])[0];
+        assert!(equal(recorded, reordered, &rules));
+        assert!(!equal(recorded, reordered, &Rules::default()));
+        assert!(!equal(recorded, changed, &rules));
+        let text = &texts(&["hello"])[0];
+        assert!(equal(text, &texts(&["hello"])[0], &rules));
+        assert!(!equal(text, &texts(&["hello "])[0], &rules));
     }
 
     #[test]

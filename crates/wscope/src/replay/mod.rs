@@ -9,12 +9,17 @@
 //! - [`report`]: the report printed at the end and written with
 //!   `--report-json`, and the exit status.
 //! - [`diff`]: `wscope diff A B`, two recordings compared.
+//! - [`script`] and [`mock`]: `wscope serve --replay`, a conversation's
+//!   server side cut into exchanges and played to a live client (the
+//!   serve session drives it).
 
 pub mod compare;
 pub mod conversation;
 pub mod diff;
 pub mod driver;
+pub mod mock;
 pub mod report;
+pub mod script;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -8,6 +8,12 @@
 //! ([`session`]). Every step is an event on the server's event stream
 //! ([`crate::pipeline`]), which feeds the lifecycle log, the metrics and the
 //! record file. Ctrl-C closes every open connection with 1001.
+//!
+//! With `--replay FILE` the server is a mock instead: the recording is
+//! read and checked before anything listens ([`crate::replay::script`]),
+//! and every connection, whatever its path, is answered by the recorded
+//! conversation chosen for its request target, played by the session
+//! through a [`crate::replay::mock::Mock`].
 
 pub mod behavior;
 mod hub;
@@ -27,15 +33,18 @@ use wscope_proto::Role;
 use wscope_proto::deflate;
 use wscope_proto::handshake::{Request, ServerResponse, UpgradeRequest};
 
-use self::behavior::HandshakePlan;
+use self::behavior::{HandshakePlan, Plan, Reply, SessionPlan};
 use self::hub::Hub;
-use crate::cli::ServeArgs;
+use crate::cli::{MockArgs, ServeArgs};
 use crate::connection::Connection;
 use crate::http_io::request_head;
 use crate::listen;
 use crate::net::NetStream;
 use crate::outputs::{self, Extras};
 use crate::pipeline::{self, Events};
+use crate::replay::compare::Rules;
+use crate::replay::mock::{Mock, MockOptions};
+use crate::replay::script::{Script, Scripts};
 use crate::sink::Sinks;
 
 /// How long a client has for TLS and its whole upgrade request.
@@ -51,12 +60,35 @@ pub struct Server {
     max_message: u64,
     shutdown: watch::Receiver<bool>,
     next_id: AtomicU64,
+    /// `--replay`: what every connection is answered from.
+    replay: Option<Replay>,
+}
+
+/// The recording a mock server answers from, and how.
+struct Replay {
+    scripts: Scripts,
+    options: Arc<MockOptions>,
+}
+
+/// How an upgrade request is to be answered.
+struct Accepted {
+    plan: Plan,
+    upgrade: UpgradeRequest,
+    protocol: Option<String>,
+    /// `--replay`: the recorded conversation that answers it.
+    script: Option<Arc<Script>>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before anything listens: a mistake starts nothing.
     outputs::check(&args.output, &outputs::SERVE)?;
     listen::raise_fd_limit();
+    // A recording that cannot be served stops the server before it listens.
+    let replay = if args.mock.replay.is_empty() {
+        None
+    } else {
+        Some(load_replay(&args.mock)?)
+    };
     let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => Some(crate::tls::server_config(cert, key)?),
         (_, _, true) => {
@@ -113,6 +145,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_message: args.limits.max_message,
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
+        replay,
     });
     listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
         let server = server.clone();
@@ -121,6 +154,40 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await;
     pipeline.finish().await;
     Ok(())
+}
+
+/// Reads and checks the `--replay` recording, and says on stderr what it
+/// will serve.
+fn load_replay(args: &MockArgs) -> anyhow::Result<Replay> {
+    let name = args
+        .replay
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let recording = crate::replay::load(&args.replay, &args.keylog)?;
+    let scripts = Scripts::new(&recording, args.conn.as_deref(), &name)?;
+    const SHOWN: usize = 5;
+    for script in scripts.iter().take(SHOWN) {
+        eprintln!("wscope: answering from {name}: {}", script.summary());
+    }
+    let more = scripts.iter().count().saturating_sub(SHOWN);
+    if more > 0 {
+        eprintln!("wscope: ... and {more} more recorded connections (--conn picks one)");
+    }
+    let options = MockOptions {
+        order: args.order,
+        reuse: args.reuse,
+        pace: args.pace,
+        on_mismatch: args.on_mismatch,
+        rules: Rules {
+            ignore: args.ignore.clone(),
+        },
+    };
+    Ok(Replay {
+        scripts,
+        options: Arc::new(options),
+    })
 }
 
 /// A plain echo server on `listener` with no logs, for `wscope demo`.
@@ -135,6 +202,7 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
         max_message: wscope_proto::message::DEFAULT_MAX_MESSAGE,
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
+        replay: None,
     });
     listen::accept_until_shutdown(vec![listener], shutdown_tx, move |stream, peer| {
         let server = server.clone();
@@ -233,32 +301,16 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         }
     };
 
-    let accepted = behavior::parse(&request.target)
-        .map_err(|err| {
-            (
-                ServerResponse::reject(err.status, &err.message, vec![]),
-                err.message,
-            )
-        })
-        .and_then(|plan| {
-            let upgrade = request.validate_upgrade().map_err(|rejection| {
-                // A plain GET (a browser, curl) still gets the 426 that a
-                // client behind a proxy that strips Upgrade must see, but
-                // the body also says what this server offers.
-                let mut body = rejection.reason.clone();
-                if request.header("upgrade").is_none() {
-                    body.push_str("\n\nThis is wscope serve.\n");
-                    body.push_str(behavior::HELP);
-                }
-                (
-                    ServerResponse::reject(rejection.status, &body, rejection.headers),
-                    rejection.reason,
-                )
-            })?;
-            let protocol = check_handshake(&plan.handshake, &request, &upgrade)?;
-            Ok((plan, upgrade, protocol))
-        });
-    let (plan, upgrade, protocol) = match accepted {
+    let accepted = match &server.replay {
+        Some(replay) => accept_replayed(&request, replay),
+        None => accept_by_path(&request),
+    };
+    let Accepted {
+        plan,
+        upgrade,
+        protocol,
+        script,
+    } = match accepted {
         Ok(accepted) => accepted,
         Err((response, why)) => {
             let _ = write_response(&mut stream, &response).await;
@@ -300,6 +352,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         .map(str::to_owned)
         .or_else(|| local.map(|a| a.to_string()))
         .unwrap_or_default();
+    let protocol_selected = protocol.is_some();
     let open = Open {
         url: format!("{scheme}://{host}{}", request.target),
         client: peer.to_string(),
@@ -321,6 +374,24 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             .emit(&id, None, EventKind::Note { text })
             .await;
     }
+    let mock = match (&server.replay, script) {
+        (Some(replay), Some(script)) => {
+            let mut text = format!("answered from the recording: {}", script.summary());
+            if let Some(recorded) = &script.subprotocol
+                && !protocol_selected
+            {
+                text.push_str(&format!(
+                    "; the recorded subprotocol {recorded:?} was not offered by this client, so none is selected"
+                ));
+            }
+            server
+                .events
+                .emit(&id, None, EventKind::Note { text })
+                .await;
+            Some(Mock::new(script, Arc::clone(&replay.options)))
+        }
+        _ => None,
+    };
 
     let max_message = plan.session.max_message.unwrap_or(server.max_message);
     let mut conn = Connection::new(stream, Role::Server, &buf[head_len..], deflate, max_message);
@@ -334,8 +405,83 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         hub: server.hub.clone(),
         shutdown: server.shutdown.clone(),
         broadcast,
+        mock,
     };
     session::run(conn, plan.session, ctx).await;
+}
+
+/// The path's behaviours: how to answer the upgrade, and what the
+/// session does.
+fn accept_by_path(request: &Request) -> Result<Accepted, (ServerResponse, String)> {
+    let plan = behavior::parse(&request.target).map_err(|err| {
+        (
+            ServerResponse::reject(err.status, &err.message, vec![]),
+            err.message,
+        )
+    })?;
+    let upgrade = request.validate_upgrade().map_err(|rejection| {
+        // A plain GET (a browser, curl) still gets the 426 that a client
+        // behind a proxy that strips Upgrade must see, but the body also
+        // says what this server offers.
+        let mut body = rejection.reason.clone();
+        if request.header("upgrade").is_none() {
+            body.push_str("\n\nThis is wscope serve.\n");
+            body.push_str(behavior::HELP);
+        }
+        (
+            ServerResponse::reject(rejection.status, &body, rejection.headers),
+            rejection.reason,
+        )
+    })?;
+    let protocol = check_handshake(&plan.handshake, request, &upgrade)?;
+    Ok(Accepted {
+        plan,
+        upgrade,
+        protocol,
+        script: None,
+    })
+}
+
+/// `--replay`: any valid upgrade is answered by the recorded conversation
+/// chosen for its target; the path selects, it never names a behaviour
+/// or a file.
+fn accept_replayed(
+    request: &Request,
+    replay: &Replay,
+) -> Result<Accepted, (ServerResponse, String)> {
+    let upgrade = request.validate_upgrade().map_err(|rejection| {
+        let mut body = rejection.reason.clone();
+        if request.header("upgrade").is_none() {
+            body.push_str(
+                "\n\nThis is wscope serve --replay: every WebSocket connection is answered from a recording.\n",
+            );
+        }
+        (
+            ServerResponse::reject(rejection.status, &body, rejection.headers),
+            rejection.reason,
+        )
+    })?;
+    let script = Arc::clone(replay.scripts.for_target(&request.target));
+    // The recorded subprotocol only when this client offers it too: one
+    // it did not offer would fail its handshake (RFC 6455 section 4.1).
+    let protocol = script
+        .subprotocol
+        .clone()
+        .filter(|p| upgrade.protocols.contains(p));
+    // The session's own replies stay silent: the mock does the talking.
+    let plan = Plan {
+        session: SessionPlan {
+            reply: Reply::Silent,
+            ..SessionPlan::default()
+        },
+        ..Plan::default()
+    };
+    Ok(Accepted {
+        plan,
+        upgrade,
+        protocol,
+        script: Some(script),
+    })
 }
 
 /// Applies the path's handshake behaviours: the refusal to send, or the

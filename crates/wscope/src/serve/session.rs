@@ -6,6 +6,11 @@
 //! `select!`, so timers stay exact while the client is busy and nothing
 //! blocks anything else. [`Connection::next`] is cancel-safe, which is what
 //! makes that loop correct.
+//!
+//! Under `serve --replay` the plan is silent and a [`Mock`] does the
+//! talking: client messages go to it, its next due time is one more arm
+//! of the loop, and what it answers (recorded messages, notes, a close)
+//! goes out through the same paths as every other behaviour's.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -14,7 +19,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
-use wscope_events::{Close, Closed, ClosedBy, Direction, EventKind, Frame, Message};
+use wscope_events::{Close, Closed, ClosedBy, Direction, EventKind, Frame, Message, Payload};
 use wscope_proto::{CloseCode, ClosePayload, FrameHeader, OpCode};
 
 use super::behavior::{EndAction, Invalid, Reply, SessionPlan};
@@ -22,6 +27,8 @@ use super::hub::{Hub, Membership};
 use crate::connection::{ConnError, Connection, Incoming, close_code_for};
 use crate::net::NetStream;
 use crate::pipeline::Events;
+use crate::replay::compare::Compared;
+use crate::replay::mock::{Action, Mock};
 use crate::timers::{every, sleep_until, tick};
 
 /// How long the server waits for the client to answer its close frame.
@@ -36,6 +43,8 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// The `/broadcast` channel, joined before the upgrade was answered.
     pub broadcast: Option<Membership>,
+    /// `--replay`: the recorded conversation this connection plays.
+    pub mock: Option<Mock>,
 }
 
 /// How a connection ended.
@@ -65,7 +74,8 @@ pub async fn run(mut conn: Connection<NetStream>, plan: SessionPlan, mut ctx: Ct
         hang(limit, &mut ctx.shutdown).await
     } else {
         let broadcast = ctx.broadcast.take();
-        let mut session = Session::new(&plan, broadcast);
+        let mock = ctx.mock.take();
+        let mut session = Session::new(&plan, broadcast, mock);
         session.run(&mut conn, &mut ctx).await
     };
     let stats = conn.stats();
@@ -117,12 +127,18 @@ struct Session<'a> {
     /// Whether the data frames of the message in progress carry plain
     /// text (for `--frames`).
     frames_are_text: bool,
+    /// `--replay`: the script being played, and when the session began
+    /// (its times count from there).
+    mock: Option<Mock>,
+    opened: Instant,
 }
 
 impl<'a> Session<'a> {
-    fn new(plan: &'a SessionPlan, broadcast: Option<Membership>) -> Self {
+    fn new(plan: &'a SessionPlan, broadcast: Option<Membership>, mock: Option<Mock>) -> Self {
         let now = Instant::now();
         Session {
+            mock,
+            opened: now,
             plan,
             end_at: plan.ending.as_ref().and_then(|e| e.after).map(|d| now + d),
             invalid_at: plan
@@ -175,7 +191,7 @@ impl<'a> Session<'a> {
             let incoming = tokio::select! {
                 incoming = conn.next() => incoming,
                 _ = ctx.shutdown.changed() => {
-                    self.close(conn, ctx, CloseCode::GOING_AWAY, "server shutting down").await?;
+                    self.close(conn, ctx, Some(CloseCode::GOING_AWAY), "server shutting down").await?;
                     continue;
                 }
                 _ = sleep_until(self.close_deadline), if self.close_deadline.is_some() => {
@@ -198,7 +214,7 @@ impl<'a> Session<'a> {
                         return Ok(drop_now(conn, false));
                     }
                     self.idle_deadline = None;
-                    self.close(conn, ctx, CloseCode::GOING_AWAY, "idle timeout").await?;
+                    self.close(conn, ctx, Some(CloseCode::GOING_AWAY), "idle timeout").await?;
                     continue;
                 }
                 _ = sleep_until(self.invalid_at), if self.invalid_at.is_some() && open(conn) => {
@@ -225,6 +241,12 @@ impl<'a> Session<'a> {
                     if let Some((_, opcode, data)) = self.delayed.pop_front() {
                         self.reply(conn, ctx, opcode, &data).await?;
                     }
+                    continue;
+                }
+                _ = sleep_until(mock_due(&self.mock, self.opened)), if self.mock.as_ref().is_some_and(|m| m.next_due().is_some()) && open(conn) => {
+                    let now = self.elapsed_us();
+                    let actions = self.mock.as_mut().map(|mock| mock.due(now)).unwrap_or_default();
+                    self.play(conn, ctx, actions).await?;
                     continue;
                 }
                 received = recv_broadcast(&mut self.broadcast), if self.broadcast.is_some() && open(conn) => {
@@ -336,6 +358,16 @@ impl<'a> Session<'a> {
         opcode: OpCode,
         data: Bytes,
     ) -> Result<(), ConnError> {
+        let now = self.elapsed_us();
+        if let Some(mock) = &mut self.mock {
+            let message = Compared {
+                number: 0,
+                binary: opcode == OpCode::Binary,
+                payload: Payload::capture(&data, opcode == OpCode::Text, usize::MAX),
+            };
+            let actions = mock.on_client(now, &message);
+            return self.play(conn, ctx, actions).await;
+        }
         match self.plan.reply {
             Reply::Silent => Ok(()),
             Reply::Broadcast => {
@@ -363,6 +395,45 @@ impl<'a> Session<'a> {
                 None => self.reply(conn, ctx, opcode, &data).await,
             },
         }
+    }
+
+    /// Microseconds since the session began: the mock's clock.
+    fn elapsed_us(&self) -> u64 {
+        self.opened.elapsed().as_micros() as u64
+    }
+
+    /// Carries out what the mock answered, in order; nothing after a
+    /// close.
+    async fn play(
+        &mut self,
+        conn: &mut Connection<NetStream>,
+        ctx: &Ctx,
+        actions: Vec<Action>,
+    ) -> Result<(), ConnError> {
+        for action in actions {
+            match action {
+                Action::Send(message) => {
+                    let opcode = if message.binary {
+                        OpCode::Binary
+                    } else {
+                        OpCode::Text
+                    };
+                    // Payloads that do not decode are refused at start-up.
+                    let data = message.payload.bytes().unwrap_or_default();
+                    self.reply(conn, ctx, opcode, &data).await?;
+                }
+                Action::Note(text) => {
+                    ctx.events
+                        .emit(&ctx.id, None, EventKind::Note { text })
+                        .await;
+                }
+                Action::Close { code, reason } => {
+                    self.close(conn, ctx, code, &reason).await?;
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends one message to the client (in fragments when asked).
@@ -408,7 +479,7 @@ impl<'a> Session<'a> {
         self.reply(conn, ctx, opcode, &data).await?;
         if spec.count.is_some_and(|count| self.streamed >= count) {
             self.stream = None;
-            self.close(conn, ctx, CloseCode::NORMAL, "stream complete")
+            self.close(conn, ctx, Some(CloseCode::NORMAL), "stream complete")
                 .await?;
         }
         Ok(())
@@ -419,15 +490,15 @@ impl<'a> Session<'a> {
         &mut self,
         conn: &mut Connection<NetStream>,
         ctx: &Ctx,
-        code: CloseCode,
+        code: Option<CloseCode>,
         reason: &str,
     ) -> Result<(), ConnError> {
         if conn.close_sent() {
             return Ok(());
         }
-        conn.close(Some(code), reason).await?;
+        conn.close(code, reason).await?;
         self.close_deadline = Some(Instant::now() + CLOSE_WAIT);
-        let close = EventKind::Close(Close::new(Some(code), reason));
+        let close = EventKind::Close(Close::new(code, reason));
         ctx.events
             .emit(&ctx.id, Some(Direction::ServerToClient), close)
             .await;
@@ -444,7 +515,7 @@ impl<'a> Session<'a> {
         self.end_at = None;
         match self.plan.ending.as_ref().map(|e| &e.action) {
             Some(EndAction::Close { code, reason }) => {
-                self.close(conn, ctx, *code, reason).await?;
+                self.close(conn, ctx, Some(*code), reason).await?;
                 Ok(None)
             }
             Some(EndAction::Drop { reset }) => {
@@ -522,6 +593,13 @@ impl<'a> Session<'a> {
         }
         Ok(())
     }
+}
+
+/// When the mock's next action falls due (its times count from the
+/// session's start).
+fn mock_due(mock: &Option<Mock>, opened: Instant) -> Option<Instant> {
+    let due = mock.as_ref()?.next_due()?;
+    Some(opened + Duration::from_micros(due))
 }
 
 /// Ends the connection without a close frame.

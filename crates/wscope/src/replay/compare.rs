@@ -181,6 +181,19 @@ pub fn equal(expected: &Compared, actual: &Compared, rules: &Rules) -> bool {
     ) == 0
 }
 
+/// Where two JSON messages differ (with `rules` applied), however unlike
+/// they are; empty when either is not JSON.
+pub fn json_paths(expected: &Compared, actual: &Compared, rules: &Rules) -> Vec<PathChange> {
+    let mut paths = Vec::new();
+    if let (Shape::Json(a), Shape::Json(b)) = (
+        &Prepared::new(expected, rules).shape,
+        &Prepared::new(actual, rules).shape,
+    ) {
+        json_diff(a, b, &mut Vec::new(), &mut paths);
+    }
+    paths
+}
+
 fn empty_diff(change: Change) -> Diff {
     Diff {
         change,

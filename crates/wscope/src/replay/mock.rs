@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use wscope_proto::CloseCode;
 
-use super::compare::{self, Aligned, Compared, Rules};
+use super::compare::{self, Compared, Rules};
 use super::conversation::Recorded;
 use super::script::{Script, ServerClose};
 use crate::cli::{MatchOrder, OnMismatch, Pace};
@@ -222,17 +222,11 @@ impl Mock {
             [one] => {
                 let expected = &exchanges[*one].client;
                 let mut text = format!("expected {conn} client message {}", expected.number);
-                let aligned = compare::align(
-                    std::slice::from_ref(expected),
-                    std::slice::from_ref(message),
-                    &self.options.rules,
-                );
-                if let Some(Aligned::Differs(diff)) = aligned.first()
-                    && !diff.paths.is_empty()
-                {
+                let changed = compare::json_paths(expected, message, &self.options.rules);
+                if !changed.is_empty() {
                     let paths: Vec<&str> =
-                        diff.paths.iter().take(3).map(|p| p.path.as_str()).collect();
-                    let more = if diff.paths.len() > 3 { ", …" } else { "" };
+                        changed.iter().take(3).map(|p| p.path.as_str()).collect();
+                    let more = if changed.len() > 3 { ", …" } else { "" };
                     text.push_str(&format!(" (differs at {}{more})", paths.join(", ")));
                 }
                 (text, format!(": {}", compare::short(&expected.payload, 60)))

@@ -85,7 +85,7 @@ pub enum HarError {
     #[error("not a HAR: \"log\" has no \"entries\" list")]
     NoEntries,
     #[error(
-        "no WebSocket connections in this HAR ({entries} entries): was it saved with the WS messages? In Chrome, open DevTools before the page connects, choose All or Socket in the Network panel's filter (an export holds only the requests shown), and export the HAR again"
+        "no WebSocket connections in this HAR ({entries} entries): was it saved with the WS messages? In Chrome, open DevTools before the page connects, choose All (or WS) in the Network panel's filter (an export holds only the requests shown), and export the HAR again"
     )]
     NoWebSocket { entries: usize },
 }

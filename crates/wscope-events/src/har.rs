@@ -1426,7 +1426,7 @@ mod tests {
             (b"{\"log\": [[]]}", "not an object with a \"log\" object in it"),
             (b"{\"log\": {}}", "\"log\" has no \"entries\" list"),
             (b"{\"log\": {\"entries\": {}}}", "\"log\" has no \"entries\" list"),
-            (b"{\"log\": {\"entries\": [[\"2025-11-30T06:27:36Z\", 1, {\"url\": \"ws://x/\"}]]}}", "no WebSocket connections in this HAR (1 entries)"),
+            (b"{\"log\": {\"entries\": [[\"2025-11-30T06:27:36Z\", 1, {\"url\": \"ws://x/\"}, null, null, null, null]]}}", "no WebSocket connections in this HAR (1 entries)"),
             (
                 b"{\"log\": {\"entries\": []}}",
                 "no WebSocket connections in this HAR (0 entries): was it saved with the WS messages?",

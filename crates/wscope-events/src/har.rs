@@ -1005,9 +1005,11 @@ fn har_message(event: &Event, message: &Message) -> Value {
     item
 }
 
-/// `2026-11-30T06:27:36.527123Z`.
+/// `2026-11-30T06:27:36.527123Z`; a time past the year 9999 (which RFC
+/// 3339 cannot write) as the last microsecond of it.
 fn rfc3339_micros(ts_us: u64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(ts_us);
+    const LAST: u64 = 253_402_300_800_000_000 - 1;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(ts_us.min(LAST));
     humantime::format_rfc3339_micros(at).to_string()
 }
 
@@ -1676,6 +1678,17 @@ mod tests {
     }
 
     #[test]
+    fn a_start_past_the_year_9999_is_written_as_its_last_microsecond() {
+        // humantime refuses such a date; a HAR may still bring one.
+        let mut open = open_event("c1", u64::MAX, "/");
+        let written = write_har([&open]);
+        let read = read_har(&written).unwrap();
+        assert_eq!(read.events[0].ts, 253_402_300_799_999_999);
+        open.ts = 253_402_300_799_999_999;
+        assert_eq!(write_har([&open]), written);
+    }
+
+    #[test]
     fn numbers_are_scaled_on_their_digits() {
         assert_eq!(scaled("1764484056.548548", 6), Some(1_764_484_056_548_548));
         assert_eq!(scaled("4369402864.153132", 6), Some(4_369_402_864_153_132));
@@ -1711,6 +1724,24 @@ mod tests {
         ] {
             assert_eq!(scaled(bad, 6), None, "{bad:?}");
         }
+    }
+
+    /// docs/FORMAT.md's HAR example reads as the events shown after it.
+    #[test]
+    fn the_format_doc_example_reads_as_documented() {
+        let doc = include_str!("../../../docs/FORMAT.md");
+        let section = &doc[doc.find("## HAR").expect("a HAR section")..];
+        let block = |fence: &str| -> String {
+            let start = section.find(fence).expect(fence) + fence.len();
+            let end = start + section[start..].find("```").expect("the block ends");
+            section[start..end].to_owned()
+        };
+        let har = block("```jsonc\n");
+        let events: Vec<Event> = block("```json\n")
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(read_har(har.as_bytes()).unwrap().events, events);
     }
 
     #[test]

@@ -203,6 +203,10 @@ struct MessageFields<'a> {
     /// wscope's own: the true length of a payload written cut.
     #[serde(rename = "_length")]
     length: Option<Value>,
+    /// wscope's own: 1 on a text message whose bytes are not UTF-8
+    /// (written as binary, in base64).
+    #[serde(rename = "_opcode")]
+    wire_opcode: Option<Value>,
 }
 
 /// `raw`, a JSON object, as a `T`; `None` when it does not have that
@@ -574,7 +578,7 @@ fn message(
         }
         None => return Err(format!("{place} has no type (send or receive); left out")),
     };
-    let opcode = match number(&fields.opcode) {
+    let mut opcode = match number(&fields.opcode) {
         Some(1.0) => OpCode::Text,
         Some(2.0) => OpCode::Binary,
         Some(n) => {
@@ -601,7 +605,11 @@ fn message(
                     dir.as_str()
                 )
             })?;
-        Payload::capture(&bytes, false, usize::MAX)
+        let text = number(&fields.wire_opcode) == Some(1.0);
+        if text {
+            opcode = OpCode::Text;
+        }
+        Payload::capture(&bytes, text, usize::MAX)
     };
     // wscope writes `_length` when it wrote a payload cut to a limit.
     if let Some(length) = number(&fields.length).filter(|l| *l > payload.len as f64) {
@@ -909,8 +917,9 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// fields (underscored, as HAR asks) keep what [`read_har`] needs to give
 /// the same `open` and `message` events back: the request and status
 /// lines as they were (`_line`: one not seen, or not the one a URL
-/// gives), `_handshake` `missing`, and the true length of a payload
-/// written cut (`_length`).
+/// gives), `_handshake` `missing`, the true length of a payload written
+/// cut (`_length`), and `_opcode` 1 on text that is not UTF-8 (written as
+/// binary).
 pub fn write_har<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<u8> {
     let mut entries: Vec<(u64, WrittenEntry)> = Vec::new();
     let mut index = std::collections::HashMap::new();
@@ -982,6 +991,8 @@ struct WrittenMessage {
     data: String,
     #[serde(rename = "_length", skip_serializing_if = "Option::is_none")]
     length: Option<u64>,
+    #[serde(rename = "_opcode", skip_serializing_if = "Option::is_none")]
+    wire_opcode: Option<u8>,
 }
 
 fn entry(ts: u64, open: &Open) -> Value {
@@ -1006,7 +1017,9 @@ fn entry(ts: u64, open: &Open) -> Value {
     let ms = |us: Option<u64>| us.map_or(-1.0, |us| us as f64 / 1000.0);
     let timings = open.timings;
     // HAR's connect includes the TLS handshake (its ssl).
-    let connect = timings.tcp_us.map(|tcp| tcp + timings.tls_us.unwrap_or(0));
+    let connect = timings
+        .tcp_us
+        .map(|tcp| tcp.saturating_add(timings.tls_us.unwrap_or(0)));
     let wait = ms(Some(timings.upgrade_us.unwrap_or(0)));
     let time = [ms(timings.dns_us), ms(connect), wait]
         .into_iter()
@@ -1078,6 +1091,9 @@ fn har_message(event: &Event, message: &Message) -> WrittenMessage {
         opcode,
         data,
         length: payload.truncated.then_some(payload.len),
+        // Text whose bytes are not UTF-8 (a peer broke the protocol, and
+        // wscope kept what it sent): binary in base64, marked as text.
+        wire_opcode: (opcode == 2 && message.opcode == "text").then_some(1),
     }
 }
 
@@ -1683,8 +1699,10 @@ mod tests {
             ),
             message_event("c2", t0 + 4, ClientToServer, OpCode::Binary, b""),
             message_event("c2", t0 + 5, ClientToServer, OpCode::Text, b""),
-            // Text that is not UTF-8 is recorded as base64: binary in HAR.
             message_event("c1", t0 + 6, ServerToClient, OpCode::Binary, &[0xff; 3]),
+            // Text that is not UTF-8 is recorded in base64; HAR has no such
+            // text, so it is written as binary, marked as text.
+            message_event("c1", t0 + 7, ServerToClient, OpCode::Text, &[b'a', 0xff]),
             cut,
             Event {
                 ts: t0 + 1000,

@@ -452,16 +452,15 @@ enum Json {
     Other,
 }
 
+/// An input read again from its start: the bytes already looked at, then
+/// the rest.
+type Replayed = io::Chain<io::Cursor<Vec<u8>>, Box<dyn BufRead + Send>>;
+
 /// Reads as far as the first key of the input (a few bytes, so that a
 /// record file arriving through a pipe is shown as it comes) and gives
 /// back a reader that starts from the beginning again. What does not
 /// start with `{` goes to the record reader, which says what it is not.
-fn sniff_json(
-    mut reader: Box<dyn BufRead + Send>,
-) -> io::Result<(
-    Json,
-    io::Chain<io::Cursor<Vec<u8>>, Box<dyn BufRead + Send>>,
-)> {
+fn sniff_json(mut reader: Box<dyn BufRead + Send>) -> io::Result<(Json, Replayed)> {
     const RECORD_KEYS: [&str; 4] = ["format", "version", "writer", "redacted"];
     let mut seen = Vec::new();
     let mut next = |seen: &mut Vec<u8>| -> io::Result<Option<u8>> {

@@ -14,6 +14,8 @@
 // then) and returns the page's own log of what it sent and received.
 //
 // Usage: node har_chromium.mjs --ws ws://127.0.0.1:PORT --out FILE.har
+//                              --profile DIR (Chromium's profile, left there:
+//                              its helper processes may still be writing)
 // Prints one JSON object: {"chromium": VERSION, "page": URL, "protocol":
 // and "extensions": as the page's WebSocket reported them, "sent": [...],
 // "received": [...], "close_code": N}; each message is {"opcode": "text",
@@ -22,16 +24,14 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
 import CHC from "chrome-har-capturer";
 
 const options = {};
 for (let i = 2; i < process.argv.length; i += 2) {
   options[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
 }
-if (!options.ws || !options.out) {
-  console.error("usage: node har_chromium.mjs --ws ws://127.0.0.1:PORT --out FILE.har");
+if (!options.ws || !options.out || !options.profile) {
+  console.error("usage: node har_chromium.mjs --ws ws://127.0.0.1:PORT --out FILE.har --profile DIR");
   process.exit(2);
 }
 
@@ -69,7 +69,8 @@ const server = http.createServer((req, res) => {
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const pageUrl = `http://127.0.0.1:${server.address().port}/`;
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "wscope-har-chromium-"));
+const profile = options.profile;
+fs.mkdirSync(profile, { recursive: true });
 const chromium = spawn(
   "/usr/bin/chromium",
   [
@@ -129,14 +130,13 @@ try {
   if (!seen) throw new Error("the HAR has no page (chrome-har-capturer failed)");
   result = { chromium: version.Browser, page: pageUrl, ...seen };
 } finally {
-  // Chromium writes to its profile until it has exited.
+  // Nothing left running: Chromium is waited for.
   if (chromium.exitCode === null && chromium.signalCode === null) {
     const exited = new Promise((resolve) => chromium.once("exit", resolve));
     chromium.kill();
     await exited;
   }
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
 }
 console.log(JSON.stringify(result));
 process.exit(0);

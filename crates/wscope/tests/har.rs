@@ -41,6 +41,8 @@ fn chromium_har(dir: &Path) -> (PathBuf, Value, String) {
         .arg(peer_script("har_chromium.mjs"))
         .args(["--ws", &url, "--out"])
         .arg(&har)
+        .arg("--profile")
+        .arg(dir.join("chromium-profile"))
         .stdin(Stdio::null())
         .output()
         .expect("node runs har_chromium.mjs");

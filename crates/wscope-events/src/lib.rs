@@ -9,10 +9,12 @@
 //! - [`event`]: the types, with their JSON shape (docs/FORMAT.md).
 //! - [`record`]: the JSON Lines record file: writer and crash-tolerant reader.
 //! - [`redact`]: which handshake headers are secrets.
+//! - [`har`]: HAR 1.2 with Chrome's `_webSocketMessages`, read and written.
 //! - [`filter`]: the filter expression language (docs/FILTER.md).
 
 pub mod event;
 pub mod filter;
+pub mod har;
 pub mod observed;
 pub mod record;
 pub mod redact;
@@ -22,4 +24,5 @@ pub use event::{
     HandshakeFailed, HandshakeSeen, Head, Message, Open, PathChange, Payload, Timings,
     ViolationInfo,
 };
+pub use har::{HarError, HarEvents, read_har, write_har};
 pub use record::{ReadError, RecordReader, RecordWriter};

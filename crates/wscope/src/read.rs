@@ -6,18 +6,20 @@
 //! bar (`progress.rs`).
 //!
 //! Where events come from is [`open_inputs`]'s business alone: it is the
-//! one place that knows input formats — record files and packet captures
-//! (pcap, pcapng; docs/CAPTURE.md), each maybe gzip or zstd compressed,
+//! one place that knows input formats — record files, HAR (Chrome's
+//! `_webSocketMessages`; docs/FORMAT.md) and packet captures (pcap,
+//! pcapng; docs/CAPTURE.md), each maybe gzip or zstd compressed,
 //! recognised by content — and `wscope ui FILE...` reads through it too.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use wscope_capture::{CaptureReader, Format};
 use wscope_events::filter::Expr;
+use wscope_events::har::{self, HarError};
 use wscope_events::{Direction, Event, EventKind, RecordReader};
 
 use crate::captures;
@@ -160,7 +162,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
 /// printed) and read when its turn comes.
 pub struct Inputs {
     waiting: VecDeque<Opened>,
-    current: Option<(String, RecordReader<Box<dyn BufRead>>)>,
+    current: Option<Current>,
     /// The inputs are captures: all of them, read as one.
     capture: Option<Box<CaptureReader>>,
     capture_options: wscope_capture::Options,
@@ -176,6 +178,14 @@ pub struct Inputs {
     failed: bool,
 }
 
+/// The input being read (captures aside: they are read together).
+enum Current {
+    /// A record file, streamed one line at a time.
+    Record(String, RecordReader<Box<dyn BufRead>>),
+    /// A HAR: one JSON document, read whole; its events handed out.
+    Har(std::vec::IntoIter<Event>),
+}
+
 /// An input, open and not yet read.
 struct Opened {
     name: String,
@@ -185,9 +195,9 @@ struct Opened {
 }
 
 /// Opens every input (`-` is standard input) for reading in order: the
-/// one place that turns paths into events. Each input is a record file
-/// today; another format (a packet capture) is recognised here, so that
-/// `read` and `ui` read it without a change of their own.
+/// one place that turns paths into events. Each input is a record file, a
+/// HAR or a packet capture, recognised here by its content, so that
+/// `read` and `ui` read every format without a change of their own.
 pub fn open_inputs(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
     use std::os::unix::fs::MetadataExt;
     let mut waiting = VecDeque::new();
@@ -301,7 +311,7 @@ impl Inputs {
             }
         } else if !self.keylogs.is_empty() {
             self.warnings
-                .push("--keylog is for packet captures; these inputs are record files".into());
+                .push("--keylog is for packet captures; these inputs are not captures".into());
         }
         std::mem::take(&mut self.warnings)
     }
@@ -334,11 +344,19 @@ impl Inputs {
                     path.display()
                 );
             }
-            let reader: Box<dyn BufRead> = input.reader;
+            let (json, reader) =
+                sniff_json(input.reader).with_context(|| format!("cannot read {name}"))?;
+            if json == Json::Other {
+                self.current = Some(Current::Har(read_har(&name, reader)?));
+                return Ok(());
+            }
+            let reader: Box<dyn BufRead> = Box::new(reader);
             let record = RecordReader::new(reader).map_err(|err| {
-                anyhow!("{name}: {err} (wscope reads its record files and pcap/pcapng captures)")
+                anyhow!(
+                    "{name}: {err} (wscope reads its record files, HAR and pcap/pcapng captures)"
+                )
             })?;
-            self.current = Some((name, record));
+            self.current = Some(Current::Record(name, record));
             return Ok(());
         }
         let mut capture = Box::new(CaptureReader::new(self.capture_options));
@@ -355,7 +373,7 @@ impl Inputs {
             let (name, input) = self.unwrap_input(opened)?;
             if input.format == Format::Other {
                 bail!(
-                    "{name} is not a pcap or pcapng capture, but the inputs before it are: read record files and captures separately"
+                    "{name} is not a pcap or pcapng capture, but the inputs before it are: read captures apart from record files and HARs"
                 );
             }
             capture.push_input(name, Box::new(input.reader));
@@ -388,12 +406,22 @@ impl Iterator for Inputs {
                 }
                 return event.map(Ok);
             }
-            let Some((name, reader)) = &mut self.current else {
-                if let Err(err) = self.open_next()? {
-                    self.failed = true;
-                    return Some(Err(err));
+            let (name, reader) = match &mut self.current {
+                None => {
+                    if let Err(err) = self.open_next()? {
+                        self.failed = true;
+                        return Some(Err(err));
+                    }
+                    continue;
                 }
-                continue;
+                Some(Current::Har(events)) => match events.next() {
+                    Some(event) => return Some(Ok(event)),
+                    None => {
+                        self.current = None;
+                        continue;
+                    }
+                },
+                Some(Current::Record(name, reader)) => (name, reader),
             };
             match reader.next_event() {
                 Ok(Some(event)) => return Some(Ok(event)),
@@ -411,6 +439,97 @@ impl Iterator for Inputs {
                 }
             }
         }
+    }
+}
+
+/// What a document that starts with `{` is, from its first key: a record
+/// file's header (`{"format":"wscope-record",...}`, any of its keys
+/// first), or another JSON object, which may be a HAR (`{"log": ...}`;
+/// HAR has no other top-level key, but a writer may add one first).
+#[derive(Debug, PartialEq, Eq)]
+enum Json {
+    Record,
+    Other,
+}
+
+/// An input read again from its start: the bytes already looked at, then
+/// the rest.
+type Replayed = io::Chain<io::Cursor<Vec<u8>>, Box<dyn BufRead + Send>>;
+
+/// Reads as far as the first key of the input (a few bytes, so that a
+/// record file arriving through a pipe is shown as it comes) and gives
+/// back a reader that starts from the beginning again. What does not
+/// start with `{` goes to the record reader, which says what it is not.
+fn sniff_json(mut reader: Box<dyn BufRead + Send>) -> io::Result<(Json, Replayed)> {
+    const RECORD_KEYS: [&str; 4] = ["format", "version", "writer", "redacted"];
+    let mut seen = Vec::new();
+    let mut next = |seen: &mut Vec<u8>| -> io::Result<Option<u8>> {
+        let byte = match reader.fill_buf()?.first() {
+            Some(&byte) => byte,
+            None => return Ok(None),
+        };
+        reader.consume(1);
+        seen.push(byte);
+        Ok(Some(byte))
+    };
+    let mut kind = Json::Record;
+    let mut state = 0;
+    let mut key = Vec::new();
+    while let Some(byte) = next(&mut seen)? {
+        match (state, byte) {
+            // A byte order mark, whitespace, then `{`.
+            (0, 0xef | 0xbb | 0xbf) if seen.len() <= 3 => {}
+            (0 | 1, b' ' | b'\t' | b'\r' | b'\n') => {}
+            (0, b'{') => state = 1,
+            (0, _) => break,
+            (1, b'"') => state = 2,
+            (1, _) => {
+                kind = Json::Other;
+                break;
+            }
+            // The first key (short, unescaped: a record's keys are).
+            (2, b'"') => {
+                let record = RECORD_KEYS.iter().any(|k| k.as_bytes() == key);
+                kind = if record { Json::Record } else { Json::Other };
+                break;
+            }
+            (2, b'\\') => {
+                kind = Json::Other;
+                break;
+            }
+            (2, _) if key.len() < 16 => key.push(byte),
+            (2, _) => {
+                kind = Json::Other;
+                break;
+            }
+            _ => break,
+        }
+    }
+    if state == 0 {
+        kind = Json::Record;
+    }
+    Ok((kind, io::Cursor::new(seen).chain(reader)))
+}
+
+/// A HAR's events, the whole document read (up to `har::MAX_LEN`).
+fn read_har(name: &str, reader: impl Read) -> anyhow::Result<std::vec::IntoIter<Event>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(har::MAX_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {name}"))?;
+    match har::read_har(&bytes) {
+        Ok(read) => Ok(read.events.into_iter()),
+        Err(HarError::TooLarge { .. }) => Err(anyhow!(
+            "{name}: over {} MiB, the most wscope reads of a HAR (one JSON document, read whole); export fewer requests, or capture the traffic with wscope capture or --record",
+            har::MAX_LEN >> 20
+        )),
+        Err(err @ (HarError::NoLog | HarError::Json { .. } | HarError::NotUtf8 { .. })) => {
+            Err(anyhow!(
+                "{name}: {err}; nor is it a wscope record file (its first line is {{\"format\":\"wscope-record\",...}}) or a pcap/pcapng capture"
+            ))
+        }
+        Err(err) => Err(anyhow!("{name}: {err}")),
     }
 }
 
@@ -509,5 +628,67 @@ impl Stats {
                 }
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sniffed(bytes: &[u8]) -> (Json, Vec<u8>) {
+        let reader: Box<dyn BufRead + Send> = Box::new(io::BufReader::with_capacity(
+            2,
+            io::Cursor::new(bytes.to_vec()),
+        ));
+        let (json, mut again) = sniff_json(reader).unwrap();
+        let mut all = Vec::new();
+        again.read_to_end(&mut all).unwrap();
+        (json, all)
+    }
+
+    #[test]
+    fn a_record_header_and_a_har_are_told_apart_by_the_first_key() {
+        for (input, expected) in [
+            (
+                &br#"{"format":"wscope-record","version":1}"#[..],
+                Json::Record,
+            ),
+            (br#"  {"version":1,"format":"wscope-record"}"#, Json::Record),
+            (br#"{"log":{"entries":[]}}"#, Json::Other),
+            (b"\xef\xbb\xbf{\n  \"log\": {\n", Json::Other),
+            (br#"{ "comment": "x", "log": {} }"#, Json::Other),
+            (br#"{}"#, Json::Other),
+            (br#"{"a\"b": 1}"#, Json::Other),
+            (br#"{"a_very_long_key_indeed": 1}"#, Json::Other),
+            // Not an object: the record reader says what it is not.
+            (b"", Json::Record),
+            (b"hello", Json::Record),
+            (b"[1]", Json::Record),
+        ] {
+            let (json, again) = sniffed(input);
+            assert_eq!(json, expected, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(again, input, "read again from the start");
+        }
+    }
+
+    #[test]
+    fn only_the_first_key_is_read_before_deciding() {
+        // A record arriving through a pipe must not wait for more bytes:
+        // the reader given here would fail past the header's first key.
+        struct Then(io::Cursor<Vec<u8>>);
+        impl Read for Then {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(io::Error::other("read past the first key")),
+                    n => Ok(n),
+                }
+            }
+        }
+        let reader: Box<dyn BufRead + Send> = Box::new(io::BufReader::with_capacity(
+            1,
+            Then(io::Cursor::new(br#"{"format""#.to_vec())),
+        ));
+        let (json, _) = sniff_json(reader).unwrap();
+        assert_eq!(json, Json::Record);
     }
 }

@@ -71,7 +71,7 @@ pub enum Command {
     /// Measure an echo endpoint: round trips per second, throughput and
     /// round-trip latency, with messages of a given size.
     Bench(BenchArgs),
-    /// Print a record file or a packet capture (pcap, pcapng) as the live
+    /// Print a record file, a packet capture (pcap, pcapng) or a HAR as the live
     /// views do, or as JSON Lines, or sum it up per connection; narrow it
     /// with a filter (docs/FILTER.md).
     ///
@@ -254,8 +254,8 @@ pub enum OnMismatch {
 
 #[derive(Debug, Args)]
 pub struct UiArgs {
-    /// Record files (from --record), shown together in the order given;
-    /// `-` reads standard input.
+    /// Record files (from --record), packet captures (pcap, pcapng) or HAR
+    /// files, shown together in the order given; `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -378,8 +378,9 @@ pub struct UiOptions {
 #[derive(Debug, Args)]
 #[command(mut_args = crate::outputs::READ.help())]
 pub struct ReadArgs {
-    /// Record files (from --record), read one after the other in the order
-    /// given; `-` reads standard input.
+    /// Record files (from --record), packet captures (pcap, pcapng) or HAR
+    /// files (Chrome's, with `_webSocketMessages`), read one after the
+    /// other in the order given; `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 

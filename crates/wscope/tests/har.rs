@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 /// tests/peers/har_chromium.mjs against a Node `ws` echo server that
 /// selects the subprotocol `chat.v1`: the HAR it wrote, what the page
-/// saw, and the server's URL.
-fn chromium_har(dir: &Path) -> (PathBuf, Value, String) {
+/// saw, and the server (still running) and its URL.
+fn chromium_har(dir: &Path) -> (PathBuf, Value, Running, String) {
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "/usr/bin/chromium is missing: scripts/test.sh installs Debian's chromium package (as root)"
@@ -35,7 +35,7 @@ fn chromium_har(dir: &Path) -> (PathBuf, Value, String) {
         "{} is missing: run scripts/test.sh (npm ci installs the Node.js test peers of package.json)",
         capturer.display()
     );
-    let (_server, url) = node_server(&["--subprotocol", "chat.v1"]);
+    let (server, url) = node_server(&["--subprotocol", "chat.v1"]);
     let har = dir.join("chromium.har");
     let out = node()
         .arg(peer_script("har_chromium.mjs"))
@@ -47,7 +47,7 @@ fn chromium_har(dir: &Path) -> (PathBuf, Value, String) {
         .output()
         .expect("node runs har_chromium.mjs");
     let seen = parse_report("chromium with chrome-har-capturer", &out);
-    (har, seen, url)
+    (har, seen, server, url)
 }
 
 /// Events of one kind.
@@ -75,7 +75,7 @@ fn now_micros() -> u64 {
 fn chromium_har_reads_as_the_open_and_the_messages_the_page_sent_and_received() {
     let dir = temp_dir("har-chromium");
     let started = now_micros();
-    let (har, seen, url) = chromium_har(&dir);
+    let (har, seen, _server, url) = chromium_har(&dir);
     let ended = now_micros();
     // What chrome-har-capturer wrote is what wscope must cope with: its
     // message times are the DevTools protocol's monotonic clock.
@@ -205,6 +205,44 @@ fn chromium_har_reads_as_the_open_and_the_messages_the_page_sent_and_received() 
     let again = dir.join("again.har");
     std::fs::write(&again, exported).unwrap();
     assert_eq!(read_json(&[again.as_os_str()], None), events);
+
+    // The browser's session replayed against the server it talked to:
+    // the recorded path, subprotocols and messages, the same answers.
+    let report_path = dir.join("replay.json");
+    let replayed = dir.join("replayed.jsonl");
+    let replay = wscope()
+        .args(["replay", "--to", &url, "--timeout", "10s", "--record"])
+        .arg(&replayed)
+        .arg("--report-json")
+        .arg(&report_path)
+        .arg(&har)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(replay.status.code(), Some(0), "{report:#}\n{replay:?}");
+    let conn = &report["connections"][0];
+    assert_eq!(conn["url"], format!("{url}{target}"), "{report:#}");
+    assert_eq!(
+        (&conn["sent"], &conn["same"]),
+        (&json!(4), &json!(4)),
+        "{report:#}"
+    );
+    // Exported again (the replay's own record, through the UI's HAR
+    // export), it is the same conversation.
+    let (_ui, port, token) = start_ui(&replayed);
+    let (status, exported) = get(port, &format!("/export.har?token={token}"));
+    assert_eq!(status, 200, "{exported}");
+    let third = dir.join("replayed.har");
+    std::fs::write(&third, exported).unwrap();
+    let conversation = |events: &[Value]| -> Vec<(String, Value)> {
+        of_kind(events, "message")
+            .iter()
+            .map(|m| (m["dir"].as_str().unwrap().to_owned(), as_logged(m)))
+            .collect()
+    };
+    let replayed_events = read_json(&[third.as_os_str()], None);
+    assert_eq!(conversation(&replayed_events), conversation(&events));
+    assert_eq!(replayed_events[0]["subprotocol"], open["subprotocol"]);
 }
 
 fn logged_len(message: &Value) -> usize {

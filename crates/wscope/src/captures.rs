@@ -59,13 +59,7 @@ pub fn refuse_same_output(write: Option<&Path>, record: Option<&Path>) -> anyhow
 /// Creates the `--write` file (readable by its owner only: it holds every
 /// payload and every secret header) and writes its section header.
 pub fn create_pcapng(path: &Path) -> anyhow::Result<PacketWriter> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file: File = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    let file: File = crate::files::create_private(path)
         .with_context(|| format!("cannot create --write {}", path.display()))?;
     let out: Box<dyn std::io::Write + Send> = Box::new(BufWriter::with_capacity(256 * 1024, file));
     PcapngWriter::new(out, concat!("wscope ", env!("CARGO_PKG_VERSION")))

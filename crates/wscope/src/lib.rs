@@ -17,6 +17,7 @@ pub mod connection;
 pub mod demo;
 pub mod dial;
 pub mod explain;
+pub mod files;
 pub mod http_io;
 pub mod interactive;
 pub mod keylog_follow;

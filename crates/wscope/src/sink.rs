@@ -181,13 +181,7 @@ pub struct Record {
 
 impl Record {
     pub fn create(path: &Path, redact: bool, max_payload: usize) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
+        let file = crate::files::create_private(path)?;
         let writer = RecordWriter::new(
             BufWriter::new(file),
             concat!("wscope ", env!("CARGO_PKG_VERSION")),

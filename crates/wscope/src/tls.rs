@@ -242,13 +242,7 @@ pub fn self_signed() -> anyhow::Result<(PathBuf, PathBuf)> {
 /// Writes a file only its owner can read (a private key).
 pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    let mut file = crate::files::create_private(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(contents)
         .with_context(|| format!("cannot write {}", path.display()))

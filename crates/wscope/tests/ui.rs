@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,20 +16,7 @@ use serde_json::Value;
 
 /// A plain HTTP GET with the given Host; returns the status and body.
 fn get(port: u16, target: &str, host: &str) -> (u16, String) {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(tcp, "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    common::http_get(port, target, host)
 }
 
 /// The UI's URL (with its token) on a proxy's or server's first line.

@@ -75,24 +75,9 @@ fn lone(conv: &Conversation, why: &str) -> ConnReport {
 }
 
 fn blank(old: &Conversation, new: &Conversation) -> ConnReport {
-    ConnReport {
-        id: new.conn.clone(),
-        recorded: old.conn.clone(),
-        url: new.open.as_ref().map(|o| o.url.clone()).unwrap_or_default(),
-        result: "same",
-        status: 0,
-        error: None,
-        sent: 0,
-        received: 0,
-        expected: 0,
-        compared: 0,
-        tally: Tally::default(),
-        close: CloseReport::default(),
-        differences: Vec::new(),
-        missing_headers: Vec::new(),
-        extracted: Vec::new(),
-        notes: Vec::new(),
-    }
+    let mut report = ConnReport::new(&new.conn, &old.conn, "same", 0);
+    report.url = new.open.as_ref().map(|o| o.url.clone()).unwrap_or_default();
+    report
 }
 
 fn side(

@@ -72,6 +72,30 @@ pub struct ConnReport {
     pub notes: Vec<String>,
 }
 
+impl ConnReport {
+    /// A report with nothing counted yet.
+    pub fn new(id: &str, recorded: &str, result: &'static str, status: i32) -> ConnReport {
+        ConnReport {
+            id: id.to_owned(),
+            recorded: recorded.to_owned(),
+            url: String::new(),
+            result,
+            status,
+            error: None,
+            sent: 0,
+            received: 0,
+            expected: 0,
+            compared: 0,
+            tally: Tally::default(),
+            close: CloseReport::default(),
+            differences: Vec::new(),
+            missing_headers: Vec::new(),
+            extracted: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// How the recorded and the live connection ended.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CloseReport {
@@ -451,24 +475,7 @@ pub fn counts(filter: Option<&Expr>, conn: &str, message: &Recorded) -> bool {
 
 /// Plays `conv` once as connection `id`.
 pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks) -> ConnReport {
-    let mut report = ConnReport {
-        id: id.to_owned(),
-        recorded: conv.conn.clone(),
-        url: String::new(),
-        result: "failed",
-        status: exit::CONNECT_FAILED,
-        error: None,
-        sent: 0,
-        received: 0,
-        expected: 0,
-        compared: 0,
-        tally: Tally::default(),
-        close: CloseReport::default(),
-        differences: Vec::new(),
-        missing_headers: Vec::new(),
-        extracted: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut report = ConnReport::new(id, &conv.conn, "failed", exit::CONNECT_FAILED);
     // The recorded server messages that count, and for each client
     // message how many of them came before it.
     let mut expected: Vec<Compared> = Vec::new();

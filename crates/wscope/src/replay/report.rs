@@ -84,13 +84,7 @@ impl Report {
     /// `quiet`, and returns the exit status.
     pub fn finish(&self, json: Option<&Path>, quiet: bool) -> anyhow::Result<i32> {
         if let Some(path) = json {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
+            let mut file = crate::files::create_private(path)
                 .with_context(|| format!("cannot create the report {}", path.display()))?;
             serde_json::to_writer_pretty(&mut file, self)?;
             file.write_all(b"\n")?;

@@ -338,3 +338,23 @@ pub fn read_json(args: &[&std::ffi::OsStr], stdin: Option<&Path>) -> Vec<Value> 
         })
         .collect()
 }
+
+/// A plain HTTP/1.1 GET with the given Host header, read to the end of the
+/// connection; the status and the body.
+pub fn http_get(port: u16, target: &str, host: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(tcp, "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

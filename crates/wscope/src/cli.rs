@@ -859,6 +859,12 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub keylog: Vec<PathBuf>,
 
+    /// The most payload bytes of the server's compared messages kept per
+    /// connection; a server that sends more ends that connection's replay
+    /// (reported as failed).
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    pub max_compared: u64,
+
     /// Trust only the CA certificate(s) in this PEM file for wss://.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,

@@ -1045,3 +1045,46 @@ fn a_server_closing_early_is_a_close_difference_and_the_report_is_written() {
         "{report:#}"
     );
 }
+
+#[test]
+fn a_server_that_sends_more_than_max_compared_ends_the_replay_as_failed() {
+    let (_server, url) = common::start_server(&[]);
+    let dir = temp_dir("replay-max-compared");
+    let recording = dir.join("twenty.jsonl");
+    let stream = format!("{url}/stream?every=1ms&size=1000&count=20");
+    let connect = wscope()
+        .args([
+            "connect",
+            "--expect",
+            "20",
+            "--record",
+            s(&recording),
+            &stream,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(connect.status.success(), "{connect:?}");
+    let report_path = dir.join("report.json");
+    // Twenty 1000-byte messages, at most 10000 bytes kept: the eleventh
+    // ends the connection's replay.
+    let run = run(&[
+        "replay",
+        s(&recording),
+        "--to",
+        &url,
+        "--max-compared",
+        "10000",
+        "--report-json",
+        s(&report_path),
+    ]);
+    run.expect(1);
+    let report = report(&report_path);
+    let conn = &report["connections"][0];
+    assert_eq!(conn["result"], "failed", "{report:#}");
+    assert_eq!(conn["compared"], 11, "{report:#}");
+    assert!(
+        conn["error"].as_str().unwrap().contains("(--max-compared)"),
+        "{report:#}"
+    );
+}

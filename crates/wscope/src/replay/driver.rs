@@ -37,6 +37,9 @@ pub struct Plan {
     pub insecure: bool,
     pub connect_timeout: Duration,
     pub max_message: u64,
+    /// Payload bytes of the server's compared messages one connection
+    /// keeps: memory is bounded by bytes, whatever the server does.
+    pub max_compared: u64,
 }
 
 /// How one replayed connection went, for the report.
@@ -262,6 +265,11 @@ struct Live<'a> {
     ending: Option<Ending>,
     /// The connection can carry nothing more.
     ended: bool,
+    /// More server messages arrived than replay keeps for comparing
+    /// (`--max-compared`): the replay of this connection stops.
+    full: bool,
+    /// Payload bytes of `compared`.
+    kept: u64,
     /// Per --extract rule: how many live values have been seen.
     seen: Vec<usize>,
     /// Per --extract rule: the recorded values, in order.
@@ -302,6 +310,14 @@ impl Live<'_> {
                 };
                 self.extract(&recorded.payload);
                 if counts {
+                    self.kept += recorded.payload.len;
+                    if self.kept > self.plan.max_compared && !self.full {
+                        self.full = true;
+                        self.note(format!(
+                            "the server sent more than {} bytes of compared messages (--max-compared); replay keeps no more and ends this connection",
+                            self.plan.max_compared
+                        ));
+                    }
                     self.compared.push(Compared {
                         number: self.compared.len() as u64 + 1,
                         binary: recorded.opcode == "binary",
@@ -410,7 +426,7 @@ impl Live<'_> {
             if done(self) {
                 return true;
             }
-            if self.ended {
+            if self.ended || self.full {
                 return false;
             }
             let before = self.compared.len();
@@ -553,6 +569,8 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         sent: 0,
         ending: None,
         ended: false,
+        full: false,
+        kept: 0,
         seen: vec![0; plan.extract.len()],
         recorded_values,
         substitutions: Vec::new(),
@@ -570,7 +588,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
 
     let mut unsent = 0;
     for (k, (message, before)) in steps.iter().enumerate() {
-        if live.ended {
+        if live.ended || live.full {
             unsent = steps.len() - k;
             break;
         }
@@ -599,7 +617,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
             }
             Pace::None => {}
         }
-        if live.ended {
+        if live.ended || live.full {
             unsent = steps.len() - k;
             break;
         }
@@ -632,14 +650,14 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
     }
     if report.error.is_none() {
         for text in &plan.send {
-            if live.ended {
+            if live.ended || live.full {
                 break;
             }
             let text = expand(text, &live.values);
             live.send(false, text.into_bytes()).await;
         }
     }
-    if unsent > 0 && report.error.is_none() {
+    if unsent > 0 && report.error.is_none() && !live.full {
         let (first, _) = steps[steps.len() - unsent];
         let how = match live.ending {
             Some(Ending { by: "server", code }) => format!("the server closed with {code}"),
@@ -672,7 +690,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
             .close
             .as_ref()
             .is_some_and(|c| c.dir == Direction::ServerToClient);
-        if server_closed_first {
+        if server_closed_first && !live.full {
             live.pump(|_| false, Some(Instant::now() + plan.timeout), false)
                 .await;
             if !live.ended {
@@ -792,6 +810,13 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
             live.note(text);
         }
     }
+    if live.full {
+        report.error = live
+            .notes
+            .iter()
+            .find(|n| n.contains("(--max-compared)"))
+            .cloned();
+    }
     let tally = Tally::of(&aligned);
     let different = !differences.is_empty();
     report.result = if report.error.is_some() {
@@ -887,6 +912,7 @@ mod tests {
             insecure: false,
             connect_timeout: Duration::from_secs(1),
             max_message: 1 << 20,
+            max_compared: 1 << 20,
         }
     }
 

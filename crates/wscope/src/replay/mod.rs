@@ -140,6 +140,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         insecure: args.insecure,
         connect_timeout: args.connect_timeout,
         max_message: args.limits.max_message,
+        max_compared: args.max_compared,
     });
     let shared = Arc::new(Mutex::new(outputs.sinks));
     let first = recording.started_us();

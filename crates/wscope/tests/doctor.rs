@@ -1,0 +1,402 @@
+//! `wscope doctor` against real endpoints on 127.0.0.1, each with one
+//! fault: `wscope serve`'s misbehaving paths, a Python `websockets` server
+//! with an origin allow-list and TLS from a private CA (trustme), and
+//! nginx (Debian's) started here with its own config in front of `wscope
+//! serve`. Each fault must be named, and be the only problem.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{Running, python_server, start_server, system_tool, temp_dir, wscope};
+
+/// Runs `wscope doctor --json ARGS`; returns the exit status and the
+/// findings.
+fn doctor(args: &[&str]) -> (i32, Vec<Value>) {
+    let out = wscope()
+        .arg("doctor")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("wscope doctor runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<Value> = stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("a JSON line: {e}: {line:?}"))
+        })
+        .collect();
+    let code = out.status.code().expect("exited, not killed");
+    (code, findings)
+}
+
+fn finding<'a>(findings: &'a [Value], check: &str) -> &'a Value {
+    findings
+        .iter()
+        .find(|f| f["check"] == check)
+        .unwrap_or_else(|| panic!("a {check} finding in {findings:#?}"))
+}
+
+fn verdict<'a>(findings: &'a [Value], check: &str) -> &'a str {
+    finding(findings, check)["verdict"]
+        .as_str()
+        .expect("verdict is text")
+}
+
+/// The checks whose verdict is `verdict`.
+fn with_verdict<'a>(findings: &'a [Value], verdict: &str) -> Vec<&'a str> {
+    findings
+        .iter()
+        .filter(|f| f["verdict"] == verdict)
+        .map(|f| f["check"].as_str().expect("check is text"))
+        .collect()
+}
+
+fn text(finding: &Value) -> String {
+    format!(
+        "{} {} {}",
+        finding["summary"].as_str().unwrap_or(""),
+        finding["detail"],
+        finding["advice"].as_str().unwrap_or("")
+    )
+}
+
+#[test]
+fn a_healthy_echo_server_has_no_problem_and_every_check_that_applies_is_ok() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&[&format!("{url}/")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let checks: Vec<&str> = findings
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "dns",
+            "tcp",
+            "tls",
+            "upgrade",
+            "intermediaries",
+            "extensions",
+            "subprotocol",
+            "origin",
+            "keepalive",
+            "idle"
+        ]
+    );
+    for check in ["tcp", "upgrade", "extensions", "subprotocol", "keepalive"] {
+        assert_eq!(verdict(&findings, check), "ok", "{check}: {findings:#?}");
+    }
+    // A literal address, ws://, and no --long: nothing to check there.
+    for check in ["dns", "tls", "idle"] {
+        assert_eq!(verdict(&findings, check), "skipped", "{check}");
+    }
+    // The browser-like handshake offers compression; serve accepts it.
+    assert!(text(finding(&findings, "extensions")).contains("permessage-deflate"));
+    assert!(text(finding(&findings, "keepalive")).contains("5 pings answered"));
+    // Any Origin is accepted, and no cookies: info, not a warning.
+    assert_eq!(verdict(&findings, "origin"), "info");
+    assert!(with_verdict(&findings, "warning").is_empty());
+    assert!(with_verdict(&findings, "problem").is_empty());
+}
+
+#[test]
+fn the_terminal_report_has_one_line_per_check_and_advice_under_problems() {
+    let (_server, url) = start_server(&[]);
+    let out = wscope()
+        .args(["doctor", &format!("{url}/reject/403")])
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains('\x1b'), "no colours into a pipe: {stdout}");
+    let problem = stdout
+        .lines()
+        .position(|l| l.trim_start().starts_with("problem  upgrade"))
+        .unwrap_or_else(|| panic!("a problem line for the upgrade: {stdout}"));
+    assert!(stdout.lines().skip(problem).any(|l| l.trim_start().starts_with("fix: ")));
+    assert!(stdout.contains("  ok       tcp"), "{stdout}");
+    assert!(stdout.contains("1 problem"), "{stdout}");
+}
+
+#[test]
+fn a_refused_upgrade_is_the_only_problem_and_explained() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&[&format!("{url}/reject/403")]);
+    assert_eq!(code, 1);
+    assert_eq!(with_verdict(&findings, "problem"), ["upgrade"], "{findings:#?}");
+    let upgrade = text(finding(&findings, "upgrade"));
+    assert!(upgrade.contains("403"), "{upgrade}");
+    assert!(upgrade.contains("Origin"), "{upgrade}");
+    // Refused whatever the Origin: not an origin policy.
+    assert_eq!(verdict(&findings, "origin"), "info");
+    assert_eq!(verdict(&findings, "keepalive"), "skipped");
+}
+
+#[test]
+fn a_subprotocol_nobody_offered_is_a_problem() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&[&format!("{url}/subprotocol/x?force")]);
+    assert_eq!(code, 1);
+    assert_eq!(with_verdict(&findings, "problem"), ["subprotocol"], "{findings:#?}");
+    assert!(text(finding(&findings, "subprotocol")).contains("\"x\""));
+
+    // Offered, it is fine.
+    let (code, findings) = doctor(&["--subprotocol", "x", &format!("{url}/subprotocol/x")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    assert_eq!(verdict(&findings, "subprotocol"), "ok");
+}
+
+#[test]
+fn a_server_that_does_not_answer_pings_is_a_keepalive_problem() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&[&format!("{url}/no-pong")]);
+    assert_eq!(code, 1);
+    assert_eq!(with_verdict(&findings, "problem"), ["keepalive"], "{findings:#?}");
+    assert!(text(finding(&findings, "keepalive")).contains("no pong"));
+}
+
+#[test]
+fn plain_offers_no_compression() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&["--plain", &format!("{url}/")]);
+    assert_eq!(code, 0);
+    let extensions = finding(&findings, "extensions");
+    assert_eq!(extensions["verdict"], "ok");
+    assert!(text(extensions).contains("none offered"), "{extensions}");
+    let upgrade = text(finding(&findings, "upgrade"));
+    assert!(!upgrade.contains("Sec-WebSocket-Extensions"), "{upgrade}");
+}
+
+/// The idle timeout in seconds, read from the idle finding's summary
+/// ("... ends after ~3.0 s ...").
+fn idle_seconds(finding: &Value) -> f64 {
+    let summary = finding["summary"].as_str().expect("a summary");
+    let after = summary
+        .split("after ~")
+        .nth(1)
+        .unwrap_or_else(|| panic!("an idle figure in {summary:?}"));
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number in {summary:?}"))
+}
+
+#[test]
+fn long_measures_the_idle_timeout_and_whether_pings_keep_it_open() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&["--long", "--idle-limit", "30s", &format!("{url}/idle-timeout/3s")]);
+    assert_eq!(code, 0, "a warning is not a problem: {findings:#?}");
+    assert_eq!(with_verdict(&findings, "warning"), ["idle"], "{findings:#?}");
+    let idle = finding(&findings, "idle");
+    let seconds = idle_seconds(idle);
+    assert!((2.0..=20.0).contains(&seconds), "idle ~{seconds} s: {idle}");
+    let words = text(idle);
+    assert!(words.contains("1001"), "serve closes with 1001: {words}");
+    assert!(words.contains("kept a second connection open"), "{words}");
+
+    // A server without an idle timeout stays open for the whole limit.
+    let (code, findings) = doctor(&["--long", "--idle-limit", "1s", &format!("{url}/")]);
+    assert_eq!(code, 0);
+    assert_eq!(verdict(&findings, "idle"), "ok", "{findings:#?}");
+}
+
+#[test]
+fn an_origin_allow_list_is_reported_and_a_refused_own_origin_is_a_problem() {
+    let (_server, url) = python_server(&[]);
+    let target = format!("{url}/origin");
+    let (code, findings) = doctor(&["--origin", "http://allowed.test", &target]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let origin = finding(&findings, "origin");
+    assert_eq!(origin["verdict"], "ok", "{origin}");
+    assert!(text(origin).contains("refused (403)"), "{origin}");
+
+    let (code, findings) = doctor(&["--origin", "http://app.example", &target]);
+    assert_eq!(code, 1);
+    assert_eq!(verdict(&findings, "origin"), "problem", "{findings:#?}");
+    assert!(text(finding(&findings, "origin")).contains("http://app.example"));
+}
+
+#[test]
+fn a_foreign_origin_accepted_with_cookies_is_a_hijacking_warning() {
+    let (_server, url) = python_server(&[]);
+    let (code, findings) = doctor(&["-H", "Cookie: session=abc", &format!("{url}/echo")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    assert_eq!(with_verdict(&findings, "warning"), ["origin"], "{findings:#?}");
+    assert!(text(finding(&findings, "origin")).contains("hijacking"));
+}
+
+#[test]
+fn tls_is_reported_and_a_certificate_for_another_name_is_a_problem() {
+    let dir = temp_dir("doctor-tls");
+    let (_server, url) = python_server(&["--tls", dir.to_str().unwrap()]);
+    let ca = dir.join("ca.pem");
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    // The certificate names localhost; 127.0.0.1 is not in it.
+    let (code, findings) = doctor(&["--ca", ca.to_str().unwrap(), &format!("{url}/echo")]);
+    assert_eq!(code, 1);
+    assert_eq!(verdict(&findings, "tls"), "problem", "{findings:#?}");
+    assert!(text(finding(&findings, "tls")).contains("127.0.0.1"));
+    // The TLS failure is named once; the upgrade was not tried over it.
+    assert_eq!(with_verdict(&findings, "problem"), ["tls"], "{findings:#?}");
+
+    let (code, findings) = doctor(&[
+        "--ca",
+        ca.to_str().unwrap(),
+        &format!("wss://localhost:{port}/echo"),
+    ]);
+    let tls = finding(&findings, "tls");
+    assert_eq!(tls["verdict"], "ok", "{findings:#?}");
+    assert!(text(tls).contains("TLS 1."), "{tls}");
+    assert!(with_verdict(&findings, "problem").is_empty(), "{findings:#?}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn nothing_reachable_exits_3_and_bad_input_2() {
+    let port = free_port();
+    let (code, findings) = doctor(&[&format!("ws://127.0.0.1:{port}/")]);
+    assert_eq!(code, 3, "{findings:#?}");
+    assert_eq!(with_verdict(&findings, "problem"), ["tcp"]);
+    let out = wscope()
+        .args(["doctor", "ftp://127.0.0.1/"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ftp://"));
+}
+
+#[test]
+fn report_json_writes_one_private_document() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_server, url) = start_server(&[]);
+    let dir = temp_dir("doctor-report");
+    let path = dir.join("report.json");
+    let out = wscope()
+        .args(["doctor", "--report-json", path.to_str().unwrap(), &format!("{url}/no-pong")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(report["exit"], 1);
+    assert_eq!(report["handshake"], "browser");
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(with_verdict(findings, "problem"), ["keepalive"]);
+}
+
+/// A port nothing listens on (bound, read, released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// nginx from Debian with a config of the test's own, as a reverse proxy
+/// on 127.0.0.1 to `upstream` (host:port). `location_extra` goes into the
+/// proxying location.
+fn start_nginx(name: &str, upstream: &str, location_extra: &str) -> (Running, String) {
+    let nginx = system_tool("nginx", "nginx-light");
+    let prefix = temp_dir(name);
+    let port = free_port();
+    let p = prefix.display();
+    let conf = format!(
+        "master_process off;\n\
+         worker_processes 1;\n\
+         pid {p}/nginx.pid;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n\
+           access_log off;\n\
+           client_body_temp_path {p}/body;\n\
+           proxy_temp_path {p}/proxy;\n\
+           fastcgi_temp_path {p}/fastcgi;\n\
+           uwsgi_temp_path {p}/uwsgi;\n\
+           scgi_temp_path {p}/scgi;\n\
+           server {{\n\
+             listen 127.0.0.1:{port};\n\
+             location / {{\n\
+               proxy_pass http://{upstream};\n\
+               {location_extra}\n\
+             }}\n\
+           }}\n\
+         }}\n"
+    );
+    let conf_path = prefix.join("nginx.conf");
+    std::fs::File::create(&conf_path)
+        .and_then(|mut f| f.write_all(conf.as_bytes()))
+        .expect("nginx.conf written");
+    let child = Command::new(nginx)
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-e", "stderr", "-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    let running = Running {
+        child,
+        stdout: None,
+    };
+    wait_for_listener(port, &prefix);
+    (running, format!("ws://127.0.0.1:{port}"))
+}
+
+/// Waits until something accepts connections on the port.
+fn wait_for_listener(port: u16, prefix: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen on {port} (config in {})",
+            prefix.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const PASS_THE_UPGRADE: &str = "proxy_http_version 1.1;\n\
+    proxy_set_header Upgrade $http_upgrade;\n\
+    proxy_set_header Connection \"upgrade\";";
+
+#[test]
+fn through_nginx_configured_for_websockets_there_is_no_problem() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let (_nginx, proxied) = start_nginx("doctor-nginx-ok", &upstream, PASS_THE_UPGRADE);
+    let (code, findings) = doctor(&[&format!("{proxied}/")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    assert!(with_verdict(&findings, "problem").is_empty(), "{findings:#?}");
+    assert_eq!(verdict(&findings, "upgrade"), "ok");
+    assert_eq!(verdict(&findings, "keepalive"), "ok");
+    // nginx names itself.
+    assert!(text(finding(&findings, "intermediaries")).contains("nginx"));
+}
+
+#[test]
+fn through_nginx_without_the_upgrade_headers_the_upgrade_diagnosis_is_the_only_problem() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let (_nginx, proxied) = start_nginx("doctor-nginx-no-upgrade", &upstream, "");
+    let (code, findings) = doctor(&[&format!("{proxied}/")]);
+    assert_eq!(code, 1, "{findings:#?}");
+    assert_eq!(with_verdict(&findings, "problem"), ["upgrade"], "{findings:#?}");
+    let upgrade = finding(&findings, "upgrade");
+    let advice = upgrade["advice"].as_str().unwrap();
+    assert!(advice.contains("does not pass the Upgrade through"), "{advice}");
+    assert!(advice.contains("proxy_set_header Upgrade $http_upgrade;"), "{advice}");
+    assert!(advice.contains("proxy_http_version 1.1;"), "{advice}");
+    assert!(advice.contains("HAProxy"), "{advice}");
+}

@@ -400,3 +400,29 @@ fn through_nginx_without_the_upgrade_headers_the_upgrade_diagnosis_is_the_only_p
     assert!(advice.contains("proxy_http_version 1.1;"), "{advice}");
     assert!(advice.contains("HAProxy"), "{advice}");
 }
+
+#[test]
+fn a_redirect_in_front_is_the_redirect_diagnosis_with_its_location() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let (_nginx, proxied) = start_nginx("doctor-nginx-301", &upstream, "return 301 /elsewhere;");
+    let (code, findings) = doctor(&[&format!("{proxied}/")]);
+    assert_eq!(code, 1, "{findings:#?}");
+    assert_eq!(with_verdict(&findings, "problem"), ["upgrade"], "{findings:#?}");
+    let upgrade = finding(&findings, "upgrade");
+    let advice = upgrade["advice"].as_str().unwrap();
+    assert!(advice.contains("browsers do not follow redirects"), "{advice}");
+    assert!(advice.contains("/elsewhere"), "{advice}");
+}
+
+#[test]
+fn explain_prints_the_advice_doctor_gives() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let (_nginx, proxied) = start_nginx("doctor-nginx-explain", &upstream, "");
+    let (_, findings) = doctor(&[&format!("{proxied}/")]);
+    let advice = finding(&findings, "upgrade")["advice"].as_str().unwrap().to_owned();
+    let out = wscope().args(["explain", "400", "--json"]).output().expect("runs");
+    let explained: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(explained["advice"], advice);
+}

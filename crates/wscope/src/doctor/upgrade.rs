@@ -137,7 +137,9 @@ pub fn check(attempt: &Attempt, proxied: bool) -> Vec<Finding> {
             }
             let mut finding = Finding::new("upgrade", Verdict::Problem, summary).advice(advice);
             if !failed.body.is_empty() {
-                let body: String = failed.body.trim().chars().take(200).collect();
+                // The first line is enough to recognise who answered.
+                let first = failed.body.lines().map(str::trim).find(|l| !l.is_empty());
+                let body: String = first.unwrap_or("").chars().take(200).collect();
                 finding = finding.detail(format!("body: {body}"));
             }
             finding

@@ -122,7 +122,12 @@ fn the_terminal_report_has_one_line_per_check_and_advice_under_problems() {
         .lines()
         .position(|l| l.trim_start().starts_with("problem  upgrade"))
         .unwrap_or_else(|| panic!("a problem line for the upgrade: {stdout}"));
-    assert!(stdout.lines().skip(problem).any(|l| l.trim_start().starts_with("fix: ")));
+    assert!(
+        stdout
+            .lines()
+            .skip(problem)
+            .any(|l| l.trim_start().starts_with("fix: "))
+    );
     assert!(stdout.contains("  ok       tcp"), "{stdout}");
     assert!(stdout.contains("1 problem"), "{stdout}");
 }
@@ -132,7 +137,11 @@ fn a_refused_upgrade_is_the_only_problem_and_explained() {
     let (_server, url) = start_server(&[]);
     let (code, findings) = doctor(&[&format!("{url}/reject/403")]);
     assert_eq!(code, 1);
-    assert_eq!(with_verdict(&findings, "problem"), ["upgrade"], "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "problem"),
+        ["upgrade"],
+        "{findings:#?}"
+    );
     let upgrade = text(finding(&findings, "upgrade"));
     assert!(upgrade.contains("403"), "{upgrade}");
     assert!(upgrade.contains("Origin"), "{upgrade}");
@@ -146,7 +155,11 @@ fn a_subprotocol_nobody_offered_is_a_problem() {
     let (_server, url) = start_server(&[]);
     let (code, findings) = doctor(&[&format!("{url}/subprotocol/x?force")]);
     assert_eq!(code, 1);
-    assert_eq!(with_verdict(&findings, "problem"), ["subprotocol"], "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "problem"),
+        ["subprotocol"],
+        "{findings:#?}"
+    );
     assert!(text(finding(&findings, "subprotocol")).contains("\"x\""));
 
     // Offered, it is fine.
@@ -160,7 +173,11 @@ fn a_server_that_does_not_answer_pings_is_a_keepalive_problem() {
     let (_server, url) = start_server(&[]);
     let (code, findings) = doctor(&[&format!("{url}/no-pong")]);
     assert_eq!(code, 1);
-    assert_eq!(with_verdict(&findings, "problem"), ["keepalive"], "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "problem"),
+        ["keepalive"],
+        "{findings:#?}"
+    );
     assert!(text(finding(&findings, "keepalive")).contains("no pong"));
 }
 
@@ -194,9 +211,18 @@ fn idle_seconds(finding: &Value) -> f64 {
 #[test]
 fn long_measures_the_idle_timeout_and_whether_pings_keep_it_open() {
     let (_server, url) = start_server(&[]);
-    let (code, findings) = doctor(&["--long", "--idle-limit", "30s", &format!("{url}/idle-timeout/3s")]);
+    let (code, findings) = doctor(&[
+        "--long",
+        "--idle-limit",
+        "30s",
+        &format!("{url}/idle-timeout/3s"),
+    ]);
     assert_eq!(code, 0, "a warning is not a problem: {findings:#?}");
-    assert_eq!(with_verdict(&findings, "warning"), ["idle"], "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "warning"),
+        ["idle"],
+        "{findings:#?}"
+    );
     let idle = finding(&findings, "idle");
     let seconds = idle_seconds(idle);
     assert!((2.0..=20.0).contains(&seconds), "idle ~{seconds} s: {idle}");
@@ -231,7 +257,11 @@ fn a_foreign_origin_accepted_with_cookies_is_a_hijacking_warning() {
     let (_server, url) = python_server(&[]);
     let (code, findings) = doctor(&["-H", "Cookie: session=abc", &format!("{url}/echo")]);
     assert_eq!(code, 0, "{findings:#?}");
-    assert_eq!(with_verdict(&findings, "warning"), ["origin"], "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "warning"),
+        ["origin"],
+        "{findings:#?}"
+    );
     assert!(text(finding(&findings, "origin")).contains("hijacking"));
 }
 
@@ -257,7 +287,10 @@ fn tls_is_reported_and_a_certificate_for_another_name_is_a_problem() {
     let tls = finding(&findings, "tls");
     assert_eq!(tls["verdict"], "ok", "{findings:#?}");
     assert!(text(tls).contains("TLS 1."), "{tls}");
-    assert!(with_verdict(&findings, "problem").is_empty(), "{findings:#?}");
+    assert!(
+        with_verdict(&findings, "problem").is_empty(),
+        "{findings:#?}"
+    );
     assert_eq!(code, 0);
 }
 
@@ -282,7 +315,12 @@ fn report_json_writes_one_private_document() {
     let dir = temp_dir("doctor-report");
     let path = dir.join("report.json");
     let out = wscope()
-        .args(["doctor", "--report-json", path.to_str().unwrap(), &format!("{url}/no-pong")])
+        .args([
+            "doctor",
+            "--report-json",
+            path.to_str().unwrap(),
+            &format!("{url}/no-pong"),
+        ])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
@@ -378,7 +416,10 @@ fn through_nginx_configured_for_websockets_there_is_no_problem() {
     let (_nginx, proxied) = start_nginx("doctor-nginx-ok", &upstream, PASS_THE_UPGRADE);
     let (code, findings) = doctor(&[&format!("{proxied}/")]);
     assert_eq!(code, 0, "{findings:#?}");
-    assert!(with_verdict(&findings, "problem").is_empty(), "{findings:#?}");
+    assert!(
+        with_verdict(&findings, "problem").is_empty(),
+        "{findings:#?}"
+    );
     assert_eq!(verdict(&findings, "upgrade"), "ok");
     assert_eq!(verdict(&findings, "keepalive"), "ok");
     // nginx names itself.
@@ -392,11 +433,21 @@ fn through_nginx_without_the_upgrade_headers_the_upgrade_diagnosis_is_the_only_p
     let (_nginx, proxied) = start_nginx("doctor-nginx-no-upgrade", &upstream, "");
     let (code, findings) = doctor(&[&format!("{proxied}/")]);
     assert_eq!(code, 1, "{findings:#?}");
-    assert_eq!(with_verdict(&findings, "problem"), ["upgrade"], "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "problem"),
+        ["upgrade"],
+        "{findings:#?}"
+    );
     let upgrade = finding(&findings, "upgrade");
     let advice = upgrade["advice"].as_str().unwrap();
-    assert!(advice.contains("does not pass the Upgrade through"), "{advice}");
-    assert!(advice.contains("proxy_set_header Upgrade $http_upgrade;"), "{advice}");
+    assert!(
+        advice.contains("does not pass the Upgrade through"),
+        "{advice}"
+    );
+    assert!(
+        advice.contains("proxy_set_header Upgrade $http_upgrade;"),
+        "{advice}"
+    );
     assert!(advice.contains("proxy_http_version 1.1;"), "{advice}");
     assert!(advice.contains("HAProxy"), "{advice}");
 }
@@ -408,10 +459,17 @@ fn a_redirect_in_front_is_the_redirect_diagnosis_with_its_location() {
     let (_nginx, proxied) = start_nginx("doctor-nginx-301", &upstream, "return 301 /elsewhere;");
     let (code, findings) = doctor(&[&format!("{proxied}/")]);
     assert_eq!(code, 1, "{findings:#?}");
-    assert_eq!(with_verdict(&findings, "problem"), ["upgrade"], "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "problem"),
+        ["upgrade"],
+        "{findings:#?}"
+    );
     let upgrade = finding(&findings, "upgrade");
     let advice = upgrade["advice"].as_str().unwrap();
-    assert!(advice.contains("browsers do not follow redirects"), "{advice}");
+    assert!(
+        advice.contains("browsers do not follow redirects"),
+        "{advice}"
+    );
     assert!(advice.contains("/elsewhere"), "{advice}");
 }
 
@@ -421,8 +479,14 @@ fn explain_prints_the_advice_doctor_gives() {
     let upstream = common::host_port(&url).to_owned();
     let (_nginx, proxied) = start_nginx("doctor-nginx-explain", &upstream, "");
     let (_, findings) = doctor(&[&format!("{proxied}/")]);
-    let advice = finding(&findings, "upgrade")["advice"].as_str().unwrap().to_owned();
-    let out = wscope().args(["explain", "400", "--json"]).output().expect("runs");
+    let advice = finding(&findings, "upgrade")["advice"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = wscope()
+        .args(["explain", "400", "--json"])
+        .output()
+        .expect("runs");
     let explained: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(explained["advice"], advice);
 }

@@ -20,7 +20,10 @@ use crate::dial::Dialed;
 enum Ending {
     /// Still open when the watch ended.
     Open,
-    Ended { after: Duration, how: String },
+    Ended {
+        after: Duration,
+        how: String,
+    },
 }
 
 /// Watches `conn` for up to `limit`, sending a ping every `ping_every`
@@ -38,7 +41,11 @@ async fn watch(conn: &mut Dialed, limit: Duration, ping_every: Option<Duration>)
         match tokio::time::timeout_at(wake, conn.next()).await {
             Err(_) if wake == deadline => return (Ending::Open, server_pings),
             Err(_) => {
-                if conn.send_control(OpCode::Ping, b"wscope-doctor-keepalive").await.is_err() {
+                if conn
+                    .send_control(OpCode::Ping, b"wscope-doctor-keepalive")
+                    .await
+                    .is_err()
+                {
                     return (
                         Ending::Ended {
                             after: started.elapsed(),
@@ -115,7 +122,10 @@ pub async fn check(h: &HandshakeArgs, limit: Duration) -> Finding {
     let Ending::Ended { after, how } = ending else {
         return Finding::ok(
             "idle",
-            format!("a silent connection stayed open for {}{pinging}", secs(limit)),
+            format!(
+                "a silent connection stayed open for {}{pinging}",
+                secs(limit)
+            ),
         );
     };
     // Pings at a third of the timeout, held twice as long as it lasted.
@@ -129,7 +139,10 @@ pub async fn check(h: &HandshakeArgs, limit: Duration) -> Finding {
         }
         _ => None,
     };
-    let summary = format!("a silent connection ends after ~{}: {how}{pinging}", secs(after));
+    let summary = format!(
+        "a silent connection ends after ~{}: {how}{pinging}",
+        secs(after)
+    );
     match kept {
         Some(Ending::Open) => Finding::new("idle", Verdict::Warning, summary)
             .detail(format!(

@@ -28,8 +28,7 @@ use attempt::{Attempt, Stage, attempt};
 
 /// The User-Agent a browser-like handshake sends: intermediaries that
 /// route or block by it treat doctor as they treat a browser.
-pub const BROWSER_USER_AGENT: &str =
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+pub const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 /// Exit statuses.
 pub mod exit {
@@ -89,10 +88,12 @@ fn handshake(args: &DoctorArgs) -> HandshakeArgs {
     let mut h = args.handshake.clone();
     if !args.plain {
         h.compress = true;
-        let has_agent = h
-            .headers
-            .iter()
-            .any(|header| header.trim_start().to_ascii_lowercase().starts_with("user-agent:"));
+        let has_agent = h.headers.iter().any(|header| {
+            header
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("user-agent:")
+        });
         if !has_agent {
             h.headers.push(format!("User-Agent: {BROWSER_USER_AGENT}"));
         }

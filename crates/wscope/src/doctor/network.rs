@@ -47,10 +47,8 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
                             list.join(", ")
                         ),
                     );
-                    finding = finding.detail(format!(
-                        "{v4} IPv4 (A), {} IPv6 (AAAA)",
-                        addrs.len() - v4
-                    ));
+                    finding =
+                        finding.detail(format!("{v4} IPv4 (A), {} IPv6 (AAAA)", addrs.len() - v4));
                     (finding, addrs)
                 }
                 Ok(Err(err)) => {
@@ -152,9 +150,9 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
 }
 
 /// Runs the futures concurrently and returns their outputs in order.
-async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();

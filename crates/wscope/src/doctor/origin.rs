@@ -19,7 +19,7 @@ pub const FOREIGN_ORIGIN: &str = "https://wscope-foreign.invalid";
 enum Answer {
     Upgraded,
     Refused(u16),
-    NoAnswer,
+    Silent,
 }
 
 impl Answer {
@@ -28,8 +28,8 @@ impl Answer {
             Attempt::Open(..) => Answer::Upgraded,
             // A 101 whose negotiation is invalid still accepted the Origin.
             Attempt::Refused(failed) if failed.status == Some(101) => Answer::Upgraded,
-            Attempt::Refused(failed) => failed.status.map_or(Answer::NoAnswer, Answer::Refused),
-            Attempt::Failed { .. } => Answer::NoAnswer,
+            Attempt::Refused(failed) => failed.status.map_or(Answer::Silent, Answer::Refused),
+            Attempt::Failed { .. } => Answer::Silent,
         }
     }
 
@@ -37,7 +37,7 @@ impl Answer {
         match self {
             Answer::Upgraded => "accepted".to_owned(),
             Answer::Refused(status) => format!("refused ({status})"),
-            Answer::NoAnswer => "no answer".to_owned(),
+            Answer::Silent => "no answer".to_owned(),
         }
     }
 }
@@ -59,7 +59,7 @@ fn sets_cookie(attempt: &Attempt) -> bool {
 /// compares them with `main` (made with `h.origin`); the `origin` finding.
 pub async fn check(h: &HandshakeArgs, main: &Attempt) -> Finding {
     let main_answer = Answer::of(main);
-    if main_answer == Answer::NoAnswer {
+    if main_answer == Answer::Silent {
         return Finding::skipped("origin", "the upgrade got no answer");
     }
     let mut without = h.clone();
@@ -84,11 +84,12 @@ pub async fn check(h: &HandshakeArgs, main: &Attempt) -> Finding {
         None => main_answer,
     };
     let foreign_answer = Answer::of(&foreign_attempt);
-    let cookies = h
-        .headers
-        .iter()
-        .any(|header| header.trim_start().to_ascii_lowercase().starts_with("cookie:"))
-        || sets_cookie(main)
+    let cookies = h.headers.iter().any(|header| {
+        header
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("cookie:")
+    }) || sets_cookie(main)
         || sets_cookie(&foreign_attempt)
         || without_attempt.as_ref().is_some_and(sets_cookie);
     close_quietly(foreign_attempt).await;
@@ -101,7 +102,10 @@ pub async fn check(h: &HandshakeArgs, main: &Attempt) -> Finding {
         detail.push(format!("Origin: {origin} → {}", main_answer.words()));
     }
     detail.push(format!("no Origin → {}", without_answer.words()));
-    detail.push(format!("Origin: {FOREIGN_ORIGIN} → {}", foreign_answer.words()));
+    detail.push(format!(
+        "Origin: {FOREIGN_ORIGIN} → {}",
+        foreign_answer.words()
+    ));
 
     let finding = match (&h.origin, main_answer, foreign_answer) {
         (Some(origin), Answer::Refused(status), Answer::Upgraded) => Finding::new(
@@ -118,7 +122,7 @@ pub async fn check(h: &HandshakeArgs, main: &Attempt) -> Finding {
             )
             .advice(format!("add {origin} to the server's allowed origins (exactly: scheme, host and port)"))
         }
-        (Some(origin), Answer::Refused(status), _) if status == 403 => Finding::new(
+        (Some(origin), Answer::Refused(403), _) => Finding::new(
             "origin",
             Verdict::Problem,
             format!("the upgrade is refused (403) with your Origin {origin}, and with every other"),
@@ -152,7 +156,7 @@ pub async fn check(h: &HandshakeArgs, main: &Attempt) -> Finding {
                 }
             ),
         ),
-        (_, Answer::NoAnswer, _) => unreachable!("returned above"),
+        (_, Answer::Silent, _) => unreachable!("returned above"),
     };
     let mut finding = finding;
     finding.detail = detail;

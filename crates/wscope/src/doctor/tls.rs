@@ -33,7 +33,10 @@ pub async fn check(target: &Target, h: &HandshakeArgs, timeout: Duration) -> Fin
     let config = Arc::new(config);
     let tcp = match tokio::time::timeout(
         timeout,
-        TcpStream::connect((target.host.trim_start_matches('[').trim_end_matches(']'), target.port)),
+        TcpStream::connect((
+            target.host.trim_start_matches('[').trim_end_matches(']'),
+            target.port,
+        )),
     )
     .await
     {

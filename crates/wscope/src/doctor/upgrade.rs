@@ -123,11 +123,9 @@ pub fn check(attempt: &Attempt, proxied: bool) -> Vec<Finding> {
                 status::diagnose(status_code)
             );
             let mut advice = explain::upgrade_advice(status_code).to_owned();
-            if (300..400).contains(&status_code) {
-                if let Some(location) = header(response, "Location") {
-                    summary = format!("refused: {} to {location}", response.line);
-                    advice = format!("{advice} (Location: {location})");
-                }
+            if let (300..=399, Some(location)) = (status_code, header(response, "Location")) {
+                summary = format!("refused: {} to {location}", response.line);
+                advice = format!("{advice} (Location: {location})");
             }
             if status_code == 403 {
                 match header(request, "Origin") {
@@ -146,7 +144,10 @@ pub fn check(attempt: &Attempt, proxied: bool) -> Vec<Finding> {
         }
         Attempt::Failed { .. } => unreachable!("handled above"),
     };
-    let mut head = vec![format!("> {}", request.line), format!("< {}", response.line)];
+    let mut head = vec![
+        format!("> {}", request.line),
+        format!("< {}", response.line),
+    ];
     for (name, value) in &response.headers {
         head.push(format!("< {name}: {value}"));
     }
@@ -158,7 +159,11 @@ pub fn check(attempt: &Attempt, proxied: bool) -> Vec<Finding> {
     let named: Vec<String> = response
         .headers
         .iter()
-        .filter(|(n, _)| INTERMEDIARY_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h)))
+        .filter(|(n, _)| {
+            INTERMEDIARY_HEADERS
+                .iter()
+                .any(|h| n.eq_ignore_ascii_case(h))
+        })
         .map(|(n, v)| format!("{n}: {v}"))
         .collect();
     findings.push(if named.is_empty() {

@@ -490,3 +490,113 @@ fn explain_prints_the_advice_doctor_gives() {
     let explained: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(explained["advice"], advice);
 }
+
+#[test]
+fn an_expired_certificate_is_a_tls_problem() {
+    let dir = temp_dir("doctor-tls-expired");
+    let (_server, url) = python_server(&["--tls", dir.to_str().unwrap(), "--expired"]);
+    let ca = dir.join("ca.pem");
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let (code, findings) = doctor(&[
+        "--ca",
+        ca.to_str().unwrap(),
+        &format!("wss://localhost:{port}/echo"),
+    ]);
+    assert_eq!(code, 1, "{findings:#?}");
+    let tls = finding(&findings, "tls");
+    assert_eq!(tls["verdict"], "problem", "{findings:#?}");
+    assert!(text(tls).contains("expired"), "{tls}");
+}
+
+/// HAProxy from Debian in front of `upstream` (host:port) on 127.0.0.1,
+/// with `timeout tunnel` as given and `frontend_extra` lines in its
+/// frontend.
+fn start_haproxy(
+    name: &str,
+    upstream: &str,
+    tunnel: &str,
+    frontend_extra: &str,
+) -> (Running, String) {
+    let haproxy = system_tool("haproxy", "haproxy");
+    let dir = temp_dir(name);
+    let port = free_port();
+    let conf = format!(
+        "defaults\n\
+         \x20 mode http\n\
+         \x20 timeout connect 5s\n\
+         \x20 timeout client 30s\n\
+         \x20 timeout server 30s\n\
+         \x20 timeout tunnel {tunnel}\n\
+         frontend web\n\
+         \x20 bind 127.0.0.1:{port}\n\
+         {frontend_extra}\n\
+         \x20 default_backend app\n\
+         backend app\n\
+         \x20 server app {upstream}\n"
+    );
+    let conf_path = dir.join("haproxy.cfg");
+    std::fs::write(&conf_path, conf).expect("haproxy.cfg written");
+    let child = Command::new(haproxy)
+        .arg("-f")
+        .arg(&conf_path)
+        .arg("-db")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("haproxy starts");
+    let running = Running {
+        child,
+        stdout: None,
+    };
+    wait_for_listener(port, &dir);
+    (running, format!("ws://127.0.0.1:{port}"))
+}
+
+#[test]
+fn haproxys_tunnel_timeout_is_the_idle_timeout_and_pings_keep_it_open() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let (_haproxy, proxied) = start_haproxy("doctor-haproxy-tunnel", &upstream, "3s", "");
+    let (code, findings) = doctor(&["--long", "--idle-limit", "30s", &format!("{proxied}/")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "warning"),
+        ["idle"],
+        "{findings:#?}"
+    );
+    let idle = finding(&findings, "idle");
+    let seconds = idle_seconds(idle);
+    assert!((2.0..=20.0).contains(&seconds), "idle ~{seconds} s: {idle}");
+    let words = text(idle);
+    // HAProxy ends the tunnel without a close frame.
+    assert!(!words.contains("close frame 1001"), "{words}");
+    assert!(words.contains("kept a second connection open"), "{words}");
+    assert!(words.contains("timeout tunnel"), "{words}");
+}
+
+#[test]
+fn haproxy_refusing_a_foreign_origin_is_an_origin_policy() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let rule = "  http-request deny deny_status 403 if { req.hdr(origin) -m str https://wscope-foreign.invalid }";
+    let (_haproxy, proxied) = start_haproxy("doctor-haproxy-origin", &upstream, "30s", rule);
+    let (code, findings) = doctor(&[
+        "--origin",
+        "https://app.example",
+        "-H",
+        "Cookie: session=abc",
+        &format!("{proxied}/"),
+    ]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let origin = finding(&findings, "origin");
+    assert_eq!(origin["verdict"], "ok", "{findings:#?}");
+    assert!(text(origin).contains("refused (403)"), "{origin}");
+    assert!(
+        with_verdict(&findings, "warning").is_empty(),
+        "{findings:#?}"
+    );
+    assert!(
+        with_verdict(&findings, "problem").is_empty(),
+        "{findings:#?}"
+    );
+}

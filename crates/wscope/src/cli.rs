@@ -175,6 +175,15 @@ pub struct DoctorArgs {
     #[arg(long, default_value = "90s", value_parser = parse_duration, value_name = "DURATION")]
     pub idle_limit: Duration,
 
+    /// Also send an echo endpoint messages of 1 KiB, 64 KiB, 1 MiB and
+    /// 16 MiB and see which come back (a 1009 close, a drop, silence).
+    #[arg(long)]
+    pub sizes: bool,
+
+    /// With --sizes: the largest message to try.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub max_message: u64,
+
     /// Pings sent by the keepalive check, to measure round trips.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub pings: usize,

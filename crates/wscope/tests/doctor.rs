@@ -88,14 +88,15 @@ fn a_healthy_echo_server_has_no_problem_and_every_check_that_applies_is_ok() {
             "subprotocol",
             "origin",
             "keepalive",
-            "idle"
+            "idle",
+            "sizes"
         ]
     );
     for check in ["tcp", "upgrade", "extensions", "subprotocol", "keepalive"] {
         assert_eq!(verdict(&findings, check), "ok", "{check}: {findings:#?}");
     }
     // A literal address, ws://, and no --long: nothing to check there.
-    for check in ["dns", "tls", "idle"] {
+    for check in ["dns", "tls", "idle", "sizes"] {
         assert_eq!(verdict(&findings, check), "skipped", "{check}");
     }
     // The browser-like handshake offers compression; serve accepts it.
@@ -599,4 +600,49 @@ fn haproxy_refusing_a_foreign_origin_is_an_origin_policy() {
         with_verdict(&findings, "problem").is_empty(),
         "{findings:#?}"
     );
+}
+
+#[test]
+fn sizes_finds_where_a_size_limit_sits_and_how_it_shows() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&["--sizes", &format!("{url}/")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let sizes = finding(&findings, "sizes");
+    assert_eq!(sizes["verdict"], "ok", "{sizes}");
+    assert!(text(sizes).contains("up to 16 MiB"), "{sizes}");
+
+    let (code, findings) = doctor(&["--sizes", &format!("{url}/max-size/65536")]);
+    assert_eq!(code, 0, "a limit that says so is a warning: {findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "warning"),
+        ["sizes"],
+        "{findings:#?}"
+    );
+    let words = text(finding(&findings, "sizes"));
+    assert!(
+        words.contains("a 1 MiB message: closed with 1009"),
+        "{words}"
+    );
+    assert!(words.contains("64 KiB came back"), "{words}");
+
+    // Not an echo endpoint: said, not a problem.
+    let (_, findings) = doctor(&["--sizes", &format!("{url}/close/4000")]);
+    assert_eq!(verdict(&findings, "sizes"), "skipped", "{findings:#?}");
+}
+
+#[test]
+fn sizes_meets_python_websockets_default_max_size() {
+    // websockets refuses messages over 1 MiB (max_size) with 1009; a
+    // 1 MiB message of bytes that do not compress is a little more than
+    // that once deflated, so 1 MiB is already refused.
+    let (_server, url) = python_server(&[]);
+    let (code, findings) = doctor(&["--sizes", &format!("{url}/echo")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let words = text(finding(&findings, "sizes"));
+    assert_eq!(verdict(&findings, "sizes"), "warning", "{words}");
+    assert!(
+        words.contains("a 1 MiB message: closed with 1009"),
+        "{words}"
+    );
+    assert!(words.contains("64 KiB came back"), "{words}");
 }

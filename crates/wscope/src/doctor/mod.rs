@@ -2,7 +2,7 @@
 //!
 //! A list of independent checks (`network`: DNS and TCP; `tls`; `upgrade`:
 //! the status and what it negotiated; `origin`; `keepalive`; `idle` with
-//! `--long`), each returning [`Finding`]s with a verdict and advice. The
+//! `--long`; `sizes` with `--sizes`), each returning [`Finding`]s with a verdict and advice. The
 //! checks run concurrently and never print; `render` turns the findings
 //! into the terminal report, JSON Lines or one JSON document, and the
 //! worst verdict becomes the exit status. Handshakes go through `dial`,
@@ -15,6 +15,7 @@ mod keepalive;
 mod network;
 mod origin;
 mod render;
+mod sizes;
 mod tls;
 mod upgrade;
 
@@ -112,7 +113,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
     };
     let h = handshake(&args);
     let timeout = h.connect_timeout;
-    let (network, tls, main, idle) = tokio::join!(
+    let (network, tls, main, idle, sizes) = tokio::join!(
         network::check(&target, timeout),
         tls::check(&target, &h, timeout),
         main_checks(&h, args.pings, target.proxied),
@@ -123,12 +124,20 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
                 Finding::skipped("idle", "not measured (--long measures it)")
             }
         },
+        async {
+            if args.sizes {
+                sizes::check(&h, args.max_message).await
+            } else {
+                Finding::skipped("sizes", "not measured (--sizes, for an echo endpoint)")
+            }
+        },
     );
     let (main, unreachable) = main?;
     let mut findings = network;
     findings.push(tls);
     findings.extend(main);
     findings.push(idle);
+    findings.push(sizes);
     let exit = if unreachable {
         exit::UNREACHABLE
     } else if findings.iter().any(|f| f.verdict == Verdict::Problem) {

@@ -184,6 +184,12 @@ pub struct DoctorArgs {
     #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
     pub max_message: u64,
 
+    /// Run the same checks against a second URL (the backend directly,
+    /// another path) and show where the verdicts differ. The exit status
+    /// is the first URL's.
+    #[arg(long, value_name = "URL2")]
+    pub compare: Option<String>,
+
     /// Pings sent by the keepalive check, to measure round trips.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub pings: usize,

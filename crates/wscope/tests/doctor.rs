@@ -646,3 +646,61 @@ fn sizes_meets_python_websockets_default_max_size() {
     );
     assert!(words.contains("64 KiB came back"), "{words}");
 }
+
+#[test]
+fn compare_through_nginx_and_directly_names_the_upgrade_as_the_difference() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let (_nginx, proxied) = start_nginx("doctor-nginx-compare", &upstream, "");
+    let dir = temp_dir("doctor-compare");
+    let path = dir.join("report.json");
+    let out = wscope()
+        .args([
+            "doctor",
+            "--compare",
+            &format!("{url}/"),
+            "--report-json",
+            path.to_str().unwrap(),
+            &format!("{proxied}/"),
+        ])
+        .output()
+        .expect("runs");
+    // The first URL's status: through nginx the upgrade is refused.
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{proxied}/ differs from {url}/:")),
+        "{stdout}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(report["compared"]["exit"], 0, "{report:#}");
+    let differences = report["differences"].as_array().expect("differences");
+    let upgrade = differences
+        .iter()
+        .find(|d| d["check"] == "upgrade")
+        .unwrap_or_else(|| panic!("the upgrade differs: {report:#}"));
+    assert_eq!(upgrade["verdict"], "problem");
+    assert_eq!(upgrade["compared_verdict"], "ok");
+    assert!(upgrade["summary"].as_str().unwrap().contains("400"));
+    assert!(
+        upgrade["compared_summary"]
+            .as_str()
+            .unwrap()
+            .contains("101")
+    );
+    // Only checks that depend on the upgrade differ besides it.
+    for d in differences {
+        assert!(
+            [
+                "upgrade",
+                "extensions",
+                "subprotocol",
+                "origin",
+                "keepalive",
+                "intermediaries"
+            ]
+            .contains(&d["check"].as_str().unwrap()),
+            "{d}"
+        );
+    }
+}

@@ -9,6 +9,7 @@
 //! exactly as `connect` and `probe` make them (`attempt`).
 
 mod attempt;
+mod compare;
 mod finding;
 mod idle;
 mod keepalive;
@@ -58,6 +59,12 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// The exit status this report gives.
     pub exit: i32,
+    /// `--compare`: the same checks against the second URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared: Option<Box<Report>>,
+    /// `--compare`: the checks whose verdict differs between the two.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<compare::Difference>,
 }
 
 fn target(h: &HandshakeArgs) -> Result<Target, String> {
@@ -85,8 +92,8 @@ fn target(h: &HandshakeArgs) -> Result<Target, String> {
 
 /// The handshake the checks make: the user's, made to look like a
 /// browser's unless `--plain`.
-fn handshake(args: &DoctorArgs) -> HandshakeArgs {
-    let mut h = args.handshake.clone();
+fn handshake(args: &DoctorArgs, h: &HandshakeArgs) -> HandshakeArgs {
+    let mut h = h.clone();
     if !args.plain {
         h.compress = true;
         let has_agent = h.headers.iter().any(|header| {
@@ -102,20 +109,59 @@ fn handshake(args: &DoctorArgs) -> HandshakeArgs {
     h
 }
 
-/// Runs every check and prints the report; returns the exit status.
+/// Runs every check (against `--compare`'s URL too) and prints the
+/// report; returns the exit status, which is the first URL's.
 pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
-    let target = match target(&args.handshake) {
-        Ok(target) => target,
-        Err(message) => {
-            eprintln!("wscope: {message}");
-            return Ok(exit::USAGE);
+    let mut urls = vec![args.handshake.url.clone()];
+    urls.extend(args.compare.clone());
+    let mut targets = Vec::new();
+    for url in &urls {
+        let mut h = args.handshake.clone();
+        h.url = url.clone();
+        match target(&h) {
+            Ok(target) => targets.push((target, h)),
+            Err(message) => {
+                eprintln!("wscope: {message}");
+                return Ok(exit::USAGE);
+            }
         }
-    };
-    let h = handshake(&args);
+    }
+    let mut runs = Vec::new();
+    for (target, h) in &targets {
+        runs.push(diagnose(&args, target, h));
+    }
+    let mut reports = Vec::new();
+    // The two URLs are checked at the same time: their idle checks
+    // overlap instead of adding up.
+    let mut runs = runs.into_iter();
+    let first = runs.next().expect("one URL at least");
+    match runs.next() {
+        Some(second) => {
+            let (a, b) = tokio::join!(first, second);
+            reports.push(a?);
+            reports.push(b?);
+        }
+        None => reports.push(first.await?),
+    }
+    let mut report = reports.remove(0);
+    if let Some(compared) = reports.pop() {
+        report.differences = compare::differences(&report, &compared);
+        report.compared = Some(Box::new(compared));
+    }
+    render::print(&report, args.json)?;
+    if let Some(path) = &args.report_json {
+        render::write_document(&report, path)?;
+    }
+    Ok(report.exit)
+}
+
+/// Every check against one URL.
+async fn diagnose(args: &DoctorArgs, target: &Target, h: &HandshakeArgs) -> anyhow::Result<Report> {
+    let h = handshake(args, h);
     let timeout = h.connect_timeout;
     let (network, tls, main, idle, sizes) = tokio::join!(
-        network::check(&target, timeout),
-        tls::check(&target, &h, timeout),
+        network::check(target, timeout),
+        tls::check(target, &h, timeout),
         main_checks(&h, args.pings, target.proxied),
         async {
             if args.long {
@@ -145,17 +191,14 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
     } else {
         exit::NO_PROBLEM
     };
-    let report = Report {
-        url: args.handshake.url.clone(),
+    Ok(Report {
+        url: h.url.clone(),
         handshake: if args.plain { "plain" } else { "browser" },
         findings,
         exit,
-    };
-    render::print(&report, args.json)?;
-    if let Some(path) = &args.report_json {
-        render::write_document(&report, path)?;
-    }
-    Ok(exit)
+        compared: None,
+        differences: Vec::new(),
+    })
 }
 
 /// The checks that share the main handshake: upgrade, negotiation,

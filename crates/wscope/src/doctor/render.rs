@@ -26,8 +26,31 @@ fn paint(verdict: Verdict, color: bool) -> String {
     format!("\x1b[{code}m{name:<8}\x1b[0m")
 }
 
-/// The report as a person reads it.
+/// The report as a person reads it; with `--compare`, the second one
+/// after it and the differences last.
 pub fn terminal(report: &Report, color: bool) -> String {
+    let mut out = one(report, color);
+    if let Some(compared) = &report.compared {
+        out.push('\n');
+        out.push_str(&one(compared, color));
+        out.push_str(&format!(
+            "\n{} differs from {}:\n",
+            report.url, compared.url
+        ));
+        if report.differences.is_empty() {
+            out.push_str("  no check has a different verdict\n");
+        }
+        for d in &report.differences {
+            out.push_str(&format!(
+                "  {:<CHECK_WIDTH$} {}: {}\n  {:<CHECK_WIDTH$} {}: {}\n",
+                d.check, d.verdict, d.summary, "", d.compared_verdict, d.compared_summary
+            ));
+        }
+    }
+    out
+}
+
+fn one(report: &Report, color: bool) -> String {
     let mut out = format!(
         "wscope doctor {} ({} handshake)\n",
         report.url, report.handshake
@@ -86,8 +109,10 @@ pub fn json_line(report: &Report, finding: &Finding) -> String {
 pub fn print(report: &Report, json: bool) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if json {
-        for finding in &report.findings {
-            writeln!(stdout, "{}", json_line(report, finding))?;
+        for report in std::iter::once(report).chain(report.compared.as_deref()) {
+            for finding in &report.findings {
+                writeln!(stdout, "{}", json_line(report, finding))?;
+            }
         }
     } else {
         stdout.write_all(terminal(report, color()).as_bytes())?;

@@ -16,11 +16,20 @@ use serde_json::Value;
 
 use common::{Running, python_server, start_server, system_tool, temp_dir, wscope};
 
+/// `wscope doctor`, with no proxy from the test's own environment.
+fn doctor_command() -> Command {
+    let mut command = wscope();
+    command.arg("doctor");
+    for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"] {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// Runs `wscope doctor --json ARGS`; returns the exit status and the
 /// findings.
 fn doctor(args: &[&str]) -> (i32, Vec<Value>) {
-    let out = wscope()
-        .arg("doctor")
+    let out = doctor_command()
         .arg("--json")
         .args(args)
         .output()
@@ -79,6 +88,7 @@ fn a_healthy_echo_server_has_no_problem_and_every_check_that_applies_is_ok() {
     assert_eq!(
         checks,
         [
+            "proxy",
             "dns",
             "tcp",
             "tls",
@@ -92,7 +102,14 @@ fn a_healthy_echo_server_has_no_problem_and_every_check_that_applies_is_ok() {
             "sizes"
         ]
     );
-    for check in ["tcp", "upgrade", "extensions", "subprotocol", "keepalive"] {
+    for check in [
+        "proxy",
+        "tcp",
+        "upgrade",
+        "extensions",
+        "subprotocol",
+        "keepalive",
+    ] {
         assert_eq!(verdict(&findings, check), "ok", "{check}: {findings:#?}");
     }
     // A literal address, ws://, and no --long: nothing to check there.
@@ -111,8 +128,8 @@ fn a_healthy_echo_server_has_no_problem_and_every_check_that_applies_is_ok() {
 #[test]
 fn the_terminal_report_has_one_line_per_check_and_advice_under_problems() {
     let (_server, url) = start_server(&[]);
-    let out = wscope()
-        .args(["doctor", &format!("{url}/reject/403")])
+    let out = doctor_command()
+        .args([&format!("{url}/reject/403")])
         .env_remove("NO_COLOR")
         .output()
         .expect("runs");
@@ -301,8 +318,8 @@ fn nothing_reachable_exits_3_and_bad_input_2() {
     let (code, findings) = doctor(&[&format!("ws://127.0.0.1:{port}/")]);
     assert_eq!(code, 3, "{findings:#?}");
     assert_eq!(with_verdict(&findings, "problem"), ["tcp"]);
-    let out = wscope()
-        .args(["doctor", "ftp://127.0.0.1/"])
+    let out = doctor_command()
+        .args(["ftp://127.0.0.1/"])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
@@ -654,9 +671,8 @@ fn compare_through_nginx_and_directly_names_the_upgrade_as_the_difference() {
     let (_nginx, proxied) = start_nginx("doctor-nginx-compare", &upstream, "");
     let dir = temp_dir("doctor-compare");
     let path = dir.join("report.json");
-    let out = wscope()
+    let out = doctor_command()
         .args([
-            "doctor",
             "--compare",
             &format!("{url}/"),
             "--report-json",
@@ -703,4 +719,48 @@ fn compare_through_nginx_and_directly_names_the_upgrade_as_the_difference() {
             "{d}"
         );
     }
+}
+
+#[test]
+fn http_proxy_from_the_environment_is_used_and_reported_and_no_proxy_honoured() {
+    let (_server, url) = start_server(&[]);
+    let (_proxy, port) = common::start_http_proxy(&[]);
+    let proxy = format!("http://127.0.0.1:{port}");
+    let run = |no_proxy: Option<&str>| {
+        let mut command = wscope();
+        command
+            .args(["doctor", "--json", &format!("{url}/")])
+            .env_remove("http_proxy")
+            .env_remove("no_proxy")
+            .env_remove("NO_PROXY")
+            .env("HTTP_PROXY", &proxy);
+        if let Some(no_proxy) = no_proxy {
+            command.env("NO_PROXY", no_proxy);
+        }
+        let out = command.output().expect("runs");
+        let findings: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect();
+        (out.status.code(), findings)
+    };
+    let (code, findings) = run(None);
+    assert_eq!(code, Some(0), "{findings:#?}");
+    let chosen = text(finding(&findings, "proxy"));
+    assert!(
+        chosen.contains(&format!("through HTTP_PROXY={proxy}")),
+        "{chosen}"
+    );
+    // Through a proxy, DNS and TCP are the proxy's; the upgrade still works.
+    assert_eq!(verdict(&findings, "tcp"), "skipped");
+    assert_eq!(verdict(&findings, "upgrade"), "ok", "{findings:#?}");
+
+    let (code, findings) = run(Some("example.test,127.0.0.1"));
+    assert_eq!(code, Some(0), "{findings:#?}");
+    let chosen = text(finding(&findings, "proxy"));
+    assert!(
+        chosen.contains("NO_PROXY=example.test,127.0.0.1 excludes 127.0.0.1"),
+        "{chosen}"
+    );
+    assert_eq!(verdict(&findings, "tcp"), "ok");
 }

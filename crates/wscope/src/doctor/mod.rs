@@ -1,6 +1,7 @@
 //! `wscope doctor URL`: why a WebSocket endpoint fails, in one report.
 //!
-//! A list of independent checks (`network`: DNS and TCP; `tls`; `upgrade`:
+//! A list of independent checks (`proxy`: which HTTP proxy, from
+//! `--proxy` or the environment; `network`: DNS and TCP; `tls`; `upgrade`:
 //! the status and what it negotiated; `origin`; `keepalive`; `idle` with
 //! `--long`; `sizes` with `--sizes`), each returning [`Finding`]s with a verdict and advice. The
 //! checks run concurrently and never print; `render` turns the findings
@@ -15,6 +16,7 @@ mod idle;
 mod keepalive;
 mod network;
 mod origin;
+mod proxy;
 mod render;
 mod sizes;
 mod tls;
@@ -118,8 +120,10 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
     for url in &urls {
         let mut h = args.handshake.clone();
         h.url = url.clone();
+        let (proxy, proxy_finding) = proxy::choose(url, args.handshake.proxy.as_deref());
+        h.proxy = proxy;
         match target(&h) {
-            Ok(target) => targets.push((target, h)),
+            Ok(target) => targets.push((target, h, proxy_finding)),
             Err(message) => {
                 eprintln!("wscope: {message}");
                 return Ok(exit::USAGE);
@@ -127,8 +131,8 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
         }
     }
     let mut runs = Vec::new();
-    for (target, h) in &targets {
-        runs.push(diagnose(&args, target, h));
+    for (target, h, proxy_finding) in &targets {
+        runs.push(diagnose(&args, target, h, proxy_finding.clone()));
     }
     let mut reports = Vec::new();
     // The two URLs are checked at the same time: their idle checks
@@ -156,7 +160,12 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
 }
 
 /// Every check against one URL.
-async fn diagnose(args: &DoctorArgs, target: &Target, h: &HandshakeArgs) -> anyhow::Result<Report> {
+async fn diagnose(
+    args: &DoctorArgs,
+    target: &Target,
+    h: &HandshakeArgs,
+    proxy: Finding,
+) -> anyhow::Result<Report> {
     let h = handshake(args, h);
     let timeout = h.connect_timeout;
     let (network, tls, main, idle, sizes) = tokio::join!(
@@ -179,7 +188,8 @@ async fn diagnose(args: &DoctorArgs, target: &Target, h: &HandshakeArgs) -> anyh
         },
     );
     let (main, unreachable) = main?;
-    let mut findings = network;
+    let mut findings = vec![proxy];
+    findings.extend(network);
     findings.push(tls);
     findings.extend(main);
     findings.push(idle);

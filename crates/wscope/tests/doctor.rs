@@ -332,9 +332,8 @@ fn report_json_writes_one_private_document() {
     let (_server, url) = start_server(&[]);
     let dir = temp_dir("doctor-report");
     let path = dir.join("report.json");
-    let out = wscope()
+    let out = doctor_command()
         .args([
-            "doctor",
             "--report-json",
             path.to_str().unwrap(),
             &format!("{url}/no-pong"),

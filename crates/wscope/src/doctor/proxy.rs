@@ -65,20 +65,20 @@ fn choose_with(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();
-    if let Some((no_name, no_proxy)) = first_set(&env, &["no_proxy", "NO_PROXY"]) {
-        if excluded(&host, &no_proxy) {
-            return (
-                None,
-                Finding::new(
-                    "proxy",
-                    Verdict::Info,
-                    format!(
-                        "direct: {no_name}={no_proxy} excludes {host} from {name}={}",
-                        shown(&proxy)
-                    ),
+    if let Some((no_name, no_proxy)) = first_set(&env, &["no_proxy", "NO_PROXY"])
+        && excluded(&host, &no_proxy)
+    {
+        return (
+            None,
+            Finding::new(
+                "proxy",
+                Verdict::Info,
+                format!(
+                    "direct: {no_name}={no_proxy} excludes {host} from {name}={}",
+                    shown(&proxy)
                 ),
-            );
-        }
+            ),
+        );
     }
     (
         Some(proxy.clone()),

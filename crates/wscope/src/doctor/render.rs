@@ -126,3 +126,37 @@ pub fn write_document(report: &Report, path: &Path) -> anyhow::Result<()> {
     let document = serde_json::to_vec_pretty(report).expect("a report serializes");
     crate::tls::write_private(path, &document)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_check_advice_only_under_warnings_and_problems() {
+        let report = Report {
+            url: "ws://x/".to_owned(),
+            handshake: "browser",
+            findings: vec![
+                Finding::ok("tcp", "connected").advice("never shown"),
+                Finding::new("keepalive", Verdict::Problem, "no pong").advice("answer pings"),
+            ],
+            exit: 1,
+            compared: None,
+            differences: Vec::new(),
+        };
+        let text = terminal(&report, false);
+        assert!(
+            text.contains("  ok       tcp            connected\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  problem  keepalive      no pong\n"),
+            "{text}"
+        );
+        assert!(text.contains("fix: answer pings"), "{text}");
+        assert!(!text.contains("never shown"), "{text}");
+        assert!(!text.contains('\x1b'));
+        assert!(terminal(&report, true).contains("\x1b[1;31mproblem"));
+        assert!(text.contains("2 checks: 1 ok, 0 info, 0 warning, 1 problem, 0 skipped"));
+    }
+}

@@ -267,3 +267,109 @@ fn no_answer(why: &str, verdict: Verdict) -> Vec<Finding> {
         Finding::skipped("subprotocol", "no response"),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use wscope_events::HandshakeFailed;
+
+    use super::*;
+
+    fn head(line: &str, headers: &[(&str, &str)]) -> Head {
+        Head {
+            line: line.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn refused(request: Head, status: u16, response: Head) -> Attempt {
+        Attempt::Refused(Box::new(HandshakeFailed {
+            url: "ws://127.0.0.1:1/".to_owned(),
+            client: None,
+            request: Some(request),
+            response: Some(response),
+            status: Some(status),
+            body: String::new(),
+            diagnosis: "refused".to_owned(),
+        }))
+    }
+
+    fn verdicts(findings: &[Finding]) -> Vec<(&'static str, Verdict)> {
+        findings.iter().map(|f| (f.check, f.verdict)).collect()
+    }
+
+    #[test]
+    fn a_426_is_the_upgrade_that_did_not_pass_with_the_nginx_lines() {
+        let request = head(
+            "GET / HTTP/1.1",
+            &[("Sec-WebSocket-Extensions", "permessage-deflate")],
+        );
+        let response = head("HTTP/1.1 426 Upgrade Required", &[("Via", "1.1 edge")]);
+        let findings = check(&refused(request, 426, response), false);
+        assert_eq!(
+            verdicts(&findings),
+            [
+                ("upgrade", Verdict::Problem),
+                ("intermediaries", Verdict::Info),
+                ("extensions", Verdict::Skipped),
+                ("subprotocol", Verdict::Skipped),
+            ]
+        );
+        assert!(
+            findings[0]
+                .advice
+                .contains("proxy_set_header Connection \"upgrade\";")
+        );
+        assert!(findings[1].summary.contains("Via: 1.1 edge"));
+    }
+
+    #[test]
+    fn a_redirect_names_its_location() {
+        let response = head(
+            "HTTP/1.1 301 Moved Permanently",
+            &[("Location", "wss://x.test/ws")],
+        );
+        let findings = check(&refused(head("GET / HTTP/1.1", &[]), 301, response), false);
+        assert!(findings[0].summary.contains("wss://x.test/ws"));
+        assert!(
+            findings[0]
+                .advice
+                .contains("browsers do not follow redirects")
+        );
+        assert!(findings[0].advice.contains("Location: wss://x.test/ws"));
+    }
+
+    #[test]
+    fn a_101_with_an_unoffered_subprotocol_or_extension_names_that_one() {
+        let request = head("GET / HTTP/1.1", &[("Sec-WebSocket-Protocol", "chat")]);
+        let response = head(
+            "HTTP/1.1 101 Switching Protocols",
+            &[
+                ("Sec-WebSocket-Protocol", "other"),
+                ("Sec-WebSocket-Extensions", "x-zip"),
+            ],
+        );
+        let findings = check(&refused(request, 101, response), false);
+        assert_eq!(
+            verdicts(&findings),
+            [
+                ("upgrade", Verdict::Ok),
+                ("intermediaries", Verdict::Info),
+                ("extensions", Verdict::Problem),
+                ("subprotocol", Verdict::Problem),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_connection_failure_is_left_to_the_network_checks_unless_proxied() {
+        let failed = || Attempt::Failed {
+            message: "refused".to_owned(),
+            stage: Stage::Connect,
+        };
+        assert_eq!(check(&failed(), false)[0].verdict, Verdict::Skipped);
+        assert_eq!(check(&failed(), true)[0].verdict, Verdict::Problem);
+    }
+}

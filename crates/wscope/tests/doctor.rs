@@ -763,3 +763,33 @@ fn http_proxy_from_the_environment_is_used_and_reported_and_no_proxy_honoured() 
     );
     assert_eq!(verdict(&findings, "tcp"), "ok");
 }
+
+#[test]
+fn a_certificate_expiring_soon_is_a_warning_and_k_still_names_what_browsers_refuse() {
+    let dir = temp_dir("doctor-tls-expiring");
+    let (_server, url) = python_server(&["--tls", dir.to_str().unwrap(), "--expires-in-days", "5"]);
+    let ca = dir.join("ca.pem");
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let (code, findings) = doctor(&[
+        "--ca",
+        ca.to_str().unwrap(),
+        &format!("wss://localhost:{port}/echo"),
+    ]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let tls = finding(&findings, "tls");
+    assert_eq!(tls["verdict"], "warning", "{tls}");
+    let words = text(tls);
+    assert!(
+        words.contains("expires in 4 days") || words.contains("expires in 5 days"),
+        "{tls}"
+    );
+
+    // -k looks past the name; doctor still says browsers will not.
+    let (_, findings) = doctor(&["-k", &format!("{url}/echo")]);
+    let tls = finding(&findings, "tls");
+    assert_eq!(tls["verdict"], "warning", "{tls}");
+    assert!(
+        text(tls).contains("does not name 127.0.0.1 (it names localhost)"),
+        "{tls}"
+    );
+}

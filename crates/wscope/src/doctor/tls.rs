@@ -82,6 +82,16 @@ pub async fn check(target: &Target, h: &HandshakeArgs, timeout: Duration) -> Fin
             if h.insecure {
                 finding.verdict = Verdict::Info;
             }
+            let leaf = session.peer_certificates().and_then(|chain| chain.first());
+            if let Some(leaf) = leaf {
+                for (verdict, words) in certificate(leaf.as_ref(), &target.host, h.insecure) {
+                    finding.verdict = finding.verdict.max(verdict);
+                    finding.detail.push(words);
+                }
+            }
+            if finding.verdict >= Verdict::Warning {
+                finding.advice = "renew the certificate before it expires (browsers refuse it from that moment), and serve one from a CA browsers trust that names this host".to_owned();
+            }
             finding
         }
         Ok(Err(err)) => Finding::new(
@@ -96,5 +106,99 @@ pub async fn check(target: &Target, h: &HandshakeArgs, timeout: Duration) -> Fin
             format!("no TLS handshake within {timeout:?}"),
         )
         .advice("is this port serving TLS? ws:// vs wss:// and the port may be mixed up"),
+    }
+}
+
+/// What the server's own certificate says that the handshake did not
+/// already refuse: it expires within 14 days; and with `-k`, where rustls
+/// checked nothing, expired, self-signed or not naming the host.
+fn certificate(der: &[u8], host: &str, insecure: bool) -> Vec<(Verdict, String)> {
+    let mut notes = Vec::new();
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return vec![(
+            Verdict::Warning,
+            "the certificate does not parse as X.509".to_owned(),
+        )];
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let not_after = cert.validity().not_after.timestamp();
+    let days = (not_after - now) / 86_400;
+    if not_after < now {
+        notes.push((
+            Verdict::Problem,
+            format!("the certificate expired {} days ago", -days),
+        ));
+    } else if not_after - now < 14 * 86_400 {
+        notes.push((
+            Verdict::Warning,
+            format!(
+                "the certificate expires in {days} days ({})",
+                cert.validity().not_after
+            ),
+        ));
+    }
+    if insecure {
+        if cert.subject() == cert.issuer() {
+            notes.push((
+                Verdict::Warning,
+                "the certificate is self-signed: browsers refuse it".to_owned(),
+            ));
+        }
+        let names = names(&cert);
+        if !names.iter().any(|name| covers(name, host)) {
+            notes.push((
+                Verdict::Warning,
+                format!(
+                    "the certificate does not name {host} (it names {}): browsers refuse it",
+                    if names.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    notes
+}
+
+/// The DNS names and IP addresses a certificate is for.
+fn names(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => Some(
+                    std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
+                ),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|octets| std::net::Ipv6Addr::from(octets).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a certificate name covers `host` (a `*.` wildcard covers one label).
+fn covers(name: &str, host: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    match name.strip_prefix("*.") {
+        Some(rest) => host
+            .split_once('.')
+            .is_some_and(|(_, parent)| parent == rest),
+        None => name == host,
     }
 }

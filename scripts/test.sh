@@ -23,12 +23,14 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 .venv/bin/python -c 'import kosoku, websockets; print("kosoku", kosoku.__name__, "websockets", websockets.__version__)'
 
-step "test peers: Debian packages (chromium for the browser tests; tcpdump, tshark, editcap and capinfos for the capture tests; tcpdump brings libpcap0.8, which wscope capture loads to compile filters; openssl's s_client for TLS key updates)"
+step "test peers: Debian packages (chromium for the browser tests; tcpdump, tshark, editcap and capinfos for the capture tests; tcpdump brings libpcap0.8, which wscope capture loads to compile filters; openssl's s_client for TLS key updates; nginx and haproxy as the reverse proxies in the doctor tests)"
 debian_packages=()
 command -v chromium >/dev/null || debian_packages+=(chromium)
 command -v tcpdump >/dev/null || debian_packages+=(tcpdump)
 { command -v tshark >/dev/null && command -v editcap >/dev/null; } || debian_packages+=(tshark)
 command -v openssl >/dev/null || debian_packages+=(openssl)
+command -v nginx >/dev/null || debian_packages+=(nginx-light)
+command -v haproxy >/dev/null || debian_packages+=(haproxy)
 if [ "${#debian_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_packages[@]}" >/dev/null ||

@@ -16,7 +16,9 @@ Runs until killed.
 With --tls DIR it serves wss:// with a certificate for localhost (only)
 issued by a throwaway CA (trustme), and writes DIR/ca.pem plus a
 client certificate (DIR/client-cert.pem, DIR/client-key.pem). With
---require-client-cert it also asks for and checks a client certificate.
+--require-client-cert it also asks for and checks a client certificate;
+--expired serves a certificate that expired yesterday, --expires-in-days N
+one that expires in N days.
 """
 
 import argparse
@@ -76,7 +78,9 @@ async def handler(ws):
         await ws.close(code=1008, reason="unknown path")
 
 
-def tls_context(directory: Path, require_client_cert: bool, expired: bool) -> ssl.SSLContext:
+def tls_context(
+    directory: Path, require_client_cert: bool, expired: bool, expires_in_days: int | None = None
+) -> ssl.SSLContext:
     import datetime
 
     import trustme
@@ -95,6 +99,13 @@ def tls_context(directory: Path, require_client_cert: bool, expired: bool) -> ss
             not_before=now - datetime.timedelta(days=30),
             not_after=now - datetime.timedelta(days=1),
         )
+    elif expires_in_days is not None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        leaf = ca.issue_cert(
+            "localhost",
+            not_before=now - datetime.timedelta(days=1),
+            not_after=now + datetime.timedelta(days=expires_in_days),
+        )
     else:
         leaf = ca.issue_cert("localhost")
     leaf.configure_cert(context)
@@ -109,8 +120,13 @@ async def main() -> None:
     parser.add_argument("--tls", type=Path)
     parser.add_argument("--require-client-cert", action="store_true")
     parser.add_argument("--expired", action="store_true")
+    parser.add_argument("--expires-in-days", type=int)
     args = parser.parse_args()
-    context = tls_context(args.tls, args.require_client_cert, args.expired) if args.tls else None
+    context = (
+        tls_context(args.tls, args.require_client_cert, args.expired, args.expires_in_days)
+        if args.tls
+        else None
+    )
     scheme = "wss" if context else "ws"
     async with serve(
         handler,

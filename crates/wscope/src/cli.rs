@@ -52,6 +52,18 @@ pub enum Command {
     /// Exit status as for connect: 0 upgraded, 3 no TCP connection, 4
     /// upgrade refused or invalid, 8 TLS failed.
     Probe(ProbeArgs),
+    /// Find out why a WebSocket endpoint fails: DNS, TCP, TLS, the upgrade
+    /// (and what refused it), extensions and subprotocols, the Origin
+    /// policy, keepalive, and with --long the idle timeout. One line per
+    /// check, with what to change under each warning and problem
+    /// (docs/DOCTOR.md).
+    ///
+    /// By default the handshake looks like a browser's (a browser
+    /// User-Agent, permessage-deflate offered); --plain turns that off.
+    ///
+    /// Exit status: 0 when no check found a problem, 1 when one did (a
+    /// refused upgrade included), 3 when nothing could be reached at all.
+    Doctor(DoctorArgs),
     /// An inspecting WebSocket proxy: see every frame between a real client
     /// and a real server, recorded, without changing what they exchange.
     ///
@@ -142,6 +154,53 @@ pub struct ProbeArgs {
     /// default).
     #[arg(long)]
     pub no_redact: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
+
+    /// Handshake as wscope itself, not as a browser: no browser
+    /// User-Agent, no compression offered unless --compress.
+    #[arg(long)]
+    pub plain: bool,
+
+    /// Also run the slow checks: how long a silent connection stays open
+    /// (up to --idle-limit) and whether pings keep it open.
+    #[arg(long)]
+    pub long: bool,
+
+    /// With --long: the longest a silent connection is watched.
+    #[arg(long, default_value = "90s", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_limit: Duration,
+
+    /// Also send an echo endpoint messages of 1 KiB, 64 KiB, 1 MiB and
+    /// 16 MiB and see which come back (a 1009 close, a drop, silence).
+    #[arg(long)]
+    pub sizes: bool,
+
+    /// With --sizes: the largest message to try.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub max_message: u64,
+
+    /// Run the same checks against a second URL (the backend directly,
+    /// another path) and show where the verdicts differ. The exit status
+    /// is the first URL's.
+    #[arg(long, value_name = "URL2")]
+    pub compare: Option<String>,
+
+    /// Pings sent by the keepalive check, to measure round trips.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub pings: usize,
+
+    /// Print the findings as JSON Lines (docs/FORMAT.md, "Doctor findings").
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the whole report as one JSON document to FILE (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -628,7 +687,7 @@ fn parse_close_code(text: &str) -> Result<u16, String> {
 }
 
 /// What it takes to open a client connection: shared by connect and probe.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct HandshakeArgs {
     /// ws:// or wss:// URL to connect to.
     pub url: String,

@@ -83,13 +83,29 @@ fn http(code: u16) -> Explanation {
         name: reason_phrase(code).to_owned(),
         meaning: status::diagnose(code).to_owned(),
         wire: None,
-        advice: match code {
-            101 => "nothing: the connection upgraded".to_owned(),
-            403 => "send the Origin the server allows (connect --origin), check credentials, and read the response body".to_owned(),
-            401 => "add credentials: connect -H 'Authorization: Bearer ...' or --auth user:pass".to_owned(),
-            200..=299 | 400 | 426 => "compare the request headers that left with those that arrived (a proxy in between may drop Upgrade/Connection); try the server directly".to_owned(),
-            300..=399 => "use the URL in the Location header (ws:// to wss:// is the usual one)".to_owned(),
-            _ => "read the response body and the server's (or proxy's) logs".to_owned(),
-        },
+        advice: upgrade_advice(code).to_owned(),
     }
 }
+
+/// What to change when `code` answers a WebSocket upgrade: the words
+/// `explain` prints and `doctor` puts under a refused upgrade.
+pub fn upgrade_advice(code: u16) -> &'static str {
+    match code {
+        101 => "nothing: the connection upgraded",
+        403 => {
+            "send the Origin the server allows (connect --origin), check credentials, and read the response body"
+        }
+        401 => "add credentials: connect -H 'Authorization: Bearer ...' or --auth user:pass",
+        200..=299 | 400 | 426 => PASS_THE_UPGRADE,
+        300..=399 => REDIRECT,
+        404 => "check the path, and that the proxy in front forwards it to the WebSocket route",
+        _ => "read the response body and the server's (or proxy's) logs",
+    }
+}
+
+/// The fix for a proxy that does not pass the upgrade through, in the
+/// lines people paste.
+pub const PASS_THE_UPGRADE: &str = "something in front does not pass the Upgrade through: compare the request headers that left with those that arrived, and try the server directly. nginx needs, where it proxies the WebSocket path: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; HAProxy passes upgrades in mode http by itself: check that no rule deletes Upgrade or Connection and that the backend is the WebSocket server, and set timeout tunnel for long-lived connections";
+
+/// Why a redirect breaks a WebSocket, and the fix.
+pub const REDIRECT: &str = "browsers do not follow redirects for WebSockets: use the final URL (the Location header; ws:// to wss:// is the usual one)";

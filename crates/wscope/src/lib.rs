@@ -16,6 +16,7 @@ pub mod connect;
 pub mod connection;
 pub mod demo;
 pub mod dial;
+pub mod doctor;
 pub mod explain;
 pub mod files;
 pub mod http_io;

@@ -5,7 +5,7 @@ use clap::Parser;
 #[cfg(target_os = "linux")]
 use wscope::capture;
 use wscope::cli::{Cli, Command};
-use wscope::{bench, ca, connect, demo, explain, probe, proxy, read, replay, serve, ui};
+use wscope::{bench, ca, connect, demo, doctor, explain, probe, proxy, read, replay, serve, ui};
 
 fn main() {
     let cli = Cli::parse();
@@ -31,6 +31,7 @@ fn main() {
             Command::Serve(args) => serve::run(args).await.map(|()| 0),
             Command::Connect(args) => connect::run(args).await,
             Command::Probe(args) => probe::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
             Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
             Command::Ca(args) => ca::run(args),
             Command::Bench(args) => bench::run(args).await,

@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Running, host_port, peer_script, start_server, temp_dir, venv_bin, wscope};
+use common::{
+    Running, host_port, peer_script, start_http_proxy, start_server, temp_dir, venv_bin, wscope,
+};
 
 fn start_python_server() -> (Running, String) {
     start_python_server_with(&[])
@@ -598,43 +600,6 @@ fn probe_shows_the_handshake_and_explains_refusals() {
         .expect("an open event");
     assert!(open["timings"]["tcp_us"].as_u64().is_some(), "{open}");
     assert!(open["timings"]["upgrade_us"].as_u64().is_some(), "{open}");
-}
-
-/// Starts proxy.py (an HTTP proxy from PyPI) on a free port.
-fn start_http_proxy(extra: &[&str]) -> (Running, u16) {
-    let dir = temp_dir(&format!("proxy-{}", extra.len()));
-    let port_file = dir.join("port");
-    let child = Command::new(venv_bin("proxy"))
-        .args([
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--num-workers",
-            "1",
-            "--num-acceptors",
-            "1",
-            "--port-file",
-        ])
-        .arg(&port_file)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("proxy.py starts");
-    let running = Running {
-        child,
-        stdout: None,
-    };
-    for _ in 0..200 {
-        if let Ok(text) = std::fs::read_to_string(&port_file)
-            && let Ok(port) = text.trim().parse()
-        {
-            return (running, port);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("proxy.py wrote no port file");
 }
 
 #[test]

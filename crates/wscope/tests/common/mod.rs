@@ -358,3 +358,40 @@ pub fn http_get(port: u16, target: &str, host: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Starts proxy.py (an HTTP proxy from PyPI) on a free port.
+pub fn start_http_proxy(extra: &[&str]) -> (Running, u16) {
+    let dir = temp_dir(&format!("proxy-{}", extra.len()));
+    let port_file = dir.join("port");
+    let child = Command::new(venv_bin("proxy"))
+        .args([
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--num-workers",
+            "1",
+            "--num-acceptors",
+            "1",
+            "--port-file",
+        ])
+        .arg(&port_file)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("proxy.py starts");
+    let running = Running {
+        child,
+        stdout: None,
+    };
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&port_file)
+            && let Ok(port) = text.trim().parse()
+        {
+            return (running, port);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("proxy.py wrote no port file");
+}

@@ -405,6 +405,24 @@ pub struct Diff {
     pub note: String,
 }
 
+impl Diff {
+    /// A connection that ended differently: the close codes either side,
+    /// and in words who closed.
+    pub fn close(old_code: Option<u16>, new_code: Option<u16>, note: String) -> Diff {
+        Diff {
+            change: Change::Close,
+            expected: None,
+            actual: None,
+            old: None,
+            new: None,
+            paths: Vec::new(),
+            old_code,
+            new_code,
+            note,
+        }
+    }
+}
+
 /// What kind of difference a [`Diff`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

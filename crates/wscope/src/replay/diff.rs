@@ -3,7 +3,7 @@
 //! each direction's messages are aligned on their own, and the endings
 //! compared.
 
-use wscope_events::{Change, Diff, Direction, Event, EventKind};
+use wscope_events::{Diff, Direction, Event, EventKind};
 
 use super::compare::{self, Aligned, Compared, Tally};
 use super::conversation::Conversation;
@@ -142,17 +142,11 @@ fn pair(
                 |e| format!("{} closed with {}", e.by, e.code),
             )
         };
-        let diff = Diff {
-            change: Change::Close,
-            expected: None,
-            actual: None,
-            old: None,
-            new: None,
-            paths: Vec::new(),
-            old_code: a_end.map(|e| e.code),
-            new_code: b_end.map(|e| e.code),
-            note: format!("before: {}; after: {}", words(a_end), words(b_end)),
-        };
+        let diff = Diff::close(
+            a_end.map(|e| e.code),
+            b_end.map(|e| e.code),
+            format!("before: {}; after: {}", words(a_end), words(b_end)),
+        );
         sink.event(&Event {
             ts: 0,
             conn: new.conn.clone(),

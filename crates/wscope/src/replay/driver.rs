@@ -9,9 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 use wscope_events::filter::{Expr, PathStep, json_path_string};
-use wscope_events::{
-    Change, Close, Closed, ClosedBy, Diff, Direction, Event, EventKind, Message, Payload,
-};
+use wscope_events::{Close, Closed, ClosedBy, Diff, Direction, Event, EventKind, Message, Payload};
 use wscope_proto::{CloseCode, OpCode};
 
 use super::compare::{self, Aligned, Compared, Rules, Tally};
@@ -775,20 +773,14 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
     if let Some(recorded) = recorded_ending
         && recorded != ending
     {
-        differences.push(Diff {
-            change: Change::Close,
-            expected: None,
-            actual: None,
-            old: None,
-            new: None,
-            paths: Vec::new(),
-            old_code: Some(recorded.code),
-            new_code: Some(ending.code),
-            note: format!(
+        differences.push(Diff::close(
+            Some(recorded.code),
+            Some(ending.code),
+            format!(
                 "recorded: {} closed with {}; now: {} closed with {}",
                 recorded.by, recorded.code, ending.by, ending.code
             ),
-        });
+        ));
     }
     for diff in &differences {
         live.emit(

@@ -18,10 +18,13 @@ issued by a throwaway CA (trustme), and writes DIR/ca.pem plus a
 client certificate (DIR/client-cert.pem, DIR/client-key.pem). With
 --require-client-cert it also asks for and checks a client certificate;
 --expired serves a certificate that expired yesterday, --expires-in-days N
-one that expires in N days.
+one that expires in N days. --intermediate issues the server's
+certificate from an intermediate CA and serves both; --leaf-only with it
+serves the server's certificate alone (an incomplete chain).
 """
 
 import argparse
+import json
 import asyncio
 import ssl
 from http import HTTPStatus
@@ -59,6 +62,13 @@ async def handler(ws):
                 await ws.send(message)
         except ConnectionClosed:
             pass  # a client closing with an error code is a test case here
+    elif path == "/ack":
+        # Answers every message with its length, never with the message.
+        try:
+            async for message in ws:
+                await ws.send(json.dumps({"ack": len(message)}))
+        except ConnectionClosed:
+            pass
     elif path == "/fragments":
         await ws.send(["frag", "ment"])
         await ws.close()
@@ -79,7 +89,12 @@ async def handler(ws):
 
 
 def tls_context(
-    directory: Path, require_client_cert: bool, expired: bool, expires_in_days: int | None = None
+    directory: Path,
+    require_client_cert: bool,
+    expired: bool,
+    expires_in_days: int | None = None,
+    intermediate: bool = False,
+    leaf_only: bool = False,
 ) -> ssl.SSLContext:
     import datetime
 
@@ -106,9 +121,18 @@ def tls_context(
             not_before=now - datetime.timedelta(days=1),
             not_after=now + datetime.timedelta(days=expires_in_days),
         )
+    elif intermediate:
+        leaf = ca.create_child_ca().issue_cert("localhost")
     else:
         leaf = ca.issue_cert("localhost")
-    leaf.configure_cert(context)
+    if leaf_only:
+        cert = directory / "leaf.pem"
+        key = directory / "leaf-key.pem"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        context.load_cert_chain(str(cert), str(key))
+    else:
+        leaf.configure_cert(context)
     if require_client_cert:
         ca.configure_trust(context)
         context.verify_mode = ssl.CERT_REQUIRED
@@ -121,9 +145,18 @@ async def main() -> None:
     parser.add_argument("--require-client-cert", action="store_true")
     parser.add_argument("--expired", action="store_true")
     parser.add_argument("--expires-in-days", type=int)
+    parser.add_argument("--intermediate", action="store_true")
+    parser.add_argument("--leaf-only", action="store_true")
     args = parser.parse_args()
     context = (
-        tls_context(args.tls, args.require_client_cert, args.expired, args.expires_in_days)
+        tls_context(
+            args.tls,
+            args.require_client_cert,
+            args.expired,
+            args.expires_in_days,
+            args.intermediate,
+            args.leaf_only,
+        )
         if args.tls
         else None
     )

@@ -166,19 +166,30 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub plain: bool,
 
-    /// Also run the slow checks: how long a silent connection stays open
-    /// (up to --idle-limit) and whether pings keep it open.
+    /// Also run the slow checks: the idle timeout (for --idle, 75 s by
+    /// default) and whether the server pings on its own.
     #[arg(long)]
     pub long: bool,
 
-    /// With --long: the longest a silent connection is watched.
-    #[arg(long, default_value = "90s", value_parser = parse_duration, value_name = "DURATION")]
-    pub idle_limit: Duration,
+    /// Measure the idle timeout: hold a silent connection, and one that
+    /// pings, for up to DURATION (implies the idle check without --long).
+    #[arg(long, alias = "idle-limit", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle: Option<Duration>,
+
+    /// The pinging connection of the idle check pings this often (a
+    /// third of --idle by default).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ping_every: Option<Duration>,
 
     /// Also send an echo endpoint messages of 1 KiB, 64 KiB, 1 MiB and
     /// 16 MiB and see which come back (a 1009 close, a drop, silence).
     #[arg(long)]
     pub sizes: bool,
+
+    /// Like --sizes for an endpoint that does not echo: send this text,
+    /// its {{payload}} filled up to each size, and await any answer.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub probe_message: Option<String>,
 
     /// With --sizes: the largest message to try.
     #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
@@ -733,6 +744,18 @@ pub struct HandshakeArgs {
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
 
+    /// Connect to ADDR for HOST:PORT instead of asking DNS, as curl's
+    /// --resolve (the URL, Host and TLS name stay). ADDR may be a list
+    /// (a,b); HOST may be *. Repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::hosts::parse_resolve)]
+    pub resolve: Vec<crate::hosts::Resolve>,
+
+    /// Send connections for HOST1:PORT1 to HOST2:PORT2 instead, as
+    /// curl's --connect-to (an empty part is any, or unchanged).
+    /// Repeatable; the first match wins.
+    #[arg(long, value_name = "HOST1:PORT1:HOST2:PORT2", value_parser = crate::hosts::parse_connect_to)]
+    pub connect_to: Vec<crate::hosts::ConnectTo>,
+
     /// Give up on the TCP connection and handshake after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -970,6 +993,14 @@ pub struct DiffArgs {
 }
 
 impl HandshakeArgs {
+    /// `--resolve` and `--connect-to`.
+    pub fn hosts(&self) -> crate::hosts::Hosts<'_> {
+        crate::hosts::Hosts {
+            resolve: &self.resolve,
+            connect_to: &self.connect_to,
+        }
+    }
+
     /// The TLS flags, for wss:// URLs.
     pub fn tls_options(&self) -> crate::tls::TlsOptions {
         crate::tls::TlsOptions {

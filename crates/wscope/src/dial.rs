@@ -16,6 +16,7 @@ use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate
 use crate::cli::HandshakeArgs;
 use crate::connect::exit;
 use crate::connection::{Connection, Stream};
+use crate::hosts::Hosts;
 use crate::sink::Sinks;
 use crate::tls;
 
@@ -58,20 +59,25 @@ pub async fn dial(
         .as_deref()
         .map(|p| Url::parse(p).with_context(|| format!("--proxy {p:?} is not a URL")))
         .transpose()?;
-    let (dial_host, dial_port) = match &proxy {
+    // With a proxy, --connect-to changes where the tunnel goes and
+    // --resolve the proxy's own address; without one, both apply to the
+    // server's.
+    let hosts = h.hosts();
+    let (dial_host, dial_port, tunnel_to) = match &proxy {
         Some(proxy) => (
             proxy
                 .host_str()
                 .ok_or_else(|| anyhow!("--proxy {proxy} has no host"))?
                 .to_owned(),
             proxy.port_or_known_default().unwrap_or(8080),
+            Some(hosts.route(&host, port)),
         ),
-        None => (host.clone(), port),
+        None => (host.clone(), port, None),
     };
     let connecting = tokio::time::timeout(h.connect_timeout, async {
-        let (mut tcp, dns_us, tcp_us) = resolve_and_connect(&dial_host, dial_port).await?;
-        if let Some(proxy) = &proxy {
-            tunnel(&mut tcp, proxy, &host, port).await?;
+        let (mut tcp, dns_us, tcp_us) = resolve_and_connect(hosts, &dial_host, dial_port).await?;
+        if let (Some(proxy), Some((to_host, to_port))) = (&proxy, &tunnel_to) {
+            tunnel(&mut tcp, proxy, to_host, *to_port).await?;
         }
         Ok::<_, String>((tcp, dns_us, tcp_us))
     });
@@ -251,27 +257,15 @@ pub async fn dial(
     Ok(Ok(conn))
 }
 
-/// Resolves `host` and connects to the first address that answers; returns
+/// Resolves `host` (after `--connect-to` and `--resolve`) and connects to
+/// the first address that answers; returns
 /// the stream and the resolution and connection times in microseconds.
 async fn resolve_and_connect(
+    hosts: Hosts<'_>,
     host: &str,
     port: u16,
 ) -> Result<(TcpStream, Option<u64>, u64), String> {
-    let started = Instant::now();
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    let (addrs, dns_us) = match literal.parse::<std::net::IpAddr>() {
-        Ok(ip) => (vec![std::net::SocketAddr::new(ip, port)], None),
-        Err(_) => {
-            let addrs: Vec<_> = tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| format!("cannot resolve {host}: {e} (check the host name and DNS)"))?
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!("{host} resolves to no address"));
-            }
-            (addrs, Some(started.elapsed().as_micros() as u64))
-        }
-    };
+    let (addrs, dns_us) = hosts.addresses(host, port).await?;
     let tcp_started = Instant::now();
     let mut last_error = None;
     for addr in &addrs {

@@ -19,6 +19,7 @@ pub mod dial;
 pub mod doctor;
 pub mod explain;
 pub mod files;
+pub mod hosts;
 pub mod http_io;
 pub mod interactive;
 pub mod keylog_follow;

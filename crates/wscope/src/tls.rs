@@ -71,7 +71,7 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-fn roots(ca: Option<&Path>) -> anyhow::Result<RootCertStore> {
+pub fn roots(ca: Option<&Path>) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     if let Some(ca) = ca {
         for cert in read_certs(ca)? {

@@ -27,22 +27,28 @@ fn doctor_command() -> Command {
 }
 
 /// Runs `wscope doctor --json ARGS`; returns the exit status and the
-/// findings.
+/// findings (`--compare`'s difference lines left out).
 fn doctor(args: &[&str]) -> (i32, Vec<Value>) {
     let out = doctor_command()
         .arg("--json")
         .args(args)
         .output()
         .expect("wscope doctor runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let findings: Vec<Value> = stdout
+    let code = out.status.code().expect("exited, not killed");
+    let findings = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|line| line.get("difference").is_none())
+        .collect();
+    (code, findings)
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
         .lines()
         .map(|line| {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("a JSON line: {e}: {line:?}"))
         })
-        .collect();
-    let code = out.status.code().expect("exited, not killed");
-    (code, findings)
+        .collect()
 }
 
 fn finding<'a>(findings: &'a [Value], check: &str) -> &'a Value {
@@ -229,12 +235,7 @@ fn idle_seconds(finding: &Value) -> f64 {
 #[test]
 fn long_measures_the_idle_timeout_and_whether_pings_keep_it_open() {
     let (_server, url) = start_server(&[]);
-    let (code, findings) = doctor(&[
-        "--long",
-        "--idle-limit",
-        "30s",
-        &format!("{url}/idle-timeout/3s"),
-    ]);
+    let (code, findings) = doctor(&["--idle", "30s", &format!("{url}/idle-timeout/3s")]);
     assert_eq!(code, 0, "a warning is not a problem: {findings:#?}");
     assert_eq!(
         with_verdict(&findings, "warning"),
@@ -248,10 +249,70 @@ fn long_measures_the_idle_timeout_and_whether_pings_keep_it_open() {
     assert!(words.contains("1001"), "serve closes with 1001: {words}");
     assert!(words.contains("kept a second connection open"), "{words}");
 
-    // A server without an idle timeout stays open for the whole limit.
+    // The server sends no pings of its own: said, as information.
+    assert_eq!(verdict(&findings, "server-pings"), "info", "{findings:#?}");
+
+    // A server without an idle timeout stays open for the whole limit
+    // (--idle-limit is --idle's older name).
     let (code, findings) = doctor(&["--long", "--idle-limit", "1s", &format!("{url}/")]);
     assert_eq!(code, 0);
     assert_eq!(verdict(&findings, "idle"), "ok", "{findings:#?}");
+}
+
+#[test]
+fn a_server_that_pings_on_its_own_is_seen_doing_so() {
+    let (_server, url) = start_server(&[]);
+    let (code, findings) = doctor(&["--idle", "3s", &format!("{url}/ping-every/500ms")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let pings = finding(&findings, "server-pings");
+    assert_eq!(pings["verdict"], "ok", "{pings}");
+    assert!(text(pings).contains("pinged"), "{pings}");
+    assert_eq!(verdict(&findings, "idle"), "ok", "{findings:#?}");
+}
+
+#[test]
+fn ctrl_c_prints_the_report_so_far() {
+    let (_server, url) = start_server(&[]);
+    let mut child = doctor_command()
+        .args(["--json", "--idle", "120s", &format!("{url}/")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wscope doctor runs");
+    // Doctor says on stderr when only the idle check is left: interrupt
+    // then.
+    let stderr = child.stderr.take().expect("stderr piped");
+    let line = common::within(
+        "the quick checks' line",
+        Duration::from_secs(30),
+        move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .find(|line| line.contains("quick checks done"))
+        },
+    );
+    let line = line.expect("doctor said when the quick checks were done");
+    assert!(line.contains("still running: idle"), "{line}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = common::wait_output(child, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "interrupted, no problem found"
+    );
+    let findings = json_lines(&out.stdout);
+    // What finished is there; the idle check says it was cut short.
+    assert_eq!(verdict(&findings, "upgrade"), "ok", "{findings:#?}");
+    assert_eq!(verdict(&findings, "keepalive"), "ok", "{findings:#?}");
+    let idle = finding(&findings, "idle");
+    assert_eq!(idle["verdict"], "skipped", "{idle}");
+    assert!(text(idle).contains("interrupted"), "{idle}");
 }
 
 #[test]
@@ -574,7 +635,7 @@ fn haproxys_tunnel_timeout_is_the_idle_timeout_and_pings_keep_it_open() {
     let (_server, url) = start_server(&[]);
     let upstream = common::host_port(&url).to_owned();
     let (_haproxy, proxied) = start_haproxy("doctor-haproxy-tunnel", &upstream, "3s", "");
-    let (code, findings) = doctor(&["--long", "--idle-limit", "30s", &format!("{proxied}/")]);
+    let (code, findings) = doctor(&["--idle", "30s", &format!("{proxied}/")]);
     assert_eq!(code, 0, "{findings:#?}");
     assert_eq!(
         with_verdict(&findings, "warning"),
@@ -791,5 +852,242 @@ fn a_certificate_expiring_soon_is_a_warning_and_k_still_names_what_browsers_refu
     assert!(
         text(tls).contains("does not name 127.0.0.1 (it names localhost)"),
         "{tls}"
+    );
+}
+
+#[test]
+fn resolve_and_connect_to_reach_the_server_under_another_name() {
+    let (_server, url) = start_server(&[]);
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    // A name no DNS knows, pinned to the server's address.
+    let (code, findings) = doctor(&[
+        "--resolve",
+        &format!("ws.wscope.invalid:{port}:127.0.0.1"),
+        &format!("ws://ws.wscope.invalid:{port}/"),
+    ]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let dns = finding(&findings, "dns");
+    assert_eq!(dns["verdict"], "info", "{dns}");
+    assert!(
+        text(dns).contains(&format!(
+            "--resolve pins ws.wscope.invalid:{port} to 127.0.0.1"
+        )),
+        "{dns}"
+    );
+    assert_eq!(verdict(&findings, "tcp"), "ok", "{findings:#?}");
+    assert_eq!(verdict(&findings, "upgrade"), "ok", "{findings:#?}");
+
+    // --connect-to sends the URL's host and port elsewhere.
+    let (code, findings) = doctor(&[
+        "--connect-to",
+        &format!("api.wscope.invalid:80:127.0.0.1:{port}"),
+        "ws://api.wscope.invalid/",
+    ]);
+    assert_eq!(code, 0, "{findings:#?}");
+    assert!(
+        text(finding(&findings, "dns")).contains(&format!(
+            "--connect-to sends api.wscope.invalid:80 to 127.0.0.1:{port}"
+        )),
+        "{findings:#?}"
+    );
+    assert_eq!(verdict(&findings, "upgrade"), "ok", "{findings:#?}");
+
+    // The same flags work for connect.
+    let out = wscope()
+        .args([
+            "connect",
+            "--json",
+            "--send",
+            "hello",
+            "--expect",
+            "1",
+            "--resolve",
+            &format!("ws.wscope.invalid:{port}:127.0.0.1"),
+            &format!("ws://ws.wscope.invalid:{port}/"),
+        ])
+        .output()
+        .expect("wscope connect runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let events = json_lines(&out.stdout);
+    let open = events
+        .iter()
+        .find(|e| e["event"] == "open")
+        .unwrap_or_else(|| panic!("an open event: {events:#?}"));
+    // The Host header is the URL's; the address is the pinned one.
+    let host = open["request"]["headers"]
+        .as_array()
+        .and_then(|headers| headers.iter().find(|h| h[0] == "Host"))
+        .unwrap_or_else(|| panic!("a Host header: {open}"));
+    assert_eq!(host[1], format!("ws.wscope.invalid:{port}"), "{open}");
+    assert_eq!(open["server"], format!("127.0.0.1:{port}"), "{open}");
+    assert!(events.iter().any(|e| e["payload"]["text"] == "hello"));
+
+    // A malformed value is refused before anything connects.
+    let out = doctor_command()
+        .args([
+            "--resolve",
+            "ws.wscope.invalid:80",
+            "ws://ws.wscope.invalid/",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HOST:PORT:ADDR"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_chain_without_its_intermediate_is_named_incomplete() {
+    let dir = temp_dir("doctor-tls-leaf-only");
+    let (_server, url) = python_server(&[
+        "--tls",
+        dir.to_str().unwrap(),
+        "--intermediate",
+        "--leaf-only",
+    ]);
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let ca = dir.join("ca.pem");
+    let wss = format!("wss://localhost:{port}/echo");
+    let (code, findings) = doctor(&["--ca", ca.to_str().unwrap(), &wss]);
+    assert_eq!(code, 1, "{findings:#?}");
+    let tls = finding(&findings, "tls");
+    assert_eq!(tls["verdict"], "problem", "{tls}");
+    let words = text(tls);
+    assert!(words.contains("incomplete chain"), "{words}");
+    assert!(words.contains("sends only its own certificate"), "{words}");
+    assert!(words.contains("intermediate"), "{words}");
+    assert_eq!(with_verdict(&findings, "problem"), ["tls"], "{findings:#?}");
+
+    // -k looks past it, and still says what verifying clients meet.
+    let (_, findings) = doctor(&["-k", "--ca", ca.to_str().unwrap(), &wss]);
+    let tls = finding(&findings, "tls");
+    assert_eq!(tls["verdict"], "warning", "{tls}");
+    assert!(text(tls).contains("incomplete chain"), "{tls}");
+}
+
+#[test]
+fn a_chain_with_its_intermediate_is_complete() {
+    let dir = temp_dir("doctor-tls-full-chain");
+    let (_server, url) = python_server(&["--tls", dir.to_str().unwrap(), "--intermediate"]);
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let ca = dir.join("ca.pem");
+    let wss = format!("wss://localhost:{port}/echo");
+    let (code, findings) = doctor(&["--ca", ca.to_str().unwrap(), &wss]);
+    assert_eq!(code, 0, "{findings:#?}");
+    assert_eq!(verdict(&findings, "tls"), "ok", "{findings:#?}");
+    let (_, findings) = doctor(&["-k", "--ca", ca.to_str().unwrap(), &wss]);
+    assert_eq!(verdict(&findings, "tls"), "info", "-k only: {findings:#?}");
+}
+
+#[test]
+fn probe_message_finds_the_size_limit_of_an_endpoint_that_does_not_echo() {
+    let (_server, url) = python_server(&[]);
+    let template = r#"{"type":"data","data":"{{payload}}"}"#;
+    let (code, findings) = doctor(&["--probe-message", template, &format!("{url}/ack")]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let words = text(finding(&findings, "sizes"));
+    assert_eq!(verdict(&findings, "sizes"), "warning", "{words}");
+    // websockets' max_size is 1 MiB: 1 MiB passes, more is refused.
+    assert!(
+        words.contains("a 16 MiB message: closed with 1009"),
+        "{words}"
+    );
+    assert!(words.contains("1 MiB came back"), "{words}");
+
+    // Echo or not, any answer counts.
+    let (_echo, echo_url) = start_server(&[]);
+    let (code, findings) = doctor(&[
+        "--probe-message",
+        template,
+        "--max-message",
+        "1048576",
+        &format!("{echo_url}/"),
+    ]);
+    assert_eq!(code, 0, "{findings:#?}");
+    let sizes = finding(&findings, "sizes");
+    assert_eq!(sizes["verdict"], "ok", "{sizes}");
+    assert!(
+        text(sizes).contains("every message answered, up to 1 MiB"),
+        "{sizes}"
+    );
+
+    // A template without its placeholder is refused before connecting.
+    let out = doctor_command()
+        .args(["--probe-message", "{}", &format!("{url}/ack")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("{{payload}}"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn compare_writes_its_differences_as_json_lines() {
+    let (_server, url) = start_server(&[]);
+    let out = doctor_command()
+        .args([
+            "--json",
+            "--compare",
+            &format!("{url}/"),
+            &format!("{url}/reject/403"),
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out.stdout);
+    let differences: Vec<&Value> = lines.iter().filter(|l| l["difference"] == true).collect();
+    let upgrade = differences
+        .iter()
+        .find(|d| d["check"] == "upgrade")
+        .unwrap_or_else(|| panic!("the upgrade differs: {lines:#?}"));
+    assert_eq!(upgrade["verdict"], "problem", "{upgrade}");
+    assert_eq!(upgrade["compared_verdict"], "ok", "{upgrade}");
+    assert_eq!(upgrade["url"], format!("{url}/reject/403"));
+    assert_eq!(upgrade["compared_url"], format!("{url}/"));
+    // The differences come after every finding of both URLs.
+    let first_difference = lines.iter().position(|l| l["difference"] == true).unwrap();
+    assert!(
+        lines[first_difference..]
+            .iter()
+            .all(|l| l["difference"] == true)
+    );
+    assert!(
+        lines[..first_difference]
+            .iter()
+            .any(|l| l["url"] == format!("{url}/")),
+        "the compared URL's findings are there too"
+    );
+}
+
+#[test]
+fn nginx_read_timeout_is_the_idle_timeout_and_pings_every_second_keep_it_open() {
+    let (_server, url) = start_server(&[]);
+    let upstream = common::host_port(&url).to_owned();
+    let config = format!("{PASS_THE_UPGRADE}\nproxy_read_timeout 3s;");
+    let (_nginx, proxied) = start_nginx("doctor-nginx-read-timeout", &upstream, &config);
+    let (code, findings) = doctor(&[
+        "--idle",
+        "20s",
+        "--ping-every",
+        "1s",
+        &format!("{proxied}/"),
+    ]);
+    assert_eq!(code, 0, "a warning is not a problem: {findings:#?}");
+    assert_eq!(
+        with_verdict(&findings, "warning"),
+        ["idle"],
+        "{findings:#?}"
+    );
+    let idle = finding(&findings, "idle");
+    let seconds = idle_seconds(idle);
+    assert!((2.0..=15.0).contains(&seconds), "idle ~{seconds} s: {idle}");
+    let words = text(idle);
+    assert!(
+        words.contains("pings every 1.0 s kept a second connection open"),
+        "{words}"
     );
 }

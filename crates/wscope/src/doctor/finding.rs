@@ -59,6 +59,10 @@ impl Finding {
         Self::new(check, Verdict::Ok, summary)
     }
 
+    pub fn info(check: &'static str, summary: impl Into<String>) -> Self {
+        Self::new(check, Verdict::Info, summary)
+    }
+
     pub fn skipped(check: &'static str, summary: impl Into<String>) -> Self {
         Self::new(check, Verdict::Skipped, summary)
     }

@@ -10,26 +10,42 @@ use tokio::net::TcpStream;
 
 use super::Target;
 use super::finding::{Finding, Verdict};
+use crate::hosts::Hosts;
 
-/// The `dns` and `tcp` findings for `target`.
-pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
+/// The `dns` and `tcp` findings for `target`, after `--connect-to` and
+/// `--resolve`.
+pub async fn check(target: &Target, hosts: Hosts<'_>, timeout: Duration) -> Vec<Finding> {
     if target.proxied {
         return vec![
             Finding::skipped("dns", "through --proxy: the proxy resolves the name"),
             Finding::skipped("tcp", "through --proxy: see the upgrade check"),
         ];
     }
-    let literal = target.host.trim_start_matches('[').trim_end_matches(']');
-    let (dns, addrs) = match literal.parse::<IpAddr>() {
-        Ok(ip) => (
-            Finding::skipped("dns", format!("{ip} is an address: nothing to resolve")),
-            vec![SocketAddr::new(ip, target.port)],
+    let (host, port) = hosts.route(&target.host, target.port);
+    let routed = hosts.describe(&target.host, target.port);
+    let (dns, addrs) = match (hosts.pinned(&host, port), host.parse::<IpAddr>()) {
+        (Some(addrs), _) => (
+            Finding::info(
+                "dns",
+                routed.clone().unwrap_or_default() + ": DNS not asked",
+            ),
+            addrs,
         ),
-        Err(_) => {
+        (None, Ok(ip)) => (
+            Finding::skipped(
+                "dns",
+                match &routed {
+                    Some(routed) => format!("{routed}: nothing to resolve"),
+                    None => format!("{ip} is an address: nothing to resolve"),
+                },
+            ),
+            vec![SocketAddr::new(ip, port)],
+        ),
+        (None, Err(_)) => {
+            let literal = host.as_str();
             let started = Instant::now();
             let looked_up =
-                tokio::time::timeout(timeout, tokio::net::lookup_host((literal, target.port)))
-                    .await;
+                tokio::time::timeout(timeout, tokio::net::lookup_host((literal, port))).await;
             let elapsed = started.elapsed();
             match looked_up {
                 Ok(Ok(addrs)) => {
@@ -40,8 +56,7 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
                     let mut finding = Finding::ok(
                         "dns",
                         format!(
-                            "{} resolves to {} in {}: {}",
-                            target.host,
+                            "{host} resolves to {} in {}: {}",
                             plural(addrs.len(), "address", "addresses"),
                             ms(elapsed),
                             list.join(", ")
@@ -49,6 +64,9 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
                     );
                     finding =
                         finding.detail(format!("{v4} IPv4 (A), {} IPv6 (AAAA)", addrs.len() - v4));
+                    if let Some(routed) = &routed {
+                        finding = finding.detail(routed.clone());
+                    }
                     (finding, addrs)
                 }
                 Ok(Err(err)) => {
@@ -56,7 +74,7 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
                         Finding::new(
                             "dns",
                             Verdict::Problem,
-                            format!("{} does not resolve: {err}", target.host),
+                            format!("{host} does not resolve: {err}"),
                         )
                         .advice("check the host name for typos, and that this machine's DNS knows it (a private name needs the private resolver or VPN)"),
                         Finding::skipped("tcp", "no address to connect to"),
@@ -67,7 +85,7 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
                         Finding::new(
                             "dns",
                             Verdict::Problem,
-                            format!("no answer resolving {} within {timeout:?}", target.host),
+                            format!("no answer resolving {host} within {timeout:?}"),
                         )
                         .advice("this machine's DNS resolver does not answer: check /etc/resolv.conf or the network"),
                         Finding::skipped("tcp", "no address to connect to"),
@@ -125,7 +143,7 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
             Verdict::Problem,
             format!(
                 "no TCP connection to port {} at {}",
-                target.port,
+                port,
                 plural(results.len(), "address", "addresses")
             ),
         )
@@ -139,7 +157,7 @@ pub async fn check(target: &Target, timeout: Duration) -> Vec<Finding> {
             format!(
                 "{failed} of {} addresses refuse TCP connections on port {}",
                 results.len(),
-                target.port
+                port
             ),
         )
         .advice("clients that pick a dead address fail: remove it from DNS or bring its server back (IPv6 addresses with no listener are the usual case)");

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use super::Report;
+use super::compare::Difference;
 use super::finding::{Finding, Verdict};
 
 /// Widest check name, for the column.
@@ -59,6 +60,9 @@ fn one(report: &Report, color: bool) -> String {
         out.push_str(&line(finding, color));
     }
     let count = |v: Verdict| report.findings.iter().filter(|f| f.verdict == v).count();
+    if report.interrupted {
+        out.push_str("\ninterrupted (Ctrl-C): the report so far\n");
+    }
     out.push_str(&format!(
         "\n{} checks: {} ok, {} info, {} warning, {} problem, {} skipped\n",
         report.findings.len(),
@@ -105,7 +109,23 @@ pub fn json_line(report: &Report, finding: &Finding) -> String {
     value.to_string()
 }
 
-/// Prints the report on stdout: the terminal form or JSON Lines.
+/// One `--compare` difference as a JSON Lines line: `check` and
+/// `verdict` are the first URL's, so a reader filtering on them meets
+/// it; `"difference": true` tells it from a finding.
+pub fn difference_line(report: &Report, difference: &Difference) -> String {
+    let mut value = serde_json::to_value(difference).expect("a difference serializes");
+    if let Some(object) = value.as_object_mut() {
+        object.insert("difference".into(), true.into());
+        object.insert("url".into(), report.url.clone().into());
+        if let Some(compared) = &report.compared {
+            object.insert("compared_url".into(), compared.url.clone().into());
+        }
+    }
+    value.to_string()
+}
+
+/// Prints the report on stdout: the terminal form or JSON Lines (the
+/// findings of each URL, then the differences).
 pub fn print(report: &Report, json: bool) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if json {
@@ -113,6 +133,9 @@ pub fn print(report: &Report, json: bool) -> std::io::Result<()> {
             for finding in &report.findings {
                 writeln!(stdout, "{}", json_line(report, finding))?;
             }
+        }
+        for difference in &report.differences {
+            writeln!(stdout, "{}", difference_line(report, difference))?;
         }
     } else {
         stdout.write_all(terminal(report, color()).as_bytes())?;
@@ -141,6 +164,7 @@ mod tests {
                 Finding::new("keepalive", Verdict::Problem, "no pong").advice("answer pings"),
             ],
             exit: 1,
+            interrupted: false,
             compared: None,
             differences: Vec::new(),
         };

@@ -1,7 +1,9 @@
-//! Message sizes (`--sizes`, for an echo endpoint): messages of 1 KiB,
+//! Message sizes (`--sizes`, for an echo endpoint, or `--probe-message
+//! TEMPLATE` for any endpoint that answers a message): messages of 1 KiB,
 //! 64 KiB, 1 MiB and 16 MiB (up to `--max-message`) sent one at a time,
-//! each awaited as its echo, to find where a size limit sits in the path
-//! and how it shows: a 1009 close (the limit said so), a drop, or silence.
+//! each awaited as its echo (or any answer), to find where a size limit
+//! sits in the path and how it shows: a 1009 close (the limit said so), a
+//! drop, or silence.
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use wscope_proto::OpCode;
 
 use super::attempt::{Attempt, attempt};
 use super::finding::{Finding, Verdict};
+use super::progress::Progress;
 use crate::cli::HandshakeArgs;
 use crate::connection::Incoming;
 
@@ -40,15 +43,103 @@ fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Where `--probe-message` puts the filler that makes up the size.
+pub const PLACEHOLDER: &str = "{{payload}}";
+
+/// What is sent, and what counts as the answer.
+pub enum Probe {
+    /// Binary messages, answered by their echo.
+    Echo,
+    /// A text message from the template, its `{{payload}}` filled to
+    /// the size; any message answers it.
+    Template(String),
+}
+
+impl Probe {
+    /// `--probe-message`'s template, checked before anything connects.
+    pub fn template(template: &str) -> Result<Probe, String> {
+        if !template.contains(PLACEHOLDER) {
+            return Err(format!(
+                "--probe-message {template:?} has no {PLACEHOLDER}: put it where the filler that makes up each size goes, as in '{{\"type\":\"echo\",\"data\":\"{PLACEHOLDER}\"}}'"
+            ));
+        }
+        Ok(Probe::Template(template.to_owned()))
+    }
+
+    /// The message of `len` bytes (a template longer than that is sent
+    /// as it is, with an empty filler).
+    fn message(&self, len: usize) -> (OpCode, Vec<u8>) {
+        match self {
+            Probe::Echo => (OpCode::Binary, payload(len)),
+            Probe::Template(template) => {
+                let fixed = template.len() - PLACEHOLDER.len();
+                let filler: Vec<u8> = payload(len.saturating_sub(fixed))
+                    .into_iter()
+                    .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()])
+                    .collect();
+                let filler = String::from_utf8(filler).expect("the alphabet is ASCII");
+                (
+                    OpCode::Text,
+                    template.replacen(PLACEHOLDER, &filler, 1).into_bytes(),
+                )
+            }
+        }
+    }
+
+    fn answered(&self, sent: &[u8], answer: &[u8]) -> bool {
+        match self {
+            Probe::Echo => sent == answer,
+            Probe::Template(_) => true,
+        }
+    }
+
+    fn waits_for(&self) -> &'static str {
+        match self {
+            Probe::Echo => "echo",
+            Probe::Template(_) => "answer",
+        }
+    }
+}
+
+/// Filler characters that need no escaping in JSON, a URL or a CSV field.
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
 /// The `sizes` finding.
-pub async fn check(h: &HandshakeArgs, max_message: u64) -> Finding {
+pub async fn check(
+    h: &HandshakeArgs,
+    probe: &Probe,
+    max_message: u64,
+    progress: &Progress,
+) -> Finding {
+    progress.started(
+        "sizes",
+        format!(
+            "sending messages up to {}, each awaiting its {}",
+            size(
+                SIZES
+                    .iter()
+                    .copied()
+                    .filter(|&l| l as u64 <= max_message)
+                    .max()
+                    .unwrap_or(0)
+            ),
+            probe.waits_for()
+        ),
+    );
     let Ok(Attempt::Open(mut conn, _)) = attempt(h).await else {
+        progress.finished("sizes");
         return Finding::skipped("sizes", "no connection to send messages on");
     };
+    let finding = sizes(&mut conn, probe, max_message).await;
+    progress.finished("sizes");
+    finding
+}
+
+async fn sizes(conn: &mut crate::dial::Dialed, probe: &Probe, max_message: u64) -> Finding {
     let mut echoed = Vec::new();
     for &len in SIZES.iter().filter(|&&len| len as u64 <= max_message) {
-        let data = payload(len);
-        if let Err(err) = conn.send(OpCode::Binary, &data).await {
+        let (opcode, data) = probe.message(len);
+        if let Err(err) = conn.send(opcode, &data).await {
             return failed(
                 &echoed,
                 len,
@@ -58,7 +149,9 @@ pub async fn check(h: &HandshakeArgs, max_message: u64) -> Finding {
         let answer = tokio::time::timeout(ECHO_WAIT, async {
             loop {
                 match conn.next().await {
-                    Ok(Incoming::Message(message)) => return Ok(message.data == data),
+                    Ok(Incoming::Message(message)) => {
+                        return Ok(probe.answered(&data, &message.data));
+                    }
                     Ok(Incoming::Close(close)) => {
                         return Err(match close.code {
                             Some(code) => format!("closed with {code}"),
@@ -77,7 +170,7 @@ pub async fn check(h: &HandshakeArgs, max_message: u64) -> Finding {
         match answer {
             Ok(Ok(true)) => echoed.push(len),
             Ok(Ok(false)) if echoed.is_empty() => {
-                super::attempt::close(&mut conn).await;
+                super::attempt::close(conn).await;
                 return Finding::skipped(
                     "sizes",
                     "not an echo endpoint: the 1 KiB message was answered with something else",
@@ -93,34 +186,46 @@ pub async fn check(h: &HandshakeArgs, max_message: u64) -> Finding {
             Ok(Err(how)) if echoed.is_empty() && !how.contains("1009") => {
                 return Finding::skipped(
                     "sizes",
-                    format!("not an echo endpoint? the 1 KiB message: {how}"),
+                    match probe {
+                        Probe::Echo => format!("not an echo endpoint? the 1 KiB message: {how}"),
+                        Probe::Template(_) => format!("the 1 KiB --probe-message: {how}"),
+                    },
                 );
             }
             Ok(Err(how)) => return failed(&echoed, len, how),
             Err(_) if echoed.is_empty() => {
-                super::attempt::close(&mut conn).await;
+                super::attempt::close(conn).await;
                 return Finding::skipped(
                     "sizes",
-                    format!(
-                        "not an echo endpoint: no answer to 1 KiB within {}s",
-                        ECHO_WAIT.as_secs()
-                    ),
+                    match probe {
+                        Probe::Echo => format!(
+                            "not an echo endpoint: no answer to 1 KiB within {}s (--probe-message TEMPLATE sends a message this endpoint answers)",
+                            ECHO_WAIT.as_secs()
+                        ),
+                        Probe::Template(_) => format!(
+                            "no answer to the 1 KiB --probe-message within {}s",
+                            ECHO_WAIT.as_secs()
+                        ),
+                    },
                 );
             }
             Err(_) => {
                 return failed(
                     &echoed,
                     len,
-                    format!("no echo within {}s", ECHO_WAIT.as_secs()),
+                    format!("no {} within {}s", probe.waits_for(), ECHO_WAIT.as_secs()),
                 );
             }
         }
     }
-    super::attempt::close(&mut conn).await;
+    super::attempt::close(conn).await;
     let largest = echoed.last().copied().unwrap_or(0);
     Finding::ok(
         "sizes",
-        format!("every message echoed, up to {}", size(largest)),
+        match probe {
+            Probe::Echo => format!("every message echoed, up to {}", size(largest)),
+            Probe::Template(_) => format!("every message answered, up to {}", size(largest)),
+        },
     )
 }
 

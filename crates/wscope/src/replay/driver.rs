@@ -226,6 +226,8 @@ pub fn handshake(plan: &Plan, conv: &Conversation) -> (HandshakeArgs, Vec<String
         cert: None,
         key: None,
         proxy: None,
+        resolve: Vec::new(),
+        connect_to: Vec::new(),
         connect_timeout: plan.connect_timeout,
     };
     (args, missing)

@@ -395,3 +395,25 @@ pub fn start_http_proxy(extra: &[&str]) -> (Running, u16) {
     }
     panic!("proxy.py wrote no port file");
 }
+
+/// Runs `work` on a thread and returns its result, failing the test if it
+/// takes longer than `timeout` (a hung peer fails instead of hanging CI).
+pub fn within<T: Send + 'static>(
+    what: &str,
+    timeout: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.recv_timeout(timeout)
+        .unwrap_or_else(|_| panic!("{what}: nothing within {timeout:?}"))
+}
+
+/// Waits for `child` to exit and collects its output, within `timeout`.
+pub fn wait_output(child: Child, timeout: Duration) -> std::process::Output {
+    within("the process to exit", timeout, move || {
+        child.wait_with_output().expect("waiting for the process")
+    })
+}

@@ -17,6 +17,10 @@ pub struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "WSCOPE_LOG")]
     pub log: String,
+
+    /// Colours: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: crate::color::ColorChoice,
 }
 
 // Parsed once at start-up and moved into its subcommand: the size
@@ -138,6 +142,18 @@ pub enum Command {
     /// Explain a close code (1000-4999) or an HTTP status from a failed
     /// handshake (100-599): meaning, usual causes, what to check.
     Explain(ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell,
+    /// elvish) on stdout; README.md says where to put it.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (wscope.1 and wscope-COMMAND.1 for each command)
+    /// into DIR, e.g. ~/.local/share/man/man1.
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

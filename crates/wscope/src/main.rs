@@ -5,10 +5,13 @@ use clap::Parser;
 #[cfg(target_os = "linux")]
 use wscope::capture;
 use wscope::cli::{Cli, Command};
-use wscope::{bench, ca, connect, demo, doctor, explain, probe, proxy, read, replay, serve, ui};
+use wscope::{
+    bench, ca, connect, demo, doctor, explain, manuals, probe, proxy, read, replay, serve, ui,
+};
 
 fn main() {
     let cli = Cli::parse();
+    wscope::color::init(cli.color);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log)
@@ -47,6 +50,8 @@ fn main() {
             Command::Diff(args) => replay::diff::run(args),
             Command::Demo => demo::run().await,
             Command::Explain(args) => Ok(explain::run(args)),
+            Command::Completions { shell } => manuals::completions(shell),
+            Command::Manpages { dir } => manuals::manpages(&dir),
         }
     });
     match status {

@@ -416,8 +416,7 @@ fn terminal_view(args: &OutputArgs, defaults: &OutputDefaults, extras: Extras) -
     if extras.no_terminal {
         return None;
     }
-    let color = std::env::var_os("NO_COLOR").is_none()
-        && (extras.printer.is_some() || std::io::stdout().is_terminal());
+    let color = crate::color::enabled(extras.printer.is_some() || std::io::stdout().is_terminal());
     let (arrows, show_conn) = match defaults.terminal {
         Terminal::Off => return None,
         Terminal::Many if args.quiet => return None,

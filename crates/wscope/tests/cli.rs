@@ -876,3 +876,71 @@ fn serve_prints_json_with_frames_after_its_address() {
     );
     assert_eq!(messages(&printed).len(), 2, "{seen:?}");
 }
+
+#[test]
+fn completions_are_valid_shell_and_know_every_command() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (code, script, err) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for word in ["doctor", "replay", "resolve", "connect-to", "color"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    // bash itself checks the script's syntax and loads it.
+    let (_, script, _) = run(&["completions", "bash"]);
+    let dir = common::temp_dir("completions");
+    let path = dir.join("wscope.bash");
+    std::fs::write(&path, &script).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p wscope", path.display()))
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_wscope"));
+    // A shell nobody supports is refused, naming the ones that are.
+    let (code, _, err) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bash"), "{err}");
+}
+
+#[test]
+fn manpages_are_written_for_every_command_and_read_by_man() {
+    let dir = common::temp_dir("manpages");
+    let (code, listed, err) = run(&["manpages", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["wscope", "wscope-connect", "wscope-doctor", "wscope-replay"] {
+        let path = dir.join(format!("{name}.1"));
+        assert!(path.exists(), "{} missing; listed {listed}", path.display());
+        assert!(listed.contains(&format!("{name}.1")));
+    }
+    // man renders the page: the doctor page documents --resolve.
+    let out = std::process::Command::new("man")
+        .arg("-l")
+        .arg(dir.join("wscope-doctor.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("man runs");
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains("wscope-doctor"), "{page}");
+    assert!(page.contains("--resolve"), "{page}");
+}
+
+#[test]
+fn color_follows_the_flag_then_the_terminal_and_no_color() {
+    let (_, plain, _) = run(&["doctor", "http://127.0.0.1:1/"]);
+    assert!(!plain.contains('\x1b'), "a pipe gets no colour: {plain}");
+    let (_, always, _) = run(&["--color", "always", "doctor", "http://127.0.0.1:1/"]);
+    assert!(always.contains("\x1b[1;31mproblem"), "{always}");
+    // The flag overrides NO_COLOR (no-color.org), in either position.
+    let out = wscope()
+        .args(["doctor", "--color", "always", "http://127.0.0.1:1/"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("wscope runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+    let (_, never, _) = run(&["--color", "never", "doctor", "http://127.0.0.1:1/"]);
+    assert!(!never.contains('\x1b'), "{never}");
+}

@@ -1,8 +1,8 @@
-//! The report's outputs: one line per finding on a terminal (coloured when
-//! stdout is one and NO_COLOR is unset), JSON Lines with `--json`, and one
+//! The report's outputs: one line per finding on a terminal (coloured as
+//! `--color` says), JSON Lines with `--json`, and one
 //! JSON document with `--report-json`. Checks never print.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use super::Report;
@@ -97,7 +97,7 @@ fn line(finding: &Finding, color: bool) -> String {
 
 /// Whether the terminal output gets colours.
 pub fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+    crate::color::stdout()
 }
 
 /// One finding as a JSON Lines line (docs/FORMAT.md, "Doctor findings").

@@ -23,14 +23,13 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
     let mut sink: Box<dyn Sink> = if args.json {
         Box::new(JsonLines::new(usize::MAX, true))
     } else {
-        use std::io::IsTerminal;
         Box::new(Human {
             arrows: true,
             quiet: false,
             show_control: false,
             timestamps: false,
             pretty: false,
-            color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+            color: crate::color::stdout(),
             printer: None,
             show_conn: true,
         })

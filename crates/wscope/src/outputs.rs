@@ -432,6 +432,8 @@ fn terminal_view(args: &OutputArgs, defaults: &OutputDefaults, extras: Extras) -
         color,
         printer: extras.printer,
         show_conn,
+        // --pretty asks for everything; one connection shows it all too.
+        preview: (show_conn && !args.pretty).then_some(crate::sink::PREVIEW_CHARS),
     })
 }
 

@@ -234,7 +234,14 @@ pub struct Human {
     /// Many connections (the proxy): start lines with the connection id,
     /// report opens, and say client/server rather than sent/received.
     pub show_conn: bool,
+    /// Show at most this many characters of a message (binary: twice
+    /// the bytes in hex), then how much more there was: a view of many
+    /// connections stays one line per message, and readable.
+    pub preview: Option<usize>,
 }
+
+/// The characters of a message the many-connection view shows.
+pub const PREVIEW_CHARS: usize = 200;
 
 impl Human {
     fn prefix(&self, event: &Event, line: &mut Vec<u8>, marked: bool) {
@@ -285,6 +292,33 @@ impl Human {
             format!("wscope: {text}\n")
         };
         self.put(line.as_bytes(), true)
+    }
+
+    /// A message's payload, cut to `preview` when set.
+    fn message_payload(&self, payload: &Payload, line: &mut Vec<u8>) {
+        let Some(limit) = self.preview else {
+            return self.payload(payload, line);
+        };
+        match (&payload.text, payload.bytes()) {
+            (Some(text), _) => match text.char_indices().nth(limit) {
+                Some((cut, _)) => {
+                    line.extend_from_slice(text[..cut].as_bytes());
+                    let _ = write!(line, "… ({} bytes)", payload.len);
+                }
+                None => line.extend_from_slice(text.as_bytes()),
+            },
+            (None, Ok(bytes)) => {
+                let _ = write!(line, "<binary {} bytes> ", payload.len);
+                let shown = bytes.len().min(limit / 2);
+                for byte in &bytes[..shown] {
+                    let _ = write!(line, "{byte:02x}");
+                }
+                if (shown as u64) < payload.len {
+                    line.extend_from_slice("…".as_bytes());
+                }
+            }
+            (None, Err(_)) => line.extend_from_slice(b"<binary: undecodable payload>"),
+        }
     }
 
     fn payload(&self, payload: &Payload, line: &mut Vec<u8>) {
@@ -431,7 +465,7 @@ impl Sink for Human {
                     return Ok(());
                 }
                 self.prefix(event, &mut line, self.arrows);
-                self.payload(&message.payload, &mut line);
+                self.message_payload(&message.payload, &mut line);
             }
             EventKind::Frame(frame)
                 if self.show_control

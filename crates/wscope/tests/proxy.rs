@@ -708,3 +708,58 @@ fn chromium_through_the_forward_proxy_with_tls_interception() {
     assert_eq!(closed["by"], "client");
     assert_eq!(closed["reason"], "page done");
 }
+
+#[test]
+fn the_live_view_shows_a_preview_of_each_large_message_on_one_line() {
+    let (_server, upstream) = start_server(&[]);
+    let mut child = wscope()
+        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &upstream])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wscope proxy starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    // Stopped when the test ends, passed or failed.
+    let _proxy = Running {
+        child,
+        stdout: None,
+    };
+    let mut first = String::new();
+    out.read_line(&mut first)
+        .expect("the proxy names its address");
+    let url = address_in(&first, "ws://");
+    let big: String = "0123456789abcdef".repeat(4096);
+    let report = python(&[
+        "session",
+        &format!("{url}/echo"),
+        "--send",
+        &big,
+        "--expect",
+        "1",
+        "--close",
+    ]);
+    let echoed = texts(&report);
+    assert_eq!(echoed.len(), 1, "{report}");
+    assert!(echoed[0].starts_with("0123456789abcdef"), "{report}");
+    // Both directions, each one line: the start of the message and its size.
+    let lines = common::within("two preview lines", Duration::from_secs(30), move || {
+        let mut previews = Vec::new();
+        for line in out.lines().map_while(Result::ok) {
+            if line.contains("(65536 bytes)") {
+                previews.push(line);
+                if previews.len() == 2 {
+                    break;
+                }
+            }
+        }
+        previews
+    });
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        assert!(line.contains("0123456789abcdef0123"), "{line}");
+        assert!(
+            line.chars().count() < 300,
+            "{} chars: {line:.400}",
+            line.chars().count()
+        );
+    }
+}

@@ -32,6 +32,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
             color: crate::color::stdout(),
             printer: None,
             show_conn: true,
+            preview: None,
         })
     };
     let rules = compare::Rules {

@@ -302,7 +302,7 @@ impl Human {
         match (&payload.text, payload.bytes()) {
             (Some(text), _) => match text.char_indices().nth(limit) {
                 Some((cut, _)) => {
-                    line.extend_from_slice(text[..cut].as_bytes());
+                    line.extend_from_slice(&text.as_bytes()[..cut]);
                     let _ = write!(line, "… ({} bytes)", payload.len);
                 }
                 None => line.extend_from_slice(text.as_bytes()),

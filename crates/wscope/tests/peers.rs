@@ -679,10 +679,17 @@ fn stderr_until(url: &str, extra: &[&str], enough: impl Fn(&[String]) -> bool) -
 #[test]
 fn reconnect_backs_off_and_resets_after_success() {
     let (_server, url) = start_python_server();
-    // Each connection opens, then drops: the counter resets every time.
+    // Each connection opens, then drops; with --stable-after 0s every
+    // connection counts as stable, so the counter resets every time.
     let lines = stderr_until(
         &format!("{url}/drop"),
-        &["--reconnect", "--reconnect-max-delay", "100ms"],
+        &[
+            "--reconnect",
+            "--reconnect-max-delay",
+            "100ms",
+            "--stable-after",
+            "0s",
+        ],
         |l| l.iter().filter(|l| l.contains("reconnecting")).count() >= 3,
     );
     let attempts: Vec<&String> = lines

@@ -928,6 +928,7 @@ mod tests {
                 extensions: Vec::new(),
                 timings: Timings::default(),
                 handshake: None,
+                attempt: None,
             }),
             messages: Vec::new(),
             close: None,

@@ -284,8 +284,8 @@ struct Outcome {
     lasted: Duration,
     /// wscope ended it on purpose (input done, --expect met, Ctrl-C).
     user_ended: bool,
-    /// Reconnect whatever --reconnect-on says: a ping timeout, a failed
-    /// opening step.
+    /// Reconnect whatever --reconnect-on says: the attempt failed before
+    /// or during its opening.
     always_retry: bool,
     /// The server asked to wait this long (Retry-After).
     retry_after: Option<Duration>,
@@ -406,7 +406,6 @@ async fn one_connection(
     let mut ping_seq = 0u64;
     // The ping awaiting its pong: its payload and when it left.
     let mut ping_out: Option<(Vec<u8>, tokio::time::Instant)> = None;
-    let mut ping_timed_out = false;
 
     let (by, clean, code, reason, status) = loop {
         if !conn.close_sent() {
@@ -512,7 +511,6 @@ async fn one_connection(
                 let message = format!("no pong within {timeout:?}: the server or the network stopped answering; closing");
                 emit(sinks, None, EventKind::Error { message });
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(Some(CloseCode::GOING_AWAY), "ping timeout")).await;
-                ping_timed_out = true;
                 break (ClosedBy::Client, false, CloseCode::ABNORMAL, "no pong (ping timeout)".to_owned(), exit::ABNORMAL);
             }
             _ = tokio::signal::ctrl_c() => {
@@ -676,7 +674,8 @@ async fn one_connection(
         code: Some(code),
         lasted,
         user_ended: we_closed_first,
-        always_retry: ping_timed_out,
+        // A ping timeout ends with 1006, which always reconnects.
+        always_retry: false,
         retry_after: None,
         reason: format!("ended after {lasted:.1?}: {ended}"),
     })

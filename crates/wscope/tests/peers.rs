@@ -703,7 +703,8 @@ fn reconnect_backs_off_and_resets_after_success() {
             "{line}"
         );
     }
-    // Nothing listens: the attempts count up.
+    // Nothing listens: the attempts count up (the first connection is
+    // attempt 1, so the first reconnection is attempt 2).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -715,9 +716,10 @@ fn reconnect_backs_off_and_resets_after_success() {
         |l| l.iter().any(|l| l.contains("(attempt 3)")),
     );
     let text = lines.join("\n");
-    for n in 1..=3 {
+    for n in 2..=3 {
         assert!(text.contains(&format!("(attempt {n})")), "{text}");
     }
+    assert!(text.contains("c1, attempt 1,"), "{text}");
     assert!(text.contains("could not be opened"), "{text}");
 }
 

@@ -265,7 +265,10 @@ fn reconnect_on_narrows_the_close_codes() {
     let seen = json_until(&events, |_| false);
     assert_eq!(count(&seen, "open"), 1, "{seen:#?}");
     let notes = notes(&seen).join("\n");
-    assert!(notes.contains("1012 (Service Restart) is not in --reconnect-on"), "{notes}");
+    assert!(
+        notes.contains("1012 (Service Restart) is not in --reconnect-on"),
+        "{notes}"
+    );
     assert!(
         notes.contains("reconnect summary: attempts 1, opened 1,") && notes.contains("1012×1"),
         "{notes}"
@@ -367,6 +370,30 @@ fn a_missed_expect_fails_the_attempt() {
         stdout.contains("--on-open line 3: no message matched"),
         "{stdout}"
     );
+    // A failed opening is a failed attempt, whatever --reconnect-on lists.
+    let out = wscope()
+        .args([
+            "connect",
+            "--json",
+            "--expect-timeout",
+            "300ms",
+            "--on-open",
+        ])
+        .arg(&script)
+        .args(
+            [
+                &FAST[..],
+                &["--reconnect-on", "4000", "--max-attempts", "2"],
+            ]
+            .concat(),
+        )
+        .arg(format!("{url}/echo"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("\"event\":\"open\"").count(), 2, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

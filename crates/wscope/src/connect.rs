@@ -407,10 +407,17 @@ async fn one_connection(
     // The ping awaiting its pong: its payload and when it left.
     let mut ping_out: Option<(Vec<u8>, tokio::time::Instant)> = None;
 
-    let (by, clean, code, reason, status) = loop {
+    let (by, clean, code, reason, status) = 'conn: loop {
         if !conn.close_sent() {
             while let Some((opcode, data)) = script.next_send(args.expect_timeout) {
-                conn.send(opcode, data).await?;
+                // A server that drops right after the upgrade is what
+                // --reconnect is for: a failed send ends this connection,
+                // not the run.
+                if let Err(err) = conn.send(opcode, data).await {
+                    let message = format!("connection error while sending the opening: {err}");
+                    emit(sinks, None, EventKind::Error { message });
+                    break 'conn dropped();
+                }
                 if sinks.wants_payloads() {
                     let message = sent_message(opcode, data);
                     emit(

@@ -323,7 +323,10 @@ mod tests {
         let mut runner = Runner::new(&steps);
         assert_eq!(runner.next_send(timeout), None);
         let (line, expr) = runner.timed_out().unwrap_err();
-        assert_eq!((line, expr.to_string().as_str()), (2, "payload contains \"ok\""));
+        assert_eq!(
+            (line, expr.to_string().as_str()),
+            (2, "payload contains \"ok\"")
+        );
     }
 
     #[test]

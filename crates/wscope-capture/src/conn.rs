@@ -823,6 +823,7 @@ impl State {
             extensions: Vec::new(),
             timings: Timings::default(),
             handshake: Some(HandshakeSeen::Missing),
+            attempt: None,
         };
         ctx.summary.websocket += 1;
         ctx.summary.handshake_missing += 1;
@@ -950,6 +951,7 @@ impl State {
                 ..Timings::default()
             },
             handshake: None,
+            attempt: None,
         };
         ctx.summary.websocket += 1;
         ctx.emit(response_ts, &id, None, EventKind::Open(open));

@@ -138,6 +138,10 @@ pub struct Open {
     /// it): the addresses are known, the heads are empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handshake: Option<HandshakeSeen>,
+    /// `connect --reconnect`: which attempt this is since the last
+    /// connection that stayed up for `--stable-after` (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 /// What was seen of an opening handshake, when not all of it.

@@ -402,6 +402,7 @@ impl<'a> Entry<'a> {
                 handshake: text(&self.fields.handshake)
                     .filter(|seen| *seen == "missing")
                     .map(|_| HandshakeSeen::Missing),
+                attempt: None,
             };
             events.push(event(start, None, EventKind::Open(open)));
         } else {
@@ -1661,6 +1662,7 @@ mod tests {
                     upgrade_us: Some(420),
                 },
                 handshake: None,
+                attempt: None,
             }),
         }
     }

@@ -193,6 +193,7 @@ mod tests {
                 extensions: vec![],
                 timings: Timings::default(),
                 handshake: None,
+                attempt: None,
             }),
         }
     }

@@ -47,8 +47,13 @@ pub enum Command {
     /// code), 3 if the TCP connection failed, 4 if the handshake failed, 5 if
     /// the connection closed with another code, 6 if it dropped without a
     /// close frame (1006), 7 if the server broke the protocol, 8 if the TLS
-    /// handshake failed. With SSLKEYLOGFILE set, TLS secrets are written to
-    /// that file so Wireshark can decrypt the session.
+    /// handshake failed, 9 if a header command or an --on-open step failed.
+    /// With SSLKEYLOGFILE set, TLS secrets are written to that file so
+    /// Wireshark can decrypt the session.
+    ///
+    /// A header value may hold {{cmd:COMMAND}}: COMMAND runs with sh -c
+    /// before every attempt and its trimmed output is the value (redacted
+    /// in events unless --no-redact).
     Connect(ConnectArgs),
     /// Open a connection, show the handshake as sent and received with each
     /// step timed, check it, close cleanly (the curl -i of WebSockets).
@@ -789,9 +794,22 @@ pub struct ConnectArgs {
     pub echo: bool,
 
     /// Send this message after connecting, instead of reading stdin.
-    /// Repeatable; sent in order.
+    /// Repeatable; sent in order, after the --on-open steps, again on every
+    /// connection with --reconnect.
     #[arg(long, value_name = "MESSAGE")]
     pub send: Vec<String>,
+
+    /// Opening steps run at the start of every connection (again after each
+    /// reconnection), before stdin lines are sent. One per line: send TEXT,
+    /// send-json JSON, send-hex HEX, expect EXPR (wait for a server message
+    /// matching a filter expression, docs/FILTER.md), sleep DURATION.
+    #[arg(long, value_name = "FILE")]
+    pub on_open: Option<PathBuf>,
+
+    /// How long an `expect` step of --on-open waits; a miss fails the
+    /// attempt.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub expect_timeout: Duration,
 
     /// Send stdin lines and --send messages as binary messages.
     #[arg(long)]
@@ -815,9 +833,27 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub reconnect: bool,
 
-    /// The longest wait between reconnection attempts.
+    /// The longest wait between reconnection attempts (a Retry-After from a
+    /// 429 or 503 refusal may ask for longer, and gets it).
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub reconnect_max_delay: Duration,
+
+    /// With --reconnect: the attempt count (and so the backoff) starts
+    /// again only after a connection stayed up this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub stable_after: Duration,
+
+    /// With --reconnect: give up after N attempts in a row that did not
+    /// give a connection lasting --stable-after, exiting with the last
+    /// one's status.
+    #[arg(long, value_name = "N", requires = "reconnect", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: Option<u32>,
+
+    /// With --reconnect: reconnect only when the connection closed with
+    /// one of these codes (comma-separated); 1006 (dropped) and a ping
+    /// timeout always reconnect. Default: any close wscope did not start.
+    #[arg(long, value_name = "CODES", requires = "reconnect", value_parser = crate::reconnect::parse_codes)]
+    pub reconnect_on: Option<crate::reconnect::CloseCodes>,
 
     /// After stdin (or --send) ends, close once nothing has arrived for
     /// this long, so replies to the last messages are not lost.

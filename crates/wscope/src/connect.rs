@@ -1,6 +1,11 @@
 //! `wscope connect`: a client. Sends stdin lines (or echoes, `--echo`) and
 //! reports everything that happens as events, which the sinks print
 //! (human, `--json`) or record (`--record`).
+//!
+//! Every connection starts with the opening steps (`--on-open`, `--send`,
+//! [`crate::opening`]) and with header values computed afresh
+//! ([`crate::header_cmd`]); with `--reconnect`, [`crate::reconnect`] decides
+//! whether and when the next attempt comes.
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +16,12 @@ use wscope_proto::{CloseCode, OpCode};
 
 use crate::cli::ConnectArgs;
 use crate::connection::{ConnError, Incoming};
+use crate::dial::{DialFailure, DialOptions};
+use crate::header_cmd::{self, HeaderTemplate};
 use crate::interactive::{self, Command, Printer};
+use crate::opening::{self, Runner, Step};
 use crate::outputs::{self, Extras};
+use crate::reconnect::{self, Tally};
 use crate::sink::Sinks;
 use crate::timers::{sleep_until, tick};
 
@@ -25,6 +34,8 @@ pub mod exit {
     pub const ABNORMAL: i32 = 6;
     pub const PROTOCOL_ERROR: i32 = 7;
     pub const TLS_FAILED: i32 = 8;
+    /// A `{{cmd:...}}` header command or an `--on-open` step failed.
+    pub const OPENING_FAILED: i32 = 9;
 }
 
 /// The id of a run's first connection (later ones, after --reconnect, count up).
@@ -40,11 +51,48 @@ pub struct Session {
     pub printer: Option<Printer>,
 }
 
+/// What every connection starts with, checked before the first one.
+pub struct Prepared {
+    /// The --on-open steps, then every --send message.
+    steps: Vec<Step>,
+    /// The -H headers, some computed by commands.
+    headers: Vec<HeaderTemplate>,
+}
+
+impl Prepared {
+    /// Reads --on-open and the headers; a mistake in either is said here,
+    /// before anything connects.
+    pub fn new(args: &ConnectArgs) -> anyhow::Result<Prepared> {
+        let mut steps = match &args.on_open {
+            Some(path) => opening::load(path)?,
+            None => Vec::new(),
+        };
+        let opcode = if args.binary {
+            OpCode::Binary
+        } else {
+            OpCode::Text
+        };
+        steps.extend(args.send.iter().map(|message| Step::Send {
+            opcode,
+            data: message.as_bytes().to_vec(),
+        }));
+        let headers = args
+            .handshake
+            .headers
+            .iter()
+            .map(|h| header_cmd::parse(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|why| anyhow::anyhow!(why))?;
+        Ok(Prepared { steps, headers })
+    }
+}
+
 /// Runs the client on stdin; returns the process exit status.
 pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
     use std::io::IsTerminal;
     // Before the line editor or the connection: a mistake starts nothing.
     outputs::check(&args.output, &outputs::CONNECT)?;
+    let prepared = Prepared::new(&args)?;
     let opcode = if args.binary {
         OpCode::Binary
     } else {
@@ -57,12 +105,9 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
         && std::io::stdout().is_terminal();
     let mut printer = None;
     let commands = if !args.send.is_empty() {
-        // --send replaces stdin: the messages, then the input ends.
-        let (tx, commands) = mpsc::channel(args.send.len());
-        for message in &args.send {
-            tx.try_send(Command::Send(opcode, message.as_bytes().to_vec()))
-                .expect("the channel holds exactly the --send messages");
-        }
+        // --send replaces stdin: the messages are opening steps, and the
+        // input has ended from the start.
+        let (_, commands) = mpsc::channel(1);
         Some(commands)
     } else if args.echo {
         None
@@ -86,8 +131,9 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
         });
         Some(commands)
     };
-    let status = run_session(
+    let status = run_prepared(
         args,
+        prepared,
         Session {
             lines: commands,
             arrows: interactive,
@@ -103,6 +149,15 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<i32> {
 
 /// Runs the client with messages from `session`.
 pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<i32> {
+    let prepared = Prepared::new(&args)?;
+    run_prepared(args, prepared, session).await
+}
+
+async fn run_prepared(
+    args: ConnectArgs,
+    prepared: Prepared,
+    session: Session,
+) -> anyhow::Result<i32> {
     let outputs = outputs::build(
         &args.output,
         &outputs::CONNECT,
@@ -117,33 +172,97 @@ pub async fn run_session(args: ConnectArgs, session: Session) -> anyhow::Result<
     let mut sinks = outputs.sinks;
     let mut input = Input {
         open: session.lines.is_some(),
+        ended: false,
         lines: session.lines.unwrap_or_else(|| mpsc::channel(1).1),
     };
-    // Attempts since the last connection that opened; resets on success.
+    let mut tally = Tally::start();
+    // Attempts since the last connection that stayed up for --stable-after.
     let mut attempt = 0u32;
     let mut number = 0u64;
     loop {
         number += 1;
+        attempt += 1;
+        tally.attempts += 1;
         let conn_id = format!("c{number}");
-        let outcome = one_connection(&args, &mut sinks, frames, &mut input, &conn_id).await?;
-        if !args.reconnect || outcome.user_ended {
+        let this = Attempt {
+            conn_id: &conn_id,
+            number: args.reconnect.then_some(attempt),
+        };
+        let outcome = one_connection(
+            &args, &prepared, &mut sinks, frames, &mut input, &this, &mut tally,
+        )
+        .await?;
+        if !args.reconnect {
             return Ok(outcome.status);
         }
-        if outcome.opened {
+        let finish = |sinks: &mut Sinks, tally: &Tally, why: Option<String>| {
+            if let Some(text) = why {
+                sinks.emit(&Event::now(&conn_id, None, EventKind::Note { text }));
+            }
+            let text = tally.summary();
+            sinks.emit(&Event::now(&conn_id, None, EventKind::Note { text }));
+        };
+        if outcome.user_ended {
+            finish(&mut sinks, &tally, None);
+            return Ok(outcome.status);
+        }
+        if let Some(code) = outcome.code
+            && !outcome.always_retry
+            && !reconnect::reconnects_on(args.reconnect_on.as_ref(), code)
+        {
+            let why = format!(
+                "{conn_id} (attempt {attempt}) {}; {code} is not in --reconnect-on, so no reconnection",
+                outcome.reason
+            );
+            finish(&mut sinks, &tally, Some(why));
+            return Ok(outcome.status);
+        }
+        let stable = outcome.lasted >= args.stable_after;
+        if let Some(max) = args.max_attempts
+            && !stable
+            && attempt >= max
+        {
+            let why = format!(
+                "{conn_id} (attempt {attempt}) {}; giving up after {attempt} attempts in a row without a connection lasting {:?} (--max-attempts {max})",
+                outcome.reason, args.stable_after
+            );
+            finish(&mut sinks, &tally, Some(why));
+            return Ok(outcome.status);
+        }
+        let ended = attempt;
+        if stable {
             attempt = 0;
         }
-        attempt += 1;
-        let delay = backoff(attempt, args.reconnect_max_delay);
+        let mut delay = reconnect::backoff(attempt.max(1), args.reconnect_max_delay);
+        let mut asked = String::new();
+        if let Some(retry_after) = outcome.retry_after
+            && retry_after > delay
+        {
+            delay = retry_after;
+            asked = " as the server's Retry-After asks".to_owned();
+        }
         let text = format!(
-            "reconnecting in {delay:.1?} (attempt {attempt}): {}",
+            "reconnecting in {delay:.1?}{asked} (attempt {}): {conn_id}, attempt {ended}, {}",
+            attempt + 1,
             outcome.reason
         );
         sinks.emit(&Event::now(&conn_id, None, EventKind::Note { text }));
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(outcome.status),
+            _ = tokio::signal::ctrl_c() => {
+                finish(&mut sinks, &tally, None);
+                return Ok(outcome.status);
+            }
         }
     }
+}
+
+/// Which connection this is.
+struct Attempt<'a> {
+    conn_id: &'a str,
+    /// With --reconnect: the attempt number since the last stable
+    /// connection.
+    number: Option<u32>,
 }
 
 /// Where messages to send come from, across reconnections.
@@ -151,51 +270,127 @@ struct Input {
     lines: mpsc::Receiver<Command>,
     /// The source has not ended yet.
     open: bool,
+    /// The source ended (stdin closed, or --send): later connections close
+    /// once their opening is done and the replies have stopped.
+    ended: bool,
 }
 
-/// How one connection ended.
+/// How one attempt ended.
 struct Outcome {
     status: i32,
-    /// The upgrade succeeded (so a reconnect starts its backoff afresh).
-    opened: bool,
+    /// The close code, when the connection opened.
+    code: Option<CloseCode>,
+    /// How long it was open.
+    lasted: Duration,
     /// wscope ended it on purpose (input done, --expect met, Ctrl-C).
     user_ended: bool,
+    /// Reconnect whatever --reconnect-on says: the attempt failed before
+    /// or during its opening.
+    always_retry: bool,
+    /// The server asked to wait this long (Retry-After).
+    retry_after: Option<Duration>,
     reason: String,
 }
 
-/// Exponential backoff from 500 ms, capped at `max`, with jitter (each delay
-/// is drawn from the upper half of its range) so that many clients dropped
-/// together do not come back together.
-fn backoff(attempt: u32, max: Duration) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let capped = base.min(max);
-    capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+impl Outcome {
+    /// An attempt that never opened a connection.
+    fn failed(status: i32, retry_after: Option<Duration>, reason: String) -> Outcome {
+        Outcome {
+            status,
+            code: None,
+            lasted: Duration::ZERO,
+            user_ended: false,
+            always_retry: true,
+            retry_after,
+            reason,
+        }
+    }
+}
+
+/// The -H headers with their commands run: the header lines to send, and
+/// the names of those whose values are secrets for that reason.
+async fn expand_headers(
+    templates: &[HeaderTemplate],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut headers = Vec::with_capacity(templates.len());
+    let mut secret = Vec::new();
+    for template in templates {
+        headers.push(header_cmd::expand(template).await?);
+        if template.runs_commands() {
+            secret.push(template.name().to_owned());
+        }
+    }
+    Ok((headers, secret))
 }
 
 /// One connection, from dialing to its end; `frames`: report every data
 /// frame, keeping this many bytes of each.
 async fn one_connection(
     args: &ConnectArgs,
+    prepared: &Prepared,
     sinks: &mut Sinks,
     frames: Option<usize>,
     input: &mut Input,
-    conn_id: &str,
+    attempt: &Attempt<'_>,
+    tally: &mut Tally,
 ) -> anyhow::Result<Outcome> {
+    let conn_id = attempt.conn_id;
     let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
         sinks.emit(&Event::now(conn_id, dir, kind));
     };
-    let mut conn =
-        match crate::dial::dial(&args.handshake, args.limits.max_message, sinks, conn_id).await? {
-            Ok(conn) => conn,
-            Err(status) => {
-                return Ok(Outcome {
-                    status,
-                    opened: false,
-                    user_ended: false,
-                    reason: "the connection could not be opened".to_owned(),
-                });
-            }
-        };
+    // Fresh header values for every attempt.
+    let (headers, secret_headers) = match expand_headers(&prepared.headers).await {
+        Ok(expanded) => expanded,
+        Err(why) => {
+            let message = format!("{why}; the attempt fails");
+            emit(sinks, None, EventKind::Error { message });
+            return Ok(Outcome::failed(
+                exit::OPENING_FAILED,
+                None,
+                "a header command failed".to_owned(),
+            ));
+        }
+    };
+    let handshake = crate::cli::HandshakeArgs {
+        headers,
+        ..args.handshake.clone()
+    };
+    let options = DialOptions {
+        attempt: attempt.number,
+        secret_headers: if args.output.no_redact {
+            Vec::new()
+        } else {
+            secret_headers
+        },
+    };
+    let dialed = crate::dial::dial_with(
+        &handshake,
+        args.limits.max_message,
+        sinks,
+        conn_id,
+        &options,
+    )
+    .await?;
+    let mut conn = match dialed {
+        Ok(conn) => conn,
+        Err(DialFailure {
+            status,
+            retry_after,
+        }) => {
+            return Ok(Outcome::failed(
+                status,
+                retry_after,
+                "the connection could not be opened".to_owned(),
+            ));
+        }
+    };
+    tally.opened();
+    let mut script = Runner::new(&prepared.steps);
+    // Set once the opening steps are done, so that the input (and a close
+    // after it ended) waits for them.
+    let mut opened_fully = false;
+    // An `expect` step missed: the attempt failed.
+    let mut opening_failed = false;
     if let Some(limit) = frames {
         conn.capture_frames(limit);
     }
@@ -212,10 +407,51 @@ async fn one_connection(
     // The ping awaiting its pong: its payload and when it left.
     let mut ping_out: Option<(Vec<u8>, tokio::time::Instant)> = None;
 
-    let (by, clean, code, reason, status) = loop {
+    let (by, clean, code, reason, status) = 'conn: loop {
+        if !conn.close_sent() {
+            while let Some((opcode, data)) = script.next_send(args.expect_timeout) {
+                // A server that drops right after the upgrade is what
+                // --reconnect is for: a failed send ends this connection,
+                // not the run.
+                if let Err(err) = conn.send(opcode, data).await {
+                    let message = format!("connection error while sending the opening: {err}");
+                    emit(sinks, None, EventKind::Error { message });
+                    break 'conn dropped();
+                }
+                if sinks.wants_payloads() {
+                    let message = sent_message(opcode, data);
+                    emit(
+                        sinks,
+                        Some(Direction::ClientToServer),
+                        EventKind::Message(message),
+                    );
+                }
+            }
+        }
+        if !opened_fully && script.done() {
+            opened_fully = true;
+            if input.ended && linger.is_none() {
+                linger = Some(tokio::time::Instant::now() + args.wait);
+            }
+        }
         let incoming = tokio::select! {
             incoming = conn.next() => incoming,
-            command = input.lines.recv(), if input.open => {
+            _ = sleep_until(script.deadline()), if script.deadline().is_some() => {
+                if let Err((line, expr)) = script.timed_out() {
+                    let message = format!(
+                        "--on-open line {line}: no message matched `{expr}` within {:?} (--expect-timeout); closing, the attempt failed",
+                        args.expect_timeout
+                    );
+                    emit(sinks, None, EventKind::Error { message });
+                    opening_failed = true;
+                    if !conn.close_sent() {
+                        we_closed_first = true;
+                        conn.close(Some(CloseCode::GOING_AWAY), "opening failed").await?;
+                    }
+                }
+                continue;
+            }
+            command = input.lines.recv(), if input.open && opened_fully => {
                 match command {
                     Some(Command::Send(opcode, data)) => {
                         conn.send(opcode, &data).await?;
@@ -244,6 +480,9 @@ async fn one_connection(
                             stats.messages_out, stats.bytes_out, stats.messages_in, stats.bytes_in, opened.elapsed()
                         );
                         emit(sinks, None, EventKind::Note { text });
+                        if args.reconnect {
+                            emit(sinks, None, EventKind::Note { text: tally.summary() });
+                        }
                     }
                     Some(Command::Help) => {
                         emit(sinks, None, EventKind::Note { text: interactive::HELP.to_owned() });
@@ -251,6 +490,7 @@ async fn one_connection(
                     Some(Command::Problem(text)) => emit(sinks, None, EventKind::Note { text }),
                     None => {
                         input.open = false;
+                        input.ended = true;
                         linger = Some(tokio::time::Instant::now() + args.wait);
                     }
                 }
@@ -294,13 +534,19 @@ async fn one_connection(
                 if args.echo {
                     conn.send(message.opcode, &message.data).await?;
                 }
-                if sinks.wants_payloads() {
-                    let event = Message::capture(&message, usize::MAX);
-                    emit(
-                        sinks,
+                let expecting = script.expecting();
+                if sinks.wants_payloads() || expecting.is_some() {
+                    let event = Event::now(
+                        conn_id,
                         Some(Direction::ServerToClient),
-                        EventKind::Message(event),
+                        EventKind::Message(Message::capture(&message, usize::MAX)),
                     );
+                    if expecting.is_some_and(|expr| expr.matches(&event)) {
+                        script.matched();
+                    }
+                    if sinks.wants_payloads() {
+                        sinks.emit(&event);
+                    }
                 }
                 if args.echo && sinks.wants_payloads() {
                     let echoed = sent_message(message.opcode, &message.data);
@@ -416,12 +662,29 @@ async fn one_connection(
             format!("it dropped without a close frame ({})", code)
         }
     };
+    let lasted = opened.elapsed();
     emit(sinks, None, EventKind::Closed(closed));
+    tally.closed(code.0);
+    if opening_failed {
+        return Ok(Outcome {
+            status: exit::OPENING_FAILED,
+            code: Some(code),
+            lasted,
+            user_ended: false,
+            always_retry: true,
+            retry_after: None,
+            reason: "its opening steps failed".to_owned(),
+        });
+    }
     Ok(Outcome {
         status,
-        opened: true,
+        code: Some(code),
+        lasted,
         user_ended: we_closed_first,
-        reason: ended,
+        // A ping timeout ends with 1006, which always reconnects.
+        always_retry: false,
+        retry_after: None,
+        reason: format!("ended after {lasted:.1?}: {ended}"),
     })
 }
 

@@ -32,6 +32,47 @@ pub async fn dial(
     sinks: &mut Sinks,
     conn_id: &str,
 ) -> anyhow::Result<Result<Dialed, i32>> {
+    let dialed = dial_with(h, max_message, sinks, conn_id, &DialOptions::default()).await?;
+    Ok(dialed.map_err(|failure| failure.status))
+}
+
+/// What `connect --reconnect` adds to a dial.
+#[derive(Debug, Default)]
+pub struct DialOptions {
+    /// The attempt number, for the `open` event.
+    pub attempt: Option<u32>,
+    /// Headers whose values are secrets whatever their names (computed by
+    /// a command): replaced with the redaction marker in the events.
+    pub secret_headers: Vec<String>,
+}
+
+/// A dial that failed, as reported.
+#[derive(Debug, Clone, Copy)]
+pub struct DialFailure {
+    /// The exit status it maps to.
+    pub status: i32,
+    /// A 429 or 503 refusal's Retry-After: wait at least this long.
+    pub retry_after: Option<Duration>,
+}
+
+impl DialFailure {
+    fn of(status: i32) -> DialFailure {
+        DialFailure {
+            status,
+            retry_after: None,
+        }
+    }
+}
+
+/// [`dial`], with the attempt number and secret headers of `options`, and
+/// a refusal's Retry-After in the failure.
+pub async fn dial_with(
+    h: &HandshakeArgs,
+    max_message: u64,
+    sinks: &mut Sinks,
+    conn_id: &str,
+    options: &DialOptions,
+) -> anyhow::Result<Result<Dialed, DialFailure>> {
     let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
         sinks.emit(&Event::now(conn_id, dir, kind));
     };
@@ -85,7 +126,7 @@ pub async fn dial(
         Ok(Ok(connected)) => connected,
         Ok(Err(message)) => {
             emit(sinks, None, EventKind::Error { message });
-            return Ok(Err(exit::CONNECT_FAILED));
+            return Ok(Err(DialFailure::of(exit::CONNECT_FAILED)));
         }
         Err(_) => {
             let message = format!(
@@ -93,7 +134,7 @@ pub async fn dial(
                 h.connect_timeout
             );
             emit(sinks, None, EventKind::Error { message });
-            return Ok(Err(exit::CONNECT_FAILED));
+            return Ok(Err(DialFailure::of(exit::CONNECT_FAILED)));
         }
     };
     let _ = tcp.set_nodelay(true);
@@ -114,7 +155,7 @@ pub async fn dial(
                 Ok(Err(err)) => {
                     let message = tls::describe(&err, &host);
                     emit(sinks, None, EventKind::Error { message });
-                    return Ok(Err(exit::TLS_FAILED));
+                    return Ok(Err(DialFailure::of(exit::TLS_FAILED)));
                 }
                 Err(_) => {
                     let message = format!(
@@ -122,7 +163,7 @@ pub async fn dial(
                         h.connect_timeout
                     );
                     emit(sinks, None, EventKind::Error { message });
-                    return Ok(Err(exit::TLS_FAILED));
+                    return Ok(Err(DialFailure::of(exit::TLS_FAILED)));
                 }
             }
         }
@@ -163,7 +204,16 @@ pub async fn dial(
     };
     let mut out = Vec::new();
     request.encode(&mut out);
-    let request_head = head_of_request(&out);
+    let mut request_head = head_of_request(&out);
+    for (name, value) in request_head.headers.iter_mut() {
+        if options
+            .secret_headers
+            .iter()
+            .any(|secret| secret.eq_ignore_ascii_case(name))
+        {
+            *value = wscope_events::redact::MARKER.to_owned();
+        }
+    }
     stream.write_all(&out).await?;
 
     let mut buf = Vec::with_capacity(4096);
@@ -188,12 +238,12 @@ pub async fn dial(
                 None,
                 failed(None, None, String::new(), err.to_string()),
             );
-            return Ok(Err(exit::HANDSHAKE_FAILED));
+            return Ok(Err(DialFailure::of(exit::HANDSHAKE_FAILED)));
         }
         Err(_) => {
             let why = format!("no handshake response within {:?}", h.connect_timeout);
             emit(sinks, None, failed(None, None, String::new(), why));
-            return Ok(Err(exit::HANDSHAKE_FAILED));
+            return Ok(Err(DialFailure::of(exit::HANDSHAKE_FAILED)));
         }
     };
     let response_head = Head {
@@ -226,9 +276,20 @@ pub async fn dial(
                     ),
                 )
             };
+            let retry_after = match response.status {
+                429 | 503 => response
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|(_, value)| crate::reconnect::retry_after(value)),
+                _ => None,
+            };
             let kind = failed(Some(response.status), Some(response_head), body, diagnosis);
             emit(sinks, None, kind);
-            return Ok(Err(exit::HANDSHAKE_FAILED));
+            return Ok(Err(DialFailure {
+                status: exit::HANDSHAKE_FAILED,
+                retry_after,
+            }));
         }
     };
     let open = Open {
@@ -250,6 +311,7 @@ pub async fn dial(
             upgrade_us: Some(upgrade_started.elapsed().as_micros() as u64),
         },
         handshake: None,
+        attempt: options.attempt,
     };
     emit(sinks, None, EventKind::Open(open));
 

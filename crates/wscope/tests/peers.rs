@@ -679,10 +679,17 @@ fn stderr_until(url: &str, extra: &[&str], enough: impl Fn(&[String]) -> bool) -
 #[test]
 fn reconnect_backs_off_and_resets_after_success() {
     let (_server, url) = start_python_server();
-    // Each connection opens, then drops: the counter resets every time.
+    // Each connection opens, then drops; with --stable-after 0s every
+    // connection counts as stable, so the counter resets every time.
     let lines = stderr_until(
         &format!("{url}/drop"),
-        &["--reconnect", "--reconnect-max-delay", "100ms"],
+        &[
+            "--reconnect",
+            "--reconnect-max-delay",
+            "100ms",
+            "--stable-after",
+            "0s",
+        ],
         |l| l.iter().filter(|l| l.contains("reconnecting")).count() >= 3,
     );
     let attempts: Vec<&String> = lines
@@ -696,7 +703,8 @@ fn reconnect_backs_off_and_resets_after_success() {
             "{line}"
         );
     }
-    // Nothing listens: the attempts count up.
+    // Nothing listens: the attempts count up (the first connection is
+    // attempt 1, so the first reconnection is attempt 2).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -708,9 +716,10 @@ fn reconnect_backs_off_and_resets_after_success() {
         |l| l.iter().any(|l| l.contains("(attempt 3)")),
     );
     let text = lines.join("\n");
-    for n in 1..=3 {
+    for n in 2..=3 {
         assert!(text.contains(&format!("(attempt {n})")), "{text}");
     }
+    assert!(text.contains("c1, attempt 1,"), "{text}");
     assert!(text.contains("could not be opened"), "{text}");
 }
 

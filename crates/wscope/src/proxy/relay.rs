@@ -221,6 +221,7 @@ pub async fn exchange(
             upgrade_us: Some(upgrade_us),
         },
         handshake: None,
+        attempt: None,
     };
     proxy
         .events

@@ -930,6 +930,7 @@ mod tests {
                 extensions: Vec::new(),
                 timings: Timings::default(),
                 handshake: None,
+                attempt: None,
             }),
             messages: Vec::new(),
             close: None,

@@ -38,8 +38,9 @@ Behaviours (one per path; chain them, e.g. /subprotocol/chat/delay/100ms):
   /delay/200ms?jitter=50ms    echo each message after a delay (order kept)
   /fragment/N                 echo each message split into N frames
   /ping-every/1s              echo, and send a ping this often
-  /reject/STATUS?body=TEXT&location=URL
-                              refuse the upgrade with that HTTP status
+  /reject/STATUS?body=TEXT&location=URL&retry-after=SECONDS
+                              refuse the upgrade with that HTTP status (a
+                              429 or 503 says Retry-After: 1 unless given)
   /origin?allow=ORIGIN        refuse other Origins with 403 (allow repeats;
                               default: the origin of the Host header)
   /subprotocol/NAME?force     require and select subprotocol NAME (force:
@@ -86,6 +87,8 @@ pub struct Reject {
     pub status: u16,
     pub body: Option<String>,
     pub location: Option<String>,
+    /// Seconds for the Retry-After of a 429 or 503 (default 1).
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -440,6 +443,7 @@ pub fn parse(target: &str) -> Result<Plan, PlanError> {
                     status,
                     body: query.get("body"),
                     location: query.get("location"),
+                    retry_after: query.number::<u32>("retry-after")?,
                 });
             }
             "origin" => plan.handshake.origin = Some(query.all("allow")),

@@ -366,6 +366,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             ..Timings::default()
         },
         handshake: None,
+        attempt: None,
     };
     server.events.emit(&id, None, EventKind::Open(open)).await;
     if let Some(text) = plan.ignored.clone() {
@@ -506,7 +507,10 @@ fn check_handshake(
                 headers.push(("Upgrade".into(), "websocket".into()));
                 headers.push(("Sec-WebSocket-Version".into(), "13".into()));
             }
-            429 | 503 => headers.push(("Retry-After".into(), "1".into())),
+            429 | 503 => {
+                let seconds = reject.retry_after.unwrap_or(1);
+                headers.push(("Retry-After".into(), seconds.to_string()));
+            }
             300..=399 => {
                 let location = reject.location.clone().unwrap_or_else(|| "/echo".into());
                 headers.push(("Location".into(), location));

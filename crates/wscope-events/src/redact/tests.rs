@@ -1,0 +1,262 @@
+//! The rules applied to whole events.
+
+use super::*;
+use crate::event::{Close, Frame, HandshakeFailed, Message, Open, Timings};
+use wscope_proto::OpCode;
+
+const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+
+fn redactor(rules: Rules) -> Redactor {
+    Redactor::with_hasher(rules, hash::Hasher::with_key(b"test key")).unwrap()
+}
+
+fn event(kind: EventKind) -> Event {
+    Event {
+        ts: 1,
+        conn: "c1".into(),
+        dir: None,
+        kind,
+    }
+}
+
+fn open() -> Event {
+    let headers = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    event(EventKind::Open(Open {
+        url: "ws://h/chat?room=1&token=s3cret".into(),
+        client: "127.0.0.1:1".into(),
+        server: "127.0.0.1:2".into(),
+        request: Head {
+            line: "GET /chat?room=1&token=s3cret HTTP/1.1".into(),
+            headers: headers(&[
+                ("AUTHORIZATION", "Bearer abc"),
+                ("Cookie", "sid=1"),
+                ("X-Api-Key", "k3y"),
+                ("x-auth-token", "t0k"),
+                ("Origin", "http://x"),
+                ("Referer", "http://x/page?sig=s1g"),
+                (
+                    "Sec-WebSocket-Protocol",
+                    &format!("graphql-transport-ws, {JWT}"),
+                ),
+            ]),
+        },
+        response: Head {
+            line: "HTTP/1.1 101 Switching Protocols".into(),
+            headers: headers(&[("Sec-WebSocket-Protocol", "graphql-transport-ws")]),
+        },
+        subprotocol: Some("graphql-transport-ws".into()),
+        extensions: Vec::new(),
+        timings: Timings::default(),
+        handshake: None,
+    }))
+}
+
+fn text_message(text: &str) -> Event {
+    event(EventKind::Message(Message::new(
+        OpCode::Text,
+        text.as_bytes(),
+        usize::MAX,
+    )))
+}
+
+fn message_text(event: &Event) -> &str {
+    event.payload().unwrap().text.as_deref().unwrap()
+}
+
+#[test]
+fn handshake_secrets_go_and_the_rest_stays() {
+    let redactor = redactor(Rules::default());
+    let redacted = redactor.redact(&open()).into_owned();
+    let json = serde_json::to_string(&redacted).unwrap();
+    for secret in ["s3cret", "Bearer abc", "sid=1", "k3y", "t0k", "s1g", JWT] {
+        assert!(!json.contains(secret), "{secret} in {json}");
+    }
+    let EventKind::Open(open) = &redacted.kind else {
+        unreachable!()
+    };
+    let marker = redactor.marker("s3cret");
+    assert_eq!(open.url, format!("ws://h/chat?room=1&token={marker}"));
+    assert_eq!(
+        open.request.line,
+        format!("GET /chat?room=1&token={marker} HTTP/1.1")
+    );
+    let value = |name: &str| {
+        &open
+            .request
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+    };
+    assert_eq!(value("AUTHORIZATION"), &redactor.marker("Bearer abc"));
+    assert_eq!(value("Origin"), "http://x");
+    assert_eq!(
+        value("Sec-WebSocket-Protocol"),
+        &format!("graphql-transport-ws, {}", redactor.marker(JWT))
+    );
+    assert_eq!(open.subprotocol.as_deref(), Some("graphql-transport-ws"));
+    assert_eq!(
+        open.response.headers[0].1, "graphql-transport-ws",
+        "an ordinary subprotocol stays readable"
+    );
+}
+
+#[test]
+fn redacting_twice_changes_nothing() {
+    let redactor = redactor(Rules::default());
+    let once = redactor.redact(&open()).into_owned();
+    assert_eq!(redactor.redact(&once).into_owned(), once);
+    let message = redactor
+        .redact(&text_message(r#"{"token":"abc"}"#))
+        .into_owned();
+    assert_eq!(redactor.redact(&message).into_owned(), message);
+}
+
+#[test]
+fn equal_secrets_give_equal_markers_across_places() {
+    let redactor = redactor(Rules::default());
+    let open = redactor.redact(&open()).into_owned();
+    let message = redactor
+        .redact(&text_message(r#"{"auth":{"token":"s3cret"}}"#))
+        .into_owned();
+    let marker = redactor.marker("s3cret");
+    assert!(serde_json::to_string(&open).unwrap().contains(&marker));
+    assert_eq!(
+        message_text(&message),
+        format!(r#"{{"auth":{{"token":"{marker}"}}}}"#)
+    );
+    assert_ne!(marker, redactor.marker("other"));
+}
+
+#[test]
+fn json_messages_nested_and_not() {
+    let redactor = redactor(Rules::default());
+    let nested = r#"{"op":"login","args":[{"user":"ann","PassWord":"hunter2"}]}"#;
+    let out = redactor.redact(&text_message(nested)).into_owned();
+    assert!(!message_text(&out).contains("hunter2"), "{out:?}");
+    assert!(message_text(&out).contains(r#""user":"ann""#));
+    assert_eq!(
+        out.payload().unwrap().len,
+        nested.len() as u64,
+        "the wire size stays"
+    );
+    // Not JSON, not whole, or nothing secret: borrowed, untouched.
+    for text in [
+        "password=hunter2",
+        r#"{"password":"hunter2""#,
+        r#"{"user":"ann"}"#,
+    ] {
+        let message = text_message(text);
+        assert!(
+            matches!(redactor.redact(&message), Cow::Borrowed(_)),
+            "{text}"
+        );
+    }
+    let mut cut = text_message(r#"{"password":"hunter2"}"#);
+    cut.truncate_payload(5);
+    assert!(matches!(redactor.redact(&cut), Cow::Borrowed(_)));
+}
+
+#[test]
+fn binary_payloads_are_untouched() {
+    let redactor = redactor(Rules::default());
+    let binary = event(EventKind::Message(Message::new(
+        OpCode::Binary,
+        br#"{"password":"hunter2"}"#,
+        usize::MAX,
+    )));
+    assert!(matches!(redactor.redact(&binary), Cow::Borrowed(_)));
+}
+
+#[test]
+fn single_frames_are_redacted_like_messages() {
+    let redactor = redactor(Rules::default());
+    let frame = event(EventKind::Frame(Frame::control(
+        OpCode::Text,
+        br#"{"secret":"x1"}"#,
+    )));
+    let out = redactor.redact(&frame).into_owned();
+    assert!(!message_text(&out).contains("x1"), "{out:?}");
+}
+
+#[test]
+fn notes_errors_and_refusals_lose_query_secrets() {
+    let redactor = redactor(Rules::default());
+    for kind in [
+        EventKind::Note {
+            text: "reconnecting to ws://h/?jwt=s3cret in 1s".into(),
+        },
+        EventKind::Error {
+            message: "GET /?key=s3cret failed".into(),
+        },
+        EventKind::Close(Close::new(None, "bad ?password=s3cret")),
+        EventKind::HandshakeFailed(HandshakeFailed {
+            url: "ws://h/?signature=s3cret".into(),
+            client: None,
+            request: Some(Head {
+                line: "GET /?signature=s3cret HTTP/1.1".into(),
+                headers: vec![("X-Auth-Token".into(), "s3cret".into())],
+            }),
+            response: None,
+            status: Some(401),
+            body: "no access for ?auth=s3cret".into(),
+            diagnosis: String::new(),
+        }),
+    ] {
+        let out = redactor.redact(&event(kind)).into_owned();
+        let json = serde_json::to_string(&out).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        assert!(json.contains(&redactor.marker("s3cret")), "{json}");
+    }
+}
+
+#[test]
+fn added_rules_apply() {
+    let mut rules = Rules::default();
+    rules.add_header("X-Session").unwrap();
+    rules.add_query("ticket").unwrap();
+    rules.add_json_path("json.user.pin").unwrap();
+    assert!(rules.add_json_path("user.pin").is_err());
+    assert!(rules.add_query(" ").is_err());
+    let redactor = redactor(rules);
+    let mut with_session = open();
+    if let EventKind::Open(open) = &mut with_session.kind {
+        open.url.push_str("&ticket=t1ck");
+        open.request.headers.push(("x-session".into(), "s5".into()));
+    }
+    let json = serde_json::to_string(&redactor.redact(&with_session)).unwrap();
+    assert!(!json.contains("t1ck") && !json.contains("\"s5\""), "{json}");
+    let out = redactor
+        .redact(&text_message(r#"{"user":{"pin":1234},"pin":5}"#))
+        .into_owned();
+    assert_eq!(
+        message_text(&out),
+        format!(
+            r#"{{"user":{{"pin":"{}"}},"pin":5}}"#,
+            redactor.marker("1234")
+        )
+    );
+}
+
+#[test]
+fn the_rules_serialise_for_the_record_header() {
+    let mut rules = Rules::default();
+    rules.add_json_path("json.a[0]").unwrap();
+    let json = serde_json::to_value(&rules).unwrap();
+    assert_eq!(json["marker"], "<redacted:HASH>");
+    assert_eq!(json["json_paths"][0], "json.a[0]");
+    assert!(
+        json["headers"]
+            .as_array()
+            .unwrap()
+            .contains(&"x-api-key".into())
+    );
+    let back: Rules = serde_json::from_value(json).unwrap();
+    assert_eq!(back, rules);
+}

@@ -189,6 +189,15 @@ fn connect_keeps_secrets_out_of_the_record_json_and_har_unless_no_redact() {
     let out = output_within(read, Duration::from_secs(30));
     assert!(out.status.success(), "{out:?}");
     assert_no_secret("read --json", &String::from_utf8_lossy(&out.stdout));
+    let mut stats = wscope();
+    stats.args(["read", "--stats"]).arg(&raw);
+    let out = output_within(stats, Duration::from_secs(30));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("/echo?room=1&token=<redacted:"),
+        "{printed}"
+    );
+    assert_no_secret("read --stats", &printed);
 }
 
 #[test]

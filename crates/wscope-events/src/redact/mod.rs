@@ -301,11 +301,12 @@ impl Redactor {
         }
     }
 
-    /// A text payload whole and JSON, its secret fields replaced; `None`
-    /// when nothing changed. A cut payload is not valid JSON and stays as
-    /// it is; `len` keeps the size that went over the wire.
+    /// A text payload that is JSON, its secret fields replaced; `None`
+    /// when nothing changed. A payload cut by `--max-payload` is (almost
+    /// always) no longer valid JSON and stays as it is; `len` keeps the
+    /// size that went over the wire.
     fn payload(&self, opcode: &str, payload: &Payload) -> Option<Payload> {
-        if opcode != "text" || payload.truncated {
+        if opcode != "text" {
             return None;
         }
         let text = payload.text.as_deref()?;

@@ -1,7 +1,7 @@
 //! The rules applied to whole events.
 
 use super::*;
-use crate::event::{Close, Frame, HandshakeFailed, Message, Open, Timings};
+use crate::event::{Change, Close, Frame, HandshakeFailed, Message, Open, PathChange, Timings};
 use wscope_proto::OpCode;
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
@@ -172,6 +172,22 @@ fn binary_payloads_are_untouched() {
         usize::MAX,
     )));
     assert!(matches!(redactor.redact(&binary), Cow::Borrowed(_)));
+    // Even one whose bytes were kept as text (a hand-written record).
+    let mut as_text = Message::new(OpCode::Text, br#"{"password":"hunter2"}"#, usize::MAX);
+    as_text.opcode = "binary".into();
+    let binary = event(EventKind::Message(as_text));
+    assert!(matches!(redactor.redact(&binary), Cow::Borrowed(_)));
+}
+
+#[test]
+fn a_chosen_credential_subprotocol_is_redacted_too() {
+    let redactor = redactor(Rules::default());
+    let mut chosen = open();
+    if let EventKind::Open(open) = &mut chosen.kind {
+        open.subprotocol = Some(JWT.into());
+    }
+    let json = serde_json::to_string(&redactor.redact(&chosen)).unwrap();
+    assert!(!json.contains(JWT), "{json}");
 }
 
 #[test]
@@ -259,4 +275,39 @@ fn the_rules_serialise_for_the_record_header() {
     );
     let back: Rules = serde_json::from_value(json).unwrap();
     assert_eq!(back, rules);
+}
+
+#[test]
+fn replay_differences_lose_secret_payloads_and_values() {
+    let redactor = redactor(Rules::default());
+    let payload = |text: &str| Payload::capture(text.as_bytes(), true, usize::MAX);
+    let diff = event(EventKind::Diff(Diff {
+        change: Change::Differs,
+        expected: Some(1),
+        actual: Some(1),
+        old: Some(payload(r#"{"token":"old-s3cret","n":1}"#)),
+        new: Some(payload(r#"{"token":"new-s3cret","n":2}"#)),
+        paths: vec![
+            PathChange {
+                path: "json.token".into(),
+                old: Some("old-s3cret".into()),
+                new: Some("new-s3cret".into()),
+            },
+            PathChange {
+                path: "json.n".into(),
+                old: Some(1.into()),
+                new: Some(2.into()),
+            },
+        ],
+        old_code: None,
+        new_code: None,
+        note: String::new(),
+    }));
+    let json = serde_json::to_string(&redactor.redact(&diff)).unwrap();
+    assert!(!json.contains("s3cret"), "{json}");
+    assert!(
+        json.contains(r#""path":"json.n","old":1,"new":2"#),
+        "{json}"
+    );
+    assert!(json.contains(&redactor.marker("new-s3cret")), "{json}");
 }

@@ -311,3 +311,76 @@ fn replay_differences_lose_secret_payloads_and_values() {
     );
     assert!(json.contains(&redactor.marker("new-s3cret")), "{json}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// JSON documents whose keys are often secret names, in any case.
+    fn documents() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("password".to_owned()),
+            Just("Token".to_owned()),
+            Just("SECRET".to_owned()),
+            "[a-z]{1,6}",
+        ];
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "[ -~é€]{0,12}".prop_map(Value::from),
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 64, 5, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                prop::collection::vec((key.clone(), inner), 0..5)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn no_secret_left(value: &Value) -> bool {
+        match value {
+            Value::Object(map) => map.iter().all(|(key, value)| {
+                let named = SENSITIVE_JSON.iter().any(|n| n.eq_ignore_ascii_case(key));
+                (!named || value.as_str().is_some_and(is_redacted)) && no_secret_left(value)
+            }),
+            Value::Array(items) => items.iter().all(no_secret_left),
+            _ => true,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn json_stays_json_with_every_secret_field_redacted(
+            doc in documents(),
+            pretty in any::<bool>(),
+        ) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&doc).unwrap()
+            } else {
+                serde_json::to_string(&doc).unwrap()
+            };
+            let redactor = redactor(Rules::default());
+            let once = redactor.redact(&text_message(&text)).into_owned();
+            let out: Value = serde_json::from_str(message_text(&once)).unwrap();
+            prop_assert!(no_secret_left(&out), "{}", message_text(&once));
+            prop_assert_eq!(redactor.redact(&once).into_owned(), once);
+        }
+
+        #[test]
+        fn any_text_is_safe_and_redacting_twice_is_once(text in "\\PC{0,80}") {
+            let redactor = redactor(Rules::default());
+            let mut note = event(EventKind::Note { text: text.clone() });
+            redactor.redact_in_place(&mut note);
+            let again = redactor.redact(&note).into_owned();
+            prop_assert_eq!(again, note);
+            let message = redactor.redact(&text_message(&text)).into_owned();
+            if serde_json::from_str::<Value>(&text).is_err() {
+                prop_assert_eq!(message_text(&message), text.as_str());
+            }
+        }
+    }
+}

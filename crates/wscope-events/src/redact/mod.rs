@@ -147,6 +147,7 @@ fn add_name(list: &mut Vec<String>, name: &str, flag: &'static str) -> Result<()
 pub struct Redactor {
     rules: Rules,
     json_paths: Vec<Vec<PathStep>>,
+    json_prefilter: Option<regex::bytes::Regex>,
     hasher: hash::Hasher,
 }
 
@@ -172,6 +173,7 @@ impl Redactor {
             .map(|path| parse_json_path(path).map_err(RuleError::JsonPath))
             .collect::<Result<_, _>>()?;
         Ok(Redactor {
+            json_prefilter: json::names_pattern(&rules.json_fields),
             rules,
             json_paths,
             hasher,
@@ -301,18 +303,20 @@ impl Redactor {
         }
     }
 
-    /// A text payload that is JSON, its secret fields replaced; `None`
-    /// when nothing changed. A payload cut by `--max-payload` is (almost
-    /// always) no longer valid JSON and stays as it is; `len` keeps the
-    /// size that went over the wire.
+    /// A whole text payload that is JSON, its secret fields replaced;
+    /// `None` when nothing changed; `len` keeps the size that went over
+    /// the wire. A payload cut by `--max-payload` is not looked at: its
+    /// kept part is no longer a JSON document, and the large messages that
+    /// get cut are where looking would cost most.
     fn payload(&self, opcode: &str, payload: &Payload) -> Option<Payload> {
-        if opcode != "text" {
+        if opcode != "text" || payload.truncated {
             return None;
         }
         let text = payload.text.as_deref()?;
         let rules = json::JsonRules {
             names: &self.rules.json_fields,
             paths: &self.json_paths,
+            prefilter: self.json_prefilter.as_ref(),
         };
         match json::redact_json(text, &rules, &|v| self.marker(v)) {
             Cow::Borrowed(_) => None,

@@ -161,6 +161,10 @@ fn json_messages_nested_and_not() {
     let mut cut = text_message(r#"{"password":"hunter2"}"#);
     cut.truncate_payload(5);
     assert!(matches!(redactor.redact(&cut), Cow::Borrowed(_)));
+    // Cut after the document: kept whole but marked cut, not looked at.
+    let mut cut = text_message(r#"{"secret":"s"}         "#);
+    cut.truncate_payload(14);
+    assert!(matches!(redactor.redact(&cut), Cow::Borrowed(_)));
 }
 
 #[test]

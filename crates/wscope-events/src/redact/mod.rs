@@ -203,7 +203,8 @@ impl Redactor {
         let payload = match &event.kind {
             EventKind::Message(message) => Some((&message.opcode, &message.payload)),
             EventKind::Frame(frame) if frame.fin => Some((&frame.opcode, &frame.payload)),
-            EventKind::Frame(_) => return Cow::Borrowed(event),
+            // Nothing in them can be secret.
+            EventKind::Frame(_) | EventKind::Closed(_) => return Cow::Borrowed(event),
             _ => None,
         };
         if let Some((opcode, payload)) = payload {

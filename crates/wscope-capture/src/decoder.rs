@@ -25,7 +25,8 @@ pub struct Options {
     pub max_payload: usize,
     /// Report every data frame, not only control frames and messages.
     pub frames: bool,
-    /// Replace secrets in handshake heads (Authorization, Cookie, ...).
+    /// Replace secrets with wscope's default redaction rules (headers,
+    /// query parameters, JSON fields; `wscope_events::redact`).
     pub redact: bool,
     /// Keep binary payloads (as base64). A reader that only counts them
     /// (`read --stats`) saves most of its time without.
@@ -88,7 +89,7 @@ impl Ctx<'_> {
             dir,
             kind,
         };
-        if self.options.redact && redact::carries_headers(&event) {
+        if self.options.redact {
             redact::redact_event(&mut event);
         }
         self.out.push(event);

@@ -8,7 +8,9 @@
 //!
 //! - [`event`]: the types, with their JSON shape (docs/FORMAT.md).
 //! - [`record`]: the JSON Lines record file: writer and crash-tolerant reader.
-//! - [`redact`]: which handshake headers are secrets.
+//! - [`redact`]: which values are secrets (headers, query parameters,
+//!   credential subprotocols, JSON fields) and the `Redactor` that
+//!   replaces them.
 //! - [`har`]: HAR 1.2 with Chrome's `_webSocketMessages`, read and written.
 //! - [`filter`]: the filter expression language (docs/FILTER.md).
 

@@ -12,7 +12,7 @@ use std::io::{self, BufRead, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Event;
-use crate::redact::{carries_headers, redact_event};
+use crate::redact::Rules;
 
 /// The `format` value of the header line.
 pub const FORMAT: &str = "wscope-record";
@@ -27,34 +27,41 @@ pub struct Header {
     /// The program that wrote it, e.g. `wscope 0.1.0`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub writer: String,
-    /// Whether sensitive headers were redacted.
+    /// Whether secrets were redacted.
     #[serde(default)]
     pub redacted: bool,
+    /// The redaction rules the events were written with (absent in files
+    /// written before there were rules to list, and when nothing was
+    /// redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<Rules>,
 }
 
-/// Appends events to a record file.
+/// Appends events to a record file. It writes events as they are given:
+/// secrets are taken out before, by the [`crate::redact::Redactor`] every
+/// event passes on its way to any output, and the writer only lists its
+/// rules in the header.
 pub struct RecordWriter<W: Write> {
     out: W,
-    redact: bool,
     line: Vec<u8>,
 }
 
 impl<W: Write> RecordWriter<W> {
-    /// Writes the header line. With `redact`, sensitive handshake headers
-    /// are replaced in every event written.
-    pub fn new(mut out: W, writer: &str, redact: bool) -> io::Result<Self> {
+    /// Writes the header line. `redaction`: the rules the events to come
+    /// were redacted with, `None` when they were not.
+    pub fn new(mut out: W, writer: &str, redaction: Option<&Rules>) -> io::Result<Self> {
         let header = Header {
             format: FORMAT.to_owned(),
             version: VERSION,
             writer: writer.to_owned(),
-            redacted: redact,
+            redacted: redaction.is_some(),
+            redaction: redaction.cloned(),
         };
         serde_json::to_writer(&mut out, &header)?;
         out.write_all(b"\n")?;
         out.flush()?;
         Ok(RecordWriter {
             out,
-            redact,
             line: Vec::with_capacity(512),
         })
     }
@@ -62,13 +69,7 @@ impl<W: Write> RecordWriter<W> {
     /// Appends one event (buffered until [`RecordWriter::flush`]).
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
         self.line.clear();
-        if self.redact && carries_headers(event) {
-            let mut event = event.clone();
-            redact_event(&mut event);
-            serde_json::to_writer(&mut self.line, &event)?;
-        } else {
-            serde_json::to_writer(&mut self.line, event)?;
-        }
+        serde_json::to_writer(&mut self.line, event)?;
         self.line.push(b'\n');
         self.out.write_all(&self.line)
     }
@@ -210,20 +211,24 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_with_redaction() {
+    fn round_trip_with_the_redaction_rules() {
         let mut file = Vec::new();
-        let mut writer = RecordWriter::new(&mut file, "wscope test", true).unwrap();
-        writer.write(&open_event()).unwrap();
+        let rules = crate::redact::Rules::default();
+        let mut writer = RecordWriter::new(&mut file, "wscope test", Some(&rules)).unwrap();
+        let mut open = open_event();
+        crate::redact::redact_event(&mut open);
+        writer.write(&open).unwrap();
         writer.write(&note(2)).unwrap();
         writer.flush().unwrap();
         let text = String::from_utf8(file.clone()).unwrap();
-        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains("Bearer secret"), "{text}");
         let mut reader = RecordReader::new(&file[..]).unwrap();
         assert!(reader.header().redacted);
+        assert_eq!(reader.header().redaction.as_ref(), Some(&rules));
         let EventKind::Open(open) = reader.next_event().unwrap().unwrap().kind else {
             panic!("open first");
         };
-        assert_eq!(open.request.headers[0].1, crate::redact::MARKER);
+        assert!(crate::redact::is_redacted(&open.request.headers[0].1));
         assert_eq!(reader.next_event().unwrap().unwrap(), note(2));
         assert_eq!(reader.next_event().unwrap(), None);
         assert_eq!(reader.truncated_at(), None);
@@ -232,7 +237,7 @@ mod tests {
     #[test]
     fn cut_off_last_line_keeps_the_rest() {
         let mut file = Vec::new();
-        let mut writer = RecordWriter::new(&mut file, "wscope test", false).unwrap();
+        let mut writer = RecordWriter::new(&mut file, "wscope test", None).unwrap();
         writer.write(&note(1)).unwrap();
         writer.write(&note(2)).unwrap();
         writer.flush().unwrap();
@@ -246,12 +251,11 @@ mod tests {
     #[test]
     fn damage_in_the_middle_is_an_error_with_a_line_number() {
         let mut file = Vec::new();
-        let mut writer = RecordWriter::new(&mut file, "wscope test", false).unwrap();
+        let mut writer = RecordWriter::new(&mut file, "wscope test", None).unwrap();
         writer.write(&note(1)).unwrap();
         file.extend_from_slice(b"{not json}\n");
         writer = RecordWriter {
             out: &mut file,
-            redact: false,
             line: Vec::new(),
         };
         writer.write(&note(3)).unwrap();

@@ -26,8 +26,9 @@ pub fn decoder_options(output: &OutputArgs, wants_output: bool) -> wscope_captur
         // A record file was cut when it was recorded; a capture is cut
         // here, as connect and serve cut what they record.
         max_payload: output.max_payload.unwrap_or(CAPTURE_MAX_PAYLOAD),
-        // Secrets in a capture's handshakes are as raw as on the wire.
-        redact: !output.no_redact,
+        // Secrets in a capture are as raw as on the wire; the sinks the
+        // events go to redact them (with the run's own rules and key).
+        redact: false,
         frames: wants_output,
         binary: wants_output,
         // A live capture following a key log says so itself.

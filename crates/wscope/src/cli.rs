@@ -171,10 +171,8 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Show Authorization, Cookie and other secret headers (redacted by
-    /// default).
-    #[arg(long)]
-    pub no_redact: bool,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 #[derive(Debug, Args)]
@@ -357,10 +355,8 @@ pub struct UiArgs {
     #[command(flatten)]
     pub ui: UiOptions,
 
-    /// Show Authorization, Cookie and other secret headers (hidden by
-    /// default, as in record files).
-    #[arg(long)]
-    pub no_redact: bool,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 
     /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) to decrypt
     /// wss:// connections in captures; repeatable. Decryption Secrets
@@ -428,10 +424,8 @@ pub struct OutputArgs {
     #[arg(long, value_name = "BYTES")]
     pub max_payload: Option<usize>,
 
-    /// Keep Authorization, Cookie and other secret headers in --json,
-    /// --record and the UI (they are redacted by default).
-    #[arg(long)]
-    pub no_redact: bool,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 
     /// Lifecycle logs on stderr: a line per connect, message, close and
     /// error, with client address, Origin and User-Agent.
@@ -451,6 +445,48 @@ pub struct OutputArgs {
 
     #[command(flatten)]
     pub ui_options: UiOptions,
+}
+
+/// Which secrets are taken out of everything a command writes or shows
+/// (docs/FORMAT.md, "Redaction"); turned into one `Redactor` by
+/// [`crate::outputs::redactor`].
+#[derive(Debug, Args, Clone, Default)]
+pub struct RedactArgs {
+    /// Keep every secret as it was: credentials in headers, query
+    /// parameters, subprotocols and JSON messages are redacted by default
+    /// in --json, --record, the terminal, logs and the UI.
+    #[arg(long, conflicts_with_all = ["redact_header", "redact_query", "redact_json"])]
+    pub no_redact: bool,
+
+    /// Also redact this header's value (Authorization, Cookie, X-Api-Key
+    /// and a few more are by default). Repeatable.
+    #[arg(long, value_name = "NAME", value_parser = parse_redact_name)]
+    pub redact_header: Vec<String>,
+
+    /// Also redact this query string parameter wherever a URL appears
+    /// (token, access_token, key, sig, ... are by default). Repeatable.
+    #[arg(long, value_name = "NAME", value_parser = parse_redact_name)]
+    pub redact_query: Vec<String>,
+
+    /// Also redact this field of JSON text messages, as a filter path:
+    /// json.user.pin or json.items[0].key (fields named password, token,
+    /// secret and authorization are at any depth by default). Repeatable.
+    #[arg(long, value_name = "PATH", value_parser = parse_redact_path)]
+    pub redact_json: Vec<String>,
+}
+
+/// A header or parameter name for a redaction rule: not empty.
+fn parse_redact_name(text: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("a name is needed".to_owned()),
+        name => Ok(name.to_owned()),
+    }
+}
+
+/// A JSON path for `--redact-json`, checked when the flags are read.
+fn parse_redact_path(text: &str) -> Result<String, String> {
+    wscope_events::filter::parse_json_path(text)
+        .map(|path| wscope_events::filter::json_path_string(&path))
 }
 
 /// How the web UI is served.
@@ -1042,6 +1078,9 @@ pub struct DiffArgs {
 
     #[command(flatten)]
     pub compare: CompareArgs,
+
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 impl HandshakeArgs {

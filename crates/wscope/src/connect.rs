@@ -357,7 +357,7 @@ async fn one_connection(
     };
     let options = DialOptions {
         attempt: attempt.number,
-        secret_headers: if args.output.no_redact {
+        secret_headers: if args.output.redact.no_redact {
             Vec::new()
         } else {
             secret_headers

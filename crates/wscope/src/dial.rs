@@ -211,7 +211,8 @@ pub async fn dial_with(
             .iter()
             .any(|secret| secret.eq_ignore_ascii_case(name))
         {
-            *value = wscope_events::redact::MARKER.to_owned();
+            // Not hashed: a fresh credential per attempt has nothing to match.
+            *value = format!("{}>", wscope_events::redact::MARKER_PREFIX);
         }
     }
     stream.write_all(&out).await?;

@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use wscope_events::filter::Expr;
+use wscope_events::redact::{Redactor, Rules};
 
-use crate::cli::{OutputArgs, UiOptions};
+use crate::cli::{OutputArgs, RedactArgs, UiOptions};
 use crate::interactive::Printer;
 use crate::lifecycle::{LifecycleLog, LogFormat};
 use crate::metrics::{Metrics, MetricsSink};
@@ -63,7 +64,7 @@ pub struct OutputDefaults {
     pub command: &'static str,
     pub max_payload: usize,
     pub log_format: LogFormat,
-    /// Secret headers are redacted unless `--no-redact`.
+    /// Secrets are redacted unless `--no-redact`.
     pub redact: bool,
     pub terminal: Terminal,
     /// The terminal view shows control frames even without
@@ -130,9 +131,9 @@ pub static PROXY: OutputDefaults = OutputDefaults {
 };
 
 /// A recording is passed on with its payloads as they were recorded. Its
-/// secret headers are redacted on the way out unless `--no-redact`: a
-/// record file was usually redacted already (twice changes nothing), and a
-/// packet capture holds them as they were on the wire.
+/// secrets are redacted on the way out unless `--no-redact`: a record file
+/// was usually redacted already (markers are left as they are), and a
+/// packet capture or a HAR holds them as they were on the wire.
 pub static READ: OutputDefaults = OutputDefaults {
     command: "read",
     max_payload: usize::MAX,
@@ -313,7 +314,7 @@ pub fn check(args: &OutputArgs, defaults: &OutputDefaults) -> anyhow::Result<Opt
         ("filter", args.filter.is_some()),
         ("record", args.record.is_some()),
         ("max_payload", args.max_payload.is_some()),
-        ("no_redact", args.no_redact),
+        ("no_redact", args.redact.no_redact),
         ("log_format", args.log_format.is_some()),
         ("metrics", args.metrics.is_some()),
         ("ui", args.ui.is_some()),
@@ -329,7 +330,34 @@ pub fn check(args: &OutputArgs, defaults: &OutputDefaults) -> anyhow::Result<Opt
             );
         }
     }
+    rules(&args.redact)?;
     crate::cli::parse_filter(args.filter.as_deref())
+}
+
+/// The redaction rules the flags ask for: the defaults plus every
+/// `--redact-header`, `--redact-query` and `--redact-json`.
+pub fn rules(args: &RedactArgs) -> anyhow::Result<Rules> {
+    let mut rules = Rules::default();
+    for name in &args.redact_header {
+        rules.add_header(name)?;
+    }
+    for name in &args.redact_query {
+        rules.add_query(name)?;
+    }
+    for path in &args.redact_json {
+        rules.add_json_path(path)?;
+    }
+    Ok(rules)
+}
+
+/// The one redactor of a run (`None` with `--no-redact`, or where a
+/// command redacts nothing): every event passes it on its way to the
+/// sinks ([`Sinks::redacting`]), so all outputs show the same markers.
+pub fn redactor(args: &RedactArgs, redact: bool) -> anyhow::Result<Option<Arc<Redactor>>> {
+    if !redact || args.no_redact {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(Redactor::new(rules(args)?)?)))
 }
 
 /// Turns the output flags into sinks, with `defaults` for what they leave
@@ -343,7 +371,8 @@ pub fn build(
 ) -> anyhow::Result<Outputs> {
     let filter = check(args, defaults)?;
     let max_payload = args.max_payload.unwrap_or(defaults.max_payload);
-    let redact = defaults.redact && !args.no_redact;
+    let redactor = redactor(&args.redact, defaults.redact)?;
+    let redaction = redactor.as_ref().map(|r| r.rules().clone());
     let log_format = args.log_format.unwrap_or(defaults.log_format);
     let (printed, source_filter) = match defaults.filter {
         FilterScope::Printed => (filter, None),
@@ -355,9 +384,9 @@ pub fn build(
         None => sink,
     };
 
-    let mut sinks = Sinks::default();
+    let mut sinks = Sinks::redacting(redactor);
     if args.json {
-        let json = Box::new(JsonLines::new(max_payload, redact));
+        let json = Box::new(JsonLines::new(max_payload));
         sinks.add(
             "--json",
             filtered(printed.as_ref(), around(json, OnStderr::Nothing)),
@@ -379,7 +408,7 @@ pub fn build(
         );
     }
     if let Some(path) = &args.record {
-        let record = Record::create(path, redact, max_payload)
+        let record = Record::create(path, redaction.as_ref(), max_payload)
             .with_context(|| format!("cannot create the record file {}", path.display()))?;
         sinks.add("--record", Box::new(record));
     }
@@ -392,7 +421,7 @@ pub fn build(
         None => None,
     };
     let ui = args.ui.map(|addr| {
-        let hub = Hub::new(redact);
+        let hub = Hub::new(redaction.clone());
         sinks.add("--ui", Box::new(UiSink(Arc::clone(&hub))));
         LiveUi {
             addr,

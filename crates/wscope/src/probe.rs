@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use wscope_events::{Event, EventKind, Head, Open, redact};
+use wscope_events::{Event, EventKind, Head, Open};
 use wscope_proto::CloseCode;
 
 use crate::cli::ProbeArgs;
@@ -16,19 +16,11 @@ use crate::dial::dial;
 use crate::sink::{JsonLines, Sink, Sinks};
 
 pub async fn run(args: ProbeArgs) -> anyhow::Result<i32> {
-    let mut sinks = Sinks::default();
+    let mut sinks = Sinks::redacting(crate::outputs::redactor(&args.redact, true)?);
     if args.json {
-        sinks.add(
-            "--json",
-            Box::new(JsonLines::new(64 * 1024, !args.no_redact)),
-        );
+        sinks.add("--json", Box::new(JsonLines::new(64 * 1024)));
     } else {
-        sinks.add(
-            "terminal",
-            Box::new(ProbeReport {
-                redact: !args.no_redact,
-            }),
-        );
+        sinks.add("terminal", Box::new(ProbeReport));
     }
     let mut conn = match dial(&args.handshake, 1 << 20, &mut sinks, crate::connect::CONN).await? {
         Ok(conn) => conn,
@@ -64,20 +56,14 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Prints the handshake like `curl -i`: `>` lines went out, `<` came back.
-struct ProbeReport {
-    redact: bool,
-}
+/// Prints the handshake like `curl -i`: `>` lines went out, `<` came back
+/// (secrets already redacted by the sinks).
+struct ProbeReport;
 
 impl ProbeReport {
     fn head(&self, marker: &str, head: &Head, out: &mut String) {
         let _ = writeln!(out, "{marker} {}", head.line);
         for (name, value) in &head.headers {
-            let value = if self.redact && redact::is_sensitive(name) {
-                redact::MARKER
-            } else {
-                value
-            };
             let _ = writeln!(out, "{marker} {name}: {value}");
         }
     }

@@ -15,11 +15,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use wscope_capture::{CaptureReader, Format};
 use wscope_events::filter::Expr;
 use wscope_events::har::{self, HarError};
+use wscope_events::redact::Redactor;
 use wscope_events::{Direction, Event, EventKind, RecordReader};
 
 use crate::captures;
@@ -110,7 +112,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     let writing = !sinks.is_empty();
 
     let live = inputs.size() == 0;
-    let mut stats = Stats::new(args.stats_field.clone());
+    let mut stats = Stats::new(args.stats_field.clone(), sinks.redactor());
     let mut shown = 0u64;
     let outcome = loop {
         match inputs.next() {
@@ -181,7 +183,9 @@ pub struct Inputs {
 /// The input being read (captures aside: they are read together).
 enum Current {
     /// A record file, streamed one line at a time.
-    Record(String, RecordReader<Box<dyn BufRead>>),
+    /// (Boxed: its header, with the redaction rules, is much larger than
+    /// the other variant.)
+    Record(String, Box<RecordReader<Box<dyn BufRead>>>),
     /// A HAR: one JSON document, read whole; its events handed out.
     Har(std::vec::IntoIter<Event>),
 }
@@ -356,7 +360,7 @@ impl Inputs {
                     "{name}: {err} (wscope reads its record files, HAR and pcap/pcapng captures)"
                 )
             })?;
-            self.current = Some(Current::Record(name, record));
+            self.current = Some(Current::Record(name, Box::new(record)));
             return Ok(());
         }
         let mut capture = Box::new(CaptureReader::new(self.capture_options));
@@ -547,14 +551,18 @@ struct ConnStats {
 /// `--stats`: per connection, in order of first appearance.
 struct Stats {
     field: String,
+    /// The run's redactor, for the URLs printed (the counts hold nothing
+    /// secret).
+    redactor: Option<Arc<Redactor>>,
     conns: BTreeMap<(u64, String), ConnStats>,
     index: HashMap<String, (u64, String)>,
 }
 
 impl Stats {
-    fn new(field: String) -> Self {
+    fn new(field: String, redactor: Option<Arc<Redactor>>) -> Self {
         Stats {
             field,
+            redactor,
             conns: BTreeMap::new(),
             index: HashMap::new(),
         }
@@ -572,7 +580,15 @@ impl Stats {
         });
         conn.last = conn.last.max(event.ts);
         match &event.kind {
-            EventKind::Open(open) => conn.url = open.url.clone(),
+            EventKind::Open(open) => {
+                conn.url = match &self.redactor {
+                    Some(redactor) => match &redactor.redact(event).kind {
+                        EventKind::Open(open) => open.url.clone(),
+                        _ => String::new(),
+                    },
+                    None => open.url.clone(),
+                }
+            }
             EventKind::Message(message) => {
                 let i = usize::from(event.dir == Some(Direction::ServerToClient));
                 conn.messages[i] += 1;

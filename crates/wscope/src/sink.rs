@@ -6,8 +6,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use wscope_events::filter::Expr;
-use wscope_events::{ClosedBy, Direction, Ending, Event, EventKind, Payload, RecordWriter, redact};
+
+use wscope_events::redact::{Redactor, Rules};
+use wscope_events::{ClosedBy, Direction, Ending, Event, EventKind, Payload, RecordWriter};
 use wscope_proto::CloseCode;
 
 /// One consumer of the event stream.
@@ -32,13 +36,24 @@ pub trait Sink: Send {
     }
 }
 
-/// Every sink of one run.
+/// Every sink of one run, and the redaction every event passes first.
 #[derive(Default)]
 pub struct Sinks {
     sinks: Vec<(&'static str, Box<dyn Sink>)>,
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl Sinks {
+    /// No sinks yet; every event will be redacted by `redactor` once,
+    /// before any sink sees it (the one place where secrets leave the
+    /// event stream: nothing downstream redacts again).
+    pub fn redacting(redactor: Option<Arc<Redactor>>) -> Sinks {
+        Sinks {
+            sinks: Vec::new(),
+            redactor,
+        }
+    }
+
     pub fn add(&mut self, name: &'static str, sink: Box<dyn Sink>) {
         self.sinks.push((name, sink));
     }
@@ -56,29 +71,69 @@ impl Sinks {
     /// reported once and dropped; the connection goes on (a full disk must
     /// not cut a session).
     pub fn emit(&mut self, event: &Event) {
-        self.each(|sink| sink.event(event).and_then(|()| sink.flush()));
+        let event = self.redacted(event);
+        let event = event.as_ref();
+        Self::each(&mut self.sinks, |sink| {
+            sink.event(event).and_then(|()| sink.flush())
+        });
     }
 
     /// Hands `event` to every sink without flushing: for batches, ended by
     /// [`Sinks::flush`].
     pub fn push(&mut self, event: &Event) {
-        self.each(|sink| sink.event(event));
+        let event = self.redacted(event);
+        let event = event.as_ref();
+        Self::each(&mut self.sinks, |sink| sink.event(event));
+    }
+
+    /// The redaction every event passes, for output made beside the sinks
+    /// (`read --stats`).
+    pub fn redactor(&self) -> Option<Arc<Redactor>> {
+        self.redactor.clone()
+    }
+
+    /// `event` as the sinks may see it. Only a redactor shared out of
+    /// `self` is borrowed, so the event can borrow from the caller.
+    fn redacted<'e>(&self, event: &'e Event) -> Cow<'e, Event> {
+        match &self.redactor {
+            Some(redactor) if !self.sinks.is_empty() => redactor.redact(event),
+            _ => Cow::Borrowed(event),
+        }
     }
 
     /// Ends a batch.
     pub fn flush(&mut self) {
-        self.each(|sink| sink.flush());
+        Self::each(&mut self.sinks, |sink| sink.flush());
     }
 
-    fn each(&mut self, mut f: impl FnMut(&mut dyn Sink) -> io::Result<()>) {
-        self.sinks
-            .retain_mut(|(name, sink)| match f(sink.as_mut()) {
-                Ok(()) => true,
-                Err(err) => {
-                    eprintln!("wscope: {name} output stopped: {err}");
-                    false
-                }
-            });
+    fn each(
+        sinks: &mut Vec<(&'static str, Box<dyn Sink>)>,
+        mut f: impl FnMut(&mut dyn Sink) -> io::Result<()>,
+    ) {
+        sinks.retain_mut(|(name, sink)| match f(sink.as_mut()) {
+            Ok(()) => true,
+            Err(err) => {
+                eprintln!("wscope: {name} output stopped: {err}");
+                false
+            }
+        });
+    }
+}
+
+/// Sinks behind their redaction, for code that writes to one sink.
+impl Sink for Sinks {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        self.push(event);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Sinks::flush(self);
+        Ok(())
+    }
+
+    fn wants_payloads(&self) -> bool {
+        Sinks::wants_payloads(self)
     }
 }
 
@@ -125,21 +180,19 @@ impl Sink for Filtered {
     }
 }
 
-/// Events as JSON Lines on stdout (`--json`), payloads cut and secrets
-/// redacted as in a record file.
+/// Events as JSON Lines on stdout (`--json`), payloads cut as in a record
+/// file (secrets were taken out before, by [`Sinks`]).
 pub struct JsonLines {
     out: io::Stdout,
     max_payload: usize,
-    redact: bool,
     line: Vec<u8>,
 }
 
 impl JsonLines {
-    pub fn new(max_payload: usize, redact: bool) -> Self {
+    pub fn new(max_payload: usize) -> Self {
         JsonLines {
             out: io::stdout(),
             max_payload,
-            redact,
             line: Vec::new(),
         }
     }
@@ -151,13 +204,9 @@ impl Sink for JsonLines {
         let over = event
             .payload()
             .is_some_and(|p| p.len as usize > self.max_payload);
-        let secret = self.redact && redact::carries_headers(event);
-        if over || secret {
+        if over {
             let mut event = event.clone();
             event.truncate_payload(self.max_payload);
-            if secret {
-                redact::redact_event(&mut event);
-            }
             serde_json::to_writer(&mut self.line, &event)?;
         } else {
             serde_json::to_writer(&mut self.line, event)?;
@@ -173,19 +222,20 @@ impl Sink for JsonLines {
 
 /// The record file (`--record FILE`). Created readable and writable by
 /// its owner only (0600): it holds every payload, and with `--no-redact`
-/// the secret headers too. An existing file keeps its mode.
+/// the secrets too. Its header lists the redaction rules.
 pub struct Record {
     writer: RecordWriter<BufWriter<File>>,
     max_payload: usize,
 }
 
 impl Record {
-    pub fn create(path: &Path, redact: bool, max_payload: usize) -> io::Result<Self> {
+    /// `redaction`: the rules the [`Sinks`] in front apply, for the header.
+    pub fn create(path: &Path, redaction: Option<&Rules>, max_payload: usize) -> io::Result<Self> {
         let file = crate::files::create_private(path)?;
         let writer = RecordWriter::new(
             BufWriter::new(file),
             concat!("wscope ", env!("CARGO_PKG_VERSION")),
-            redact,
+            redaction,
         )?;
         Ok(Record {
             writer,

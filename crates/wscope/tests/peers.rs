@@ -803,7 +803,8 @@ fn basic_auth_credentials() {
     let (_server, url) = start_python_server();
     let (code, out) = probe(&format!("{url}/basic"), &["--auth", "user:pa:ss"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("> Authorization: <redacted>"), "{out}");
+    assert!(out.contains("> Authorization: <redacted:"), "{out}");
+    assert!(!out.contains("dXNlcjpwYTpzcw"), "{out}");
     let (code, out) = probe(&format!("{url}/basic"), &["--auth", "user:wrong"]);
     assert_eq!(code, 4, "{out}");
 }

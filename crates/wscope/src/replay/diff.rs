@@ -10,7 +10,7 @@ use super::conversation::Conversation;
 use super::driver::{CloseReport, ConnReport};
 use super::report::Report;
 use crate::cli::DiffArgs;
-use crate::sink::{Human, JsonLines, Sink};
+use crate::sink::{Human, JsonLines, Sink, Sinks};
 
 pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
     let filter = crate::cli::parse_filter(args.filter.as_deref())?;
@@ -20,8 +20,8 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
     let b = super::load(std::slice::from_ref(&args.b), &[])?;
     let a_convs = super::pick(&a, None, &a_name)?;
     let b_convs = super::pick(&b, None, &b_name)?;
-    let mut sink: Box<dyn Sink> = if args.json {
-        Box::new(JsonLines::new(usize::MAX, true))
+    let shown: Box<dyn Sink> = if args.json {
+        Box::new(JsonLines::new(usize::MAX))
     } else {
         Box::new(Human {
             arrows: true,
@@ -35,6 +35,11 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
             preview: None,
         })
     };
+    // The recordings are compared as they are; what is printed is
+    // redacted as every other output is.
+    let mut sinks = Sinks::redacting(crate::outputs::redactor(&args.redact, true)?);
+    sinks.add("output", shown);
+    let mut sink: Box<dyn Sink> = Box::new(sinks);
     let rules = compare::Rules {
         ignore: args.compare.ignore.clone(),
     };

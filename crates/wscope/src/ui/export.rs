@@ -4,15 +4,19 @@
 use std::sync::Arc;
 
 use wscope_events::RecordWriter;
+use wscope_events::redact::Rules;
 
 use super::hub::Stamped;
 
 /// A record file (docs/FORMAT.md) of `events`, as the UI holds them
-/// (`redacted` says whether secret headers were hidden on the way in).
-pub fn record<'a>(events: impl Iterator<Item = &'a Arc<Stamped>>, redacted: bool) -> Vec<u8> {
+/// (`redaction`: the rules they were redacted with on the way in).
+pub fn record<'a>(
+    events: impl Iterator<Item = &'a Arc<Stamped>>,
+    redaction: Option<&Rules>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    // Writing to memory cannot fail. Redacting again would change nothing.
-    if let Ok(mut writer) = RecordWriter::new(&mut out, "wscope ui export", redacted) {
+    // Writing to memory cannot fail.
+    if let Ok(mut writer) = RecordWriter::new(&mut out, "wscope ui export", redaction) {
         for stamped in events {
             let _ = writer.write(&stamped.event);
         }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 use wscope_events::Event;
+use wscope_events::redact::Rules;
 
 use crate::sink::Sink;
 
@@ -26,7 +27,7 @@ pub struct Stamped {
 pub struct Hub {
     inner: Mutex<Inner>,
     live: broadcast::Sender<Arc<Stamped>>,
-    redact: bool,
+    redaction: Option<Rules>,
 }
 
 struct Inner {
@@ -35,8 +36,9 @@ struct Inner {
 }
 
 impl Hub {
-    /// `redact`: secret headers are hidden as in a record file.
-    pub fn new(redact: bool) -> Arc<Hub> {
+    /// `redaction`: the rules the events it will be given were redacted
+    /// with (by the [`crate::sink::Sinks`] in front), for its exports.
+    pub fn new(redaction: Option<Rules>) -> Arc<Hub> {
         let (live, _) = broadcast::channel(LIVE_QUEUE);
         Arc::new(Hub {
             inner: Mutex::new(Inner {
@@ -44,7 +46,7 @@ impl Hub {
                 next_seq: 1,
             }),
             live,
-            redact,
+            redaction,
         })
     }
 
@@ -53,10 +55,7 @@ impl Hub {
     }
 
     pub fn push(&self, event: &Event) {
-        let mut event = event.clone();
-        if self.redact {
-            wscope_events::redact::redact_event(&mut event);
-        }
+        let event = event.clone();
         let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_owned());
         let mut inner = self.inner();
         let stamped = Arc::new(Stamped {
@@ -81,9 +80,9 @@ impl Hub {
         (inner.history.iter().cloned().collect(), live)
     }
 
-    /// Whether secret headers are hidden in what it holds.
-    pub fn redacts(&self) -> bool {
-        self.redact
+    /// The redaction rules of what it holds (`None`: not redacted).
+    pub fn redaction(&self) -> Option<&Rules> {
+        self.redaction.as_ref()
     }
 
     /// Everything so far.

@@ -151,10 +151,15 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
         .join(", ");
     let mut inputs = crate::read::open_inputs(&args.files)?;
     inputs.keylogs(&args.keylog)?;
-    let hub = Hub::new(!args.no_redact);
+    // The file's events reach the UI as a live command's do: through
+    // sinks that redact them first.
+    let redactor = crate::outputs::redactor(&args.redact, true)?;
+    let hub = Hub::new(redactor.as_ref().map(|r| r.rules().clone()));
+    let mut sinks = crate::sink::Sinks::redacting(redactor);
+    sinks.add("ui", Box::new(UiSink(Arc::clone(&hub))));
     for event in inputs.by_ref() {
         match event {
-            Ok(event) => hub.push(&event),
+            Ok(event) => sinks.push(&event),
             Err(err) => {
                 eprintln!("wscope: {err:#}; the UI shows what came before it");
                 break;
@@ -281,7 +286,7 @@ async fn serve(ui: &Ui, mut stream: TcpStream, shutdown: watch::Receiver<bool>) 
                 .iter()
                 .filter(|s| filter.as_ref().is_none_or(|f| f.matches(&s.event)));
             if path == "/export.jsonl" {
-                let body = export::record(chosen, ui.hub.redacts());
+                let body = export::record(chosen, ui.hub.redaction());
                 respond_download(&mut stream, "application/x-ndjson", "wscope.jsonl", &body).await
             } else {
                 let body = export::har(chosen);
@@ -386,7 +391,7 @@ mod tests {
             token: "t".to_owned(),
             port: 4000,
             any_host: false,
-            hub: Hub::new(true),
+            hub: Hub::new(None),
             mode: Mode::Offline {
                 source: "x".to_owned(),
             },

@@ -425,9 +425,15 @@ pub struct OutputArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct UiOptions {
     /// Let the UI listen on a non-loopback address (anyone with its URL
-    /// sees every message).
+    /// sees every message). Needs --ui-origin.
     #[arg(long)]
     pub ui_allow_remote: bool,
+
+    /// With --ui-allow-remote: the exact origin the UI's page is loaded
+    /// from (scheme://host[:port], e.g. https://wscope.example.com behind
+    /// a TLS proxy); pages from any other origin cannot use it.
+    #[arg(long, value_name = "ORIGIN", value_parser = parse_ui_origin)]
+    pub ui_origin: Option<String>,
 
     /// Open the UI in the default browser.
     #[arg(long)]
@@ -1000,6 +1006,28 @@ pub fn parse_filter(text: Option<&str>) -> anyhow::Result<Option<wscope_events::
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is seconds).
+/// `--ui-origin`: an origin as a browser sends it (`Origin` header), no
+/// path, query or credentials.
+pub fn parse_ui_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|err| {
+        format!("{text:?} is not an origin ({err}); e.g. https://wscope.example.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{text:?}: an origin is http:// or https:// and a host"
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?}: an origin has no path, query or fragment"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?}: an origin has no user or password"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text

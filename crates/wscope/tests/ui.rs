@@ -361,12 +361,10 @@ fn a_non_loopback_ui_needs_an_explicit_flag_and_an_exact_origin() {
     let dir = temp_dir("ui-remote");
     let record = empty_record(&dir);
     let refused = |args: &[&str], why: &str| {
-        let out = wscope()
-            .args(["ui", record.to_str().unwrap()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = common::output_within(
+            wscope().args(["ui", record.to_str().unwrap()]).args(args),
+            Duration::from_secs(20),
+        );
         assert!(
             matches!(out.status.code(), Some(1 | 2)),
             "a clear refusal: {out:?}"

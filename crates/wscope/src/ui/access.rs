@@ -134,12 +134,15 @@ impl Access {
         let matches = slot
             .as_ref()
             .is_some_and(|once| same_secret(given, &once.code));
-        if matches
-            && let Some(OnceCode {
+        if matches {
+            // Used: good no more.
+            let used = slot.take();
+            if let Some(OnceCode {
                 file: Some(path), ..
-            }) = slot.take()
-        {
-            remove_open_file(&path);
+            }) = used
+            {
+                remove_open_file(&path);
+            }
         }
         matches
     }

@@ -349,6 +349,32 @@ pub fn http_get(port: u16, target: &str, host: &str) -> (u16, String) {
     (response.status, response.body)
 }
 
+/// Runs `command` to its end, or kills it and panics after `limit` (a
+/// command expected to refuse and exit must not hang the test if it
+/// starts instead).
+pub fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done_tx.send(());
+        out
+    });
+    if done_rx.recv_timeout(limit).is_err() {
+        // Only the child this function started, by its id.
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let out = waiter.join().unwrap().unwrap();
+        panic!("still running after {limit:?}; killed: {out:?}");
+    }
+    waiter.join().unwrap().expect("the command's output")
+}
+
 /// An HTTP response as [`http_request`] read it.
 pub struct HttpResponse {
     pub status: u16,

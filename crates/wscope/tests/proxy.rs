@@ -708,3 +708,85 @@ fn chromium_through_the_forward_proxy_with_tls_interception() {
     assert_eq!(closed["by"], "client");
     assert_eq!(closed["reason"], "page done");
 }
+
+/// CONNECT is answered only once the upstream is reached: a closed port
+/// gets 502 with the reason (not "200 established", then nothing), and an
+/// event says so.
+#[test]
+fn connect_to_a_closed_port_is_answered_502_with_the_reason() {
+    let dir = temp_dir("proxy-connect-502");
+    let record = dir.join("events.jsonl");
+    let (proxy, line) = start_proxy(
+        &[
+            "--forward",
+            "--no-intercept",
+            "--record",
+            record.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let proxy_port: u16 = host_port(&address_in(&line, "http://"))
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+
+    let answer = common::http_request(
+        proxy_port,
+        &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    );
+    assert_eq!(answer.status, 502, "{}\n{}", answer.head, answer.body);
+    assert!(
+        answer
+            .body
+            .contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{}",
+        answer.body
+    );
+    let events = record_until(&record, |e| count(e, "handshake_failed") >= 1);
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "handshake_failed")
+        .unwrap_or_else(|| panic!("an event for the refused CONNECT: {events:?}"));
+    assert_eq!(failed["status"], 502, "{failed}");
+    assert!(
+        failed["diagnosis"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing listens there"),
+        "{failed}"
+    );
+    drop(proxy);
+}
+
+/// A forward proxy on a non-loopback address is an open proxy: it says so.
+#[test]
+fn a_forward_proxy_beyond_loopback_warns_that_it_is_open() {
+    let stderr_of = |listen: &str| {
+        let mut command = wscope();
+        command
+            .args(["proxy", "--forward", "--quiet", "--listen", listen])
+            .stderr(Stdio::piped());
+        let (mut proxy, line) = common::spawn_named(command, "wscope proxy --forward");
+        assert!(line.contains("forward proxy"), "{line}");
+        let mut stderr = proxy.child.stderr.take().unwrap();
+        let _ = proxy.child.kill();
+        let _ = proxy.child.wait();
+        let mut text = String::new();
+        // The process is gone: the read ends at once.
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    };
+    let open = stderr_of("0.0.0.0:0");
+    assert!(
+        open.contains("it is an open proxy") && open.contains("private services"),
+        "{open}"
+    );
+    let local = stderr_of("127.0.0.1:0");
+    assert!(!local.contains("open proxy"), "{local}");
+}

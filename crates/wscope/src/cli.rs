@@ -220,6 +220,10 @@ pub struct ServeArgs {
     #[arg(long, short, default_value = "127.0.0.1:9001", value_name = "ADDR")]
     pub listen: Vec<SocketAddr>,
 
+    /// Refuse new connections (503) while this many are open.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_connections: usize,
+
     /// Serve wss:// with this certificate chain (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -17,7 +17,7 @@ pub use shaped::Handle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,8 +50,7 @@ pub struct Proxy {
     preserve_host: bool,
     report_frames: bool,
     handshake_timeout: Duration,
-    max_connections: usize,
-    open: AtomicUsize,
+    limit: Arc<listen::ConnectionLimit>,
     metrics: Option<Arc<Metrics>>,
     shutdown: watch::Receiver<bool>,
     next_id: AtomicU64,
@@ -206,8 +205,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         preserve_host: args.preserve_host,
         report_frames,
         handshake_timeout: args.handshake_timeout,
-        max_connections: args.max_connections,
-        open: AtomicUsize::new(0),
+        limit: listen::ConnectionLimit::new(args.max_connections),
         metrics,
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
@@ -220,11 +218,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     }
     listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
         let proxy = proxy.clone();
-        async move {
-            proxy.open.fetch_add(1, Ordering::Relaxed);
-            handle(&proxy, stream, peer).await;
-            proxy.open.fetch_sub(1, Ordering::Relaxed);
-        }
+        async move { handle(&proxy, stream, peer).await }
     })
     .await;
     pipeline.finish().await;
@@ -245,15 +239,14 @@ async fn handle(proxy: &Proxy, tcp: TcpStream, peer: SocketAddr) {
         peer,
         started: Instant::now(),
     };
-    if proxy.open.load(Ordering::Relaxed) > proxy.max_connections {
-        let mut stream = NetStream::Plain(tcp);
-        let why = format!(
-            "wscope proxy is at its limit of {} open connections (--max-connections)",
-            proxy.max_connections
-        );
-        refuse(proxy, &client, &mut stream, None, 503, why).await;
-        return;
-    }
+    let _counted = match proxy.limit.enter("proxy") {
+        Ok(counted) => counted,
+        Err(why) => {
+            let mut stream = NetStream::Plain(tcp);
+            refuse(proxy, &client, &mut stream, None, 503, why).await;
+            return;
+        }
+    };
     let stream = match &proxy.client_tls {
         None => NetStream::Plain(tcp),
         Some(acceptor) => {

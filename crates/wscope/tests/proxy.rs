@@ -790,3 +790,34 @@ fn a_forward_proxy_beyond_loopback_warns_that_it_is_open() {
     let local = stderr_of("127.0.0.1:0");
     assert!(!local.contains("open proxy"), "{local}");
 }
+
+#[test]
+fn max_connections_refuses_the_one_over_the_limit() {
+    let (_server, upstream) = start_server(&[]);
+    let (_proxy, line) = start_proxy(&["--upstream", &upstream, "--max-connections", "1"], &[]);
+    let proxied = address_in(&line, "ws://");
+    let addr = host_port(&proxied).to_owned();
+    let mut held = TcpStream::connect(&addr).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        held,
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        held.read_exact(&mut byte)
+            .expect("the proxy answers within 20 s");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let refused = python(&["session", &format!("{proxied}/echo"), "--wait", "2"]);
+    assert_eq!(refused["status"], 503, "{refused}");
+}

@@ -442,6 +442,11 @@ pub struct UiOptions {
     /// Open the UI in the default browser.
     #[arg(long)]
     pub open: bool,
+
+    /// How much the UI keeps for pages that open later, in bytes (K, M, G
+    /// suffixes, powers of 1024: 256M, 1G); the oldest events go first.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
+    pub ui_history: u64,
 }
 
 #[derive(Debug, Args)]
@@ -1010,6 +1015,29 @@ pub fn parse_filter(text: Option<&str>) -> anyhow::Result<Option<wscope_events::
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is seconds).
+/// A size in bytes: a number, optionally with K, M or G (KiB, MiB, GiB:
+/// powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; e.g. 256M, 1G, 65536"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (K, M or G)")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 /// `--ui-origin`: an origin as a browser sends it (`Origin` header), no
 /// path, query or credentials.
 pub fn parse_ui_origin(text: &str) -> Result<String, String> {

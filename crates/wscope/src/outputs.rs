@@ -392,7 +392,7 @@ pub fn build(
         None => None,
     };
     let ui = args.ui.map(|addr| {
-        let hub = Hub::new(redact);
+        let hub = Hub::new(redact, args.ui_options.ui_history);
         sinks.add("--ui", Box::new(UiSink(Arc::clone(&hub))));
         LiveUi {
             addr,

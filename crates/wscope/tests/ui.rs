@@ -708,3 +708,40 @@ fn chromium_acts_on_a_live_connection_through_the_proxy() {
     assert_eq!(client["closed"]["rcvd"]["code"], 4001, "{client}");
     assert_eq!(client["closed"]["rcvd"]["reason"], "from ui", "{client}");
 }
+
+/// The history is bounded by bytes; `wscope ui` on a larger file says
+/// what it kept, and the page gets exactly that.
+#[test]
+fn ui_history_is_bounded_by_bytes_and_says_what_it_kept() {
+    let dir = temp_dir("ui-history");
+    let record = record_file(&dir);
+    let total = std::fs::read_to_string(&record).unwrap().lines().count() - 1;
+    let mut command = wscope();
+    command
+        .args(["ui", record.to_str().unwrap(), "--ui-history", "1K"])
+        .stderr(Stdio::piped());
+    let (mut ui, line) = common::spawn_named(command, "wscope ui --ui-history 1K");
+    let (port, token) = port_and_token(&ui_url_in(&line));
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    let origin = format!("http://127.0.0.1:{port}");
+    let report = python(&["session", &ws, "--origin", &origin, "--wait", "2", "--full"]);
+    let messages = ui_messages(&report);
+    let end = messages
+        .iter()
+        .find(|m| m["type"] == "history_end")
+        .unwrap_or_else(|| panic!("{report}"));
+    let kept = end["count"].as_u64().unwrap() as usize;
+    assert!(kept >= 1 && kept < total, "kept {kept} of {total}");
+
+    let mut stderr = ui.child.stderr.take().unwrap();
+    let _ = ui.child.kill();
+    let _ = ui.child.wait();
+    let mut said = String::new();
+    // The process is gone: the read ends at once.
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    assert!(
+        said.contains(&format!("keeps the last {kept} events"))
+            && said.contains(&format!("the first {} are not shown", total - kept)),
+        "{said}"
+    );
+}

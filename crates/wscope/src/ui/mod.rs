@@ -188,7 +188,7 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
         .join(", ");
     let mut inputs = crate::read::open_inputs(&args.files)?;
     inputs.keylogs(&args.keylog)?;
-    let hub = Hub::new(!args.no_redact);
+    let hub = Hub::new(!args.no_redact, args.ui.ui_history);
     for event in inputs.by_ref() {
         match event {
             Ok(event) => hub.push(&event),
@@ -200,6 +200,19 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
     }
     for warning in inputs.warnings() {
         eprintln!("wscope: {warning}");
+    }
+    let kept = hub.kept();
+    if kept.dropped > 0 {
+        eprintln!(
+            "wscope: {source} is larger than the UI's history (--ui-history {} bytes): it keeps the last {} events \
+             ({} bytes counted, from #{}); the first {} are not shown. Raise --ui-history, or cut the file down \
+             with `wscope read FILE --filter EXPR --record SMALLER`",
+            args.ui.ui_history,
+            kept.events,
+            kept.bytes,
+            kept.first_seq.unwrap_or(0),
+            kept.dropped
+        );
     }
     let (shutdown_tx, shutdown) = watch::channel(false);
     let listen = Listen {

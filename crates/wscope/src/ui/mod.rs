@@ -76,8 +76,8 @@ impl Started {
     }
 }
 
-/// The refusals and warnings about where the UI listens; returns the
-/// origin remote pages come from.
+/// The refusals about where the UI listens; returns the origin remote
+/// pages come from.
 fn remote_origin(listen: &Listen<'_>) -> anyhow::Result<Option<RemoteOrigin>> {
     let options = listen.options;
     if !options.ui_allow_remote {
@@ -98,14 +98,18 @@ fn remote_origin(listen: &Listen<'_>) -> anyhow::Result<Option<RemoteOrigin>> {
              without it the only check against other sites' pages would be Origin equal to Host, which any client that sets both passes"
         );
     };
+    Ok(Some(RemoteOrigin::new(origin)?))
+}
+
+/// Says what a UI beyond this machine risks.
+fn warn_remote(local: SocketAddr, origin: &str) {
     eprintln!(
         "wscope: warning: the UI listens on {} over plain HTTP, reachable from other machines: anyone who has its URL \
          or can read the traffic sees every message and header, and on a proxy can send, close and reset its connections; \
          only pages from {origin} may open its WebSocket. Put TLS in front of it (a reverse proxy serving {origin}) \
          or use an SSH tunnel instead",
-        listen.addr
+        local
     );
-    Ok(Some(RemoteOrigin::new(origin)?))
 }
 
 /// Binds and serves the UI until `shutdown`.
@@ -120,6 +124,12 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen on {} for the UI", listen.addr))?;
     let local = listener.local_addr()?;
+    if let Some(origin) = &listen.options.ui_origin
+        && listen.options.ui_allow_remote
+        && !local.ip().is_loopback()
+    {
+        warn_remote(local, origin);
+    }
     let ui = Arc::new(Ui {
         access: Access::new(local.port(), origin),
         hub,

@@ -1,15 +1,21 @@
 //! wscope's own certificate authority, for TLS interception in the forward
 //! proxy: created on first use in the data directory (the key readable by
 //! its owner only), and a leaf certificate per host it is asked for, signed
-//! by it and kept in memory.
+//! by it and kept in memory (the last [`LEAF_CACHE`] hosts).
+//!
+//! Creation holds a lock file in the CA's directory, so two first runs at
+//! once make one CA: the second waits, then reads what the first wrote.
+//! Both files are written whole to a temporary name and renamed into place;
+//! the key is mode 0600 from its first byte, and a key others can read is
+//! refused on load.
 //!
 //! `wscope ca` prints where the CA certificate is and how to trust it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -20,6 +26,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use crate::cli::CaArgs;
 
 const CA_NAME: &str = "wscope interception CA";
+
+/// Hosts whose leaf certificate is kept; the least recently used goes
+/// first. A leaf and its TLS configuration are a few KiB, so this bounds
+/// the cache to a few MiB however many hosts a client visits.
+pub const LEAF_CACHE: usize = 1024;
 
 /// Where the CA lives.
 pub struct CaPaths {
@@ -62,29 +73,112 @@ pub struct Authority {
     issuer: Issuer<'static, KeyPair>,
     /// One key for every leaf: a fresh key per host buys nothing here.
     leaf_key: KeyPair,
-    leaves: Mutex<HashMap<String, Arc<ServerConfig>>>,
+    leaves: Mutex<LeafCache>,
+}
+
+/// The leaves made so far, bounded by count, least recently used out.
+struct LeafCache {
+    entries: HashMap<String, (Arc<ServerConfig>, u64)>,
+    clock: u64,
+    capacity: usize,
+}
+
+impl LeafCache {
+    fn new(capacity: usize) -> LeafCache {
+        LeafCache {
+            entries: HashMap::new(),
+            clock: 0,
+            capacity,
+        }
+    }
+
+    fn get(&mut self, host: &str) -> Option<Arc<ServerConfig>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(host).map(|(config, used)| {
+            *used = clock;
+            Arc::clone(config)
+        })
+    }
+
+    fn insert(&mut self, host: String, config: Arc<ServerConfig>) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&host) {
+            // A scan, only when full and only on a new host: cheaper than
+            // the certificate just signed.
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(host, _)| host.clone());
+            if let Some(oldest) = oldest {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.entries.insert(host, (config, self.clock));
+    }
+}
+
+/// Refuses a key file other users can read or change, naming the fix.
+fn check_key_mode(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "the interception CA's private key {} has mode {mode:o}: other users of this machine can read it, \
+             and whoever has it can impersonate any site to clients that trust this CA. \
+             wscope will not use it. Fix: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Makes a new CA and writes it (under the caller's lock).
+fn create(paths: &CaPaths) -> anyhow::Result<()> {
+    let key = KeyPair::generate().context("cannot generate the CA key")?;
+    let mut params = ca_params();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(3650);
+    let cert = params
+        .self_signed(&key)
+        .context("cannot make the CA certificate")?;
+    // The key first: a certificate on disk always has its key beside it.
+    crate::files::replace_atomically(&paths.key, key.serialize_pem().as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", paths.key.display()))?;
+    crate::files::replace_atomically(&paths.cert, cert.pem().as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", paths.cert.display()))
 }
 
 impl Authority {
     pub fn load_or_create() -> anyhow::Result<(Authority, bool)> {
         let paths = paths()?;
+        let dir = paths.cert.parent().expect("a file in a directory");
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let lock_path = dir.join(".lock");
+        let lock = crate::files::lock_exclusive(&lock_path)
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        // Checked under the lock: whoever lost the race to create it sees
+        // the winner's files here and reads them.
         let created = !(paths.cert.is_file() && paths.key.is_file());
         if created {
-            let dir = paths.cert.parent().expect("a file in a directory");
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let key = KeyPair::generate().context("cannot generate the CA key")?;
-            let mut params = ca_params();
-            let now = time::OffsetDateTime::now_utc();
-            params.not_before = now - time::Duration::days(1);
-            params.not_after = now + time::Duration::days(3650);
-            let cert = params
-                .self_signed(&key)
-                .context("cannot make the CA certificate")?;
-            crate::tls::write_private(&paths.key, key.serialize_pem().as_bytes())?;
-            std::fs::write(&paths.cert, cert.pem())
-                .with_context(|| format!("cannot write {}", paths.cert.display()))?;
+            create(&paths)?;
         }
+        drop(lock);
+        check_key_mode(&paths.key)?;
         let key_pem = std::fs::read_to_string(&paths.key)
             .with_context(|| format!("cannot read {}", paths.key.display()))?;
         let key = KeyPair::from_pem(&key_pem)
@@ -96,7 +190,7 @@ impl Authority {
                 ca_der,
                 issuer: Issuer::new(ca_params(), key),
                 leaf_key: KeyPair::generate().context("cannot generate a key")?,
-                leaves: Mutex::new(HashMap::new()),
+                leaves: Mutex::new(LeafCache::new(LEAF_CACHE)),
             },
             created,
         ))
@@ -112,7 +206,7 @@ impl Authority {
             .to_ascii_lowercase();
         let mut leaves = self.leaves.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(config) = leaves.get(&host) {
-            return Ok(config.clone());
+            return Ok(config);
         }
         let mut params = CertificateParams::new(vec![host.clone()])
             .map_err(|e| anyhow!("cannot make a certificate for {host:?}: {e}"))?;
@@ -182,4 +276,44 @@ pub fn run(args: CaArgs) -> anyhow::Result<i32> {
     );
     println!("Anyone with the key can impersonate any site to this machine: keep it private.");
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Arc<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["a.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Arc::new(
+            ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.der().clone()], der)
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_leaf_cache_keeps_the_most_recently_used() {
+        let mut cache = LeafCache::new(2);
+        let config = config();
+        cache.insert("a".into(), Arc::clone(&config));
+        cache.insert("b".into(), Arc::clone(&config));
+        assert!(cache.get("a").is_some());
+        cache.insert("c".into(), Arc::clone(&config));
+        assert_eq!(cache.entries.len(), 2);
+        assert!(cache.get("b").is_none(), "the least recently used went");
+        assert!(cache.get("a").is_some() && cache.get("c").is_some());
+        for i in 0..100 {
+            cache.insert(format!("h{i}"), Arc::clone(&config));
+        }
+        assert_eq!(cache.entries.len(), 2);
+    }
 }

@@ -250,6 +250,10 @@ pub struct ServeArgs {
     #[arg(long, short, default_value = "127.0.0.1:9001", value_name = "ADDR")]
     pub listen: Vec<SocketAddr>,
 
+    /// Refuse new connections (503) while this many are open.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_connections: usize,
+
     /// Serve wss:// with this certificate chain (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -493,13 +497,24 @@ fn parse_redact_path(text: &str) -> Result<String, String> {
 #[derive(Debug, Args, Clone, Default)]
 pub struct UiOptions {
     /// Let the UI listen on a non-loopback address (anyone with its URL
-    /// sees every message).
+    /// sees every message). Needs --ui-origin.
     #[arg(long)]
     pub ui_allow_remote: bool,
+
+    /// With --ui-allow-remote: the exact origin the UI's page is loaded
+    /// from (scheme://host[:port], e.g. https://wscope.example.com behind
+    /// a TLS proxy); pages from any other origin cannot use it.
+    #[arg(long, value_name = "ORIGIN", value_parser = parse_ui_origin)]
+    pub ui_origin: Option<String>,
 
     /// Open the UI in the default browser.
     #[arg(long)]
     pub open: bool,
+
+    /// How much the UI keeps for pages that open later, in bytes (K, M, G
+    /// suffixes, powers of 1024: 256M, 1G); the oldest events go first.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
+    pub ui_history: u64,
 }
 
 #[derive(Debug, Args)]
@@ -1122,6 +1137,51 @@ pub fn parse_filter(text: Option<&str>) -> anyhow::Result<Option<wscope_events::
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is seconds).
+/// A size in bytes: a number, optionally with K, M or G (KiB, MiB, GiB:
+/// powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; e.g. 256M, 1G, 65536"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (K, M or G)")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// `--ui-origin`: an origin as a browser sends it (`Origin` header), no
+/// path, query or credentials.
+pub fn parse_ui_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|err| {
+        format!("{text:?} is not an origin ({err}); e.g. https://wscope.example.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{text:?}: an origin is http:// or https:// and a host"
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?}: an origin has no path, query or fragment"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?}: an origin has no user or password"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +14,48 @@ use tokio::sync::{mpsc, watch};
 
 /// How long open connections get to close after the shutdown signal.
 const GRACE: Duration = Duration::from_secs(3);
+
+/// `--max-connections` (serve and proxy): how many connections are open,
+/// and whether one more may be.
+pub struct ConnectionLimit {
+    max: usize,
+    open: AtomicUsize,
+}
+
+/// One connection counted in; counted out when dropped.
+pub struct Counted(Arc<ConnectionLimit>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ConnectionLimit {
+    pub fn new(max: usize) -> Arc<ConnectionLimit> {
+        Arc::new(ConnectionLimit {
+            max,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// Counts a new connection in, or, when `max` are open already, says
+    /// why it is refused (`command`: "serve", "proxy").
+    pub fn enter(self: &Arc<Self>, command: &str) -> Result<Counted, String> {
+        // Counted first, then checked: two at once cannot both take the
+        // last place.
+        let before = self.open.fetch_add(1, Ordering::Relaxed);
+        let counted = Counted(Arc::clone(self));
+        if before >= self.max {
+            drop(counted);
+            return Err(format!(
+                "wscope {command} is at its limit of {} open connections (--max-connections)",
+                self.max
+            ));
+        }
+        Ok(counted)
+    }
+}
 
 /// Binds every address, or says which one failed.
 pub async fn bind_all(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {

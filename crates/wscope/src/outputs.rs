@@ -421,7 +421,7 @@ pub fn build(
         None => None,
     };
     let ui = args.ui.map(|addr| {
-        let hub = Hub::new(redaction.clone());
+        let hub = Hub::new(redaction.clone(), args.ui_options.ui_history);
         sinks.add("--ui", Box::new(UiSink(Arc::clone(&hub))));
         LiveUi {
             addr,

@@ -763,3 +763,116 @@ fn the_live_view_shows_a_preview_of_each_large_message_on_one_line() {
         );
     }
 }
+
+/// CONNECT is answered only once the upstream is reached: a closed port
+/// gets 502 with the reason (not "200 established", then nothing), and an
+/// event says so.
+#[test]
+fn connect_to_a_closed_port_is_answered_502_with_the_reason() {
+    let dir = temp_dir("proxy-connect-502");
+    let record = dir.join("events.jsonl");
+    let (proxy, line) = start_proxy(
+        &[
+            "--forward",
+            "--no-intercept",
+            "--record",
+            record.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let proxy_port: u16 = host_port(&address_in(&line, "http://"))
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+
+    let answer = common::http_request(
+        proxy_port,
+        &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    );
+    assert_eq!(answer.status, 502, "{}\n{}", answer.head, answer.body);
+    assert!(
+        answer
+            .body
+            .contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{}",
+        answer.body
+    );
+    let events = record_until(&record, |e| count(e, "handshake_failed") >= 1);
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "handshake_failed")
+        .unwrap_or_else(|| panic!("an event for the refused CONNECT: {events:?}"));
+    assert_eq!(failed["status"], 502, "{failed}");
+    assert!(
+        failed["diagnosis"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing listens there"),
+        "{failed}"
+    );
+    drop(proxy);
+}
+
+/// A forward proxy on a non-loopback address is an open proxy: it says so.
+#[test]
+fn a_forward_proxy_beyond_loopback_warns_that_it_is_open() {
+    let stderr_of = |listen: &str| {
+        let mut command = wscope();
+        command
+            .args(["proxy", "--forward", "--quiet", "--listen", listen])
+            .stderr(Stdio::piped());
+        let (mut proxy, line) = common::spawn_named(command, "wscope proxy --forward");
+        assert!(line.contains("forward proxy"), "{line}");
+        let mut stderr = proxy.child.stderr.take().unwrap();
+        let _ = proxy.child.kill();
+        let _ = proxy.child.wait();
+        let mut text = String::new();
+        // The process is gone: the read ends at once.
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    };
+    let open = stderr_of("0.0.0.0:0");
+    assert!(
+        open.contains("it is an open proxy") && open.contains("private services"),
+        "{open}"
+    );
+    let local = stderr_of("127.0.0.1:0");
+    assert!(!local.contains("open proxy"), "{local}");
+}
+
+#[test]
+fn max_connections_refuses_the_one_over_the_limit() {
+    let (_server, upstream) = start_server(&[]);
+    let (_proxy, line) = start_proxy(&["--upstream", &upstream, "--max-connections", "1"], &[]);
+    let proxied = address_in(&line, "ws://");
+    let addr = host_port(&proxied).to_owned();
+    let mut held = TcpStream::connect(&addr).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        held,
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        held.read_exact(&mut byte)
+            .expect("the proxy answers within 20 s");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let refused = python(&["session", &format!("{proxied}/echo"), "--wait", "2"]);
+    assert_eq!(refused["status"], 503, "{refused}");
+}

@@ -888,3 +888,57 @@ fn sigterm_closes_open_connections_with_1001_and_finishes_the_record() {
     );
     assert_eq!(last["code"], 1001);
 }
+
+/// Opens a WebSocket by hand on `addr` (host:port) and returns the socket
+/// once the server answered 101, so the connection stays open.
+fn open_raw(addr: &str) -> std::net::TcpStream {
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        tcp,
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte)
+            .expect("the server answers within 20 s");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp
+}
+
+#[test]
+fn max_connections_refuses_the_one_over_the_limit() {
+    let (_server, url) = start_server(&["--max-connections", "2"]);
+    let addr = common::host_port(&url).to_owned();
+    let first = open_raw(&addr);
+    let _second = open_raw(&addr);
+    let refused = python(&["session", &format!("{url}/echo"), "--wait", "2"]);
+    assert_eq!(refused["status"], 503, "{refused}");
+    // A place frees up when one closes.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let report = python(&[
+            "session",
+            &format!("{url}/echo"),
+            "--send",
+            "in",
+            "--expect",
+            "1",
+        ]);
+        if texts(&report) == ["in"] {
+            break;
+        }
+        assert_eq!(report["status"], 503, "{report}");
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's place is freed: {report}"
+        );
+    }
+}

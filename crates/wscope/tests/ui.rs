@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -72,25 +71,22 @@ fn record_file(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn start_ui(file: &std::path::Path) -> (Running, String) {
-    let mut child = wscope()
-        .args(["ui", file.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let url = address_in(&line, "http://");
-    (
-        Running {
-            child,
-            stdout: Some(stdout),
-        },
-        // address_in trims a trailing '/': the token is after it.
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or(&url)
-            .to_owned(),
+    let mut command = wscope();
+    command.args(["ui", file.to_str().unwrap()]);
+    let (running, line) = common::spawn_named(command, "wscope ui");
+    (running, ui_url_in(&line))
+}
+
+/// The `name=value` a Set-Cookie header sets.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().trim().to_owned()
+}
+
+/// A GET to the UI with these extra header lines.
+fn ui_get(port: u16, target: &str, headers: &str) -> common::HttpResponse {
+    common::http_request(
+        port,
+        &format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n"),
     )
 }
 
@@ -102,12 +98,50 @@ fn the_ui_needs_its_token_its_own_host_and_its_own_origin() {
     let (port, token) = port_and_token(&url);
     let host = format!("127.0.0.1:{port}");
 
-    let (status, body) = get(port, &format!("/?token={token}"), &host);
-    assert_eq!(status, 200);
-    assert!(body.contains(&format!("app.js?token={token}")), "{body}");
+    // The token is exchanged for a cookie, and the page sends the browser
+    // on to a URL without it; nothing the UI answers carries the token.
+    let exchange = ui_get(port, &format!("/?token={token}"), "");
+    assert_eq!(exchange.status, 200, "{}", exchange.head);
+    let set_cookie = exchange.header("set-cookie").expect("a cookie").to_owned();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(!set_cookie.contains(&token), "the cookie is not the token");
+    assert_eq!(exchange.header("referrer-policy"), Some("no-referrer"));
+    assert!(exchange.body.contains("url=/\""), "{}", exchange.body);
+    assert!(!exchange.head.contains(&token) && !exchange.body.contains(&token));
+    let cookie = format!("Cookie: {}\r\n", cookie_pair(&set_cookie));
+    let page = ui_get(port, "/", &cookie);
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert!(page.body.contains("src=\"app.js\""), "{}", page.body);
+    assert!(!page.head.contains(&token) && !page.body.contains(&token));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert!(page.header("location").is_none());
+    assert_eq!(ui_get(port, "/app.js", &cookie).status, 200);
+    assert_eq!(
+        ui_get(port, &format!("/app.js?token={token}"), "").status,
+        200
+    );
+
+    // Refused: no token, a wrong one of the same length, a wrong cookie,
+    // the right cookie on a request another site's page made.
     assert_eq!(get(port, "/", &host).0, 401);
     assert_eq!(get(port, "/?token=wrong", &host).0, 401);
-    assert_eq!(get(port, &format!("/app.js?token={token}"), &host).0, 200);
+    let same_length = "A".repeat(token.len());
+    assert_ne!(same_length, token);
+    assert_eq!(get(port, &format!("/?token={same_length}"), &host).0, 401);
+    assert_eq!(
+        get(port, &format!("/app.js?token={same_length}"), &host).0,
+        401
+    );
+    let (name, _) = cookie_pair(&set_cookie)
+        .split_once('=')
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .unwrap();
+    let forged = format!("Cookie: {name}={same_length}\r\n");
+    assert_eq!(ui_get(port, "/", &forged).status, 401);
+    let cross = format!("{cookie}Sec-Fetch-Site: same-site\r\n");
+    assert_eq!(ui_get(port, "/export.jsonl", &cross).status, 401);
+    assert_eq!(ui_get(port, "/export.jsonl", &cookie).status, 200);
     // DNS rebinding: the right token through another name is refused.
     assert_eq!(
         get(
@@ -140,10 +174,14 @@ fn the_ui_needs_its_token_its_own_host_and_its_own_origin() {
     ]);
     assert_eq!(report["status"], 401, "{report}");
 
-    // From its own origin: hello, the history, its end.
+    // From its own origin, with the cookie (as the page does): hello, the
+    // history, its end.
+    let cookie_header = format!("Cookie: {}", cookie_pair(&set_cookie));
     let report = python(&[
         "session",
-        &ws,
+        &format!("ws://127.0.0.1:{port}/ws"),
+        "--header",
+        &cookie_header,
         "--origin",
         &format!("http://{host}"),
         "--expect",
@@ -308,22 +346,167 @@ fn actions_from_the_ui_reach_the_real_peer() {
     );
 }
 
-#[test]
-fn a_non_loopback_ui_needs_an_explicit_flag() {
-    let dir = temp_dir("ui-remote");
+fn empty_record(dir: &std::path::Path) -> std::path::PathBuf {
     let record = dir.join("empty.jsonl");
     std::fs::write(
         &record,
         "{\"format\":\"wscope-record\",\"version\":1,\"writer\":\"test\"}\n",
     )
     .unwrap();
-    let out = wscope()
+    record
+}
+
+#[test]
+fn a_non_loopback_ui_needs_an_explicit_flag_and_an_exact_origin() {
+    let dir = temp_dir("ui-remote");
+    let record = empty_record(&dir);
+    let refused = |args: &[&str], why: &str| {
+        let out = common::output_within(
+            wscope().args(["ui", record.to_str().unwrap()]).args(args),
+            Duration::from_secs(20),
+        );
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "a clear refusal: {out:?}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+    };
+    refused(&["--listen", "0.0.0.0:0"], "--ui-allow-remote");
+    // Origin equal to Host is no check: any client sets both.
+    refused(
+        &["--listen", "0.0.0.0:0", "--ui-allow-remote"],
+        "--ui-allow-remote needs --ui-origin ORIGIN",
+    );
+    refused(
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--ui-allow-remote",
+            "--ui-origin",
+            "http://ui.test/path",
+        ],
+        "no path",
+    );
+
+    let mut command = wscope();
+    command
         .args(["ui", record.to_str().unwrap(), "--listen", "0.0.0.0:0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--ui-allow-remote"), "{stderr}");
+        .args(["--ui-allow-remote", "--ui-origin", "http://ui.test:8000"])
+        .stderr(Stdio::piped());
+    let (mut ui, line) = common::spawn_named(command, "wscope ui (remote)");
+    let (port, token) = port_and_token(&ui_url_in(&line));
+    // Its own origin's name is answered; another name is not.
+    assert_eq!(
+        get(port, &format!("/?token={token}"), "ui.test:8000").0,
+        200
+    );
+    assert_eq!(
+        get(port, &format!("/?token={token}"), "evil.test:8000").0,
+        421
+    );
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    for (origin, status) in [
+        ("http://evil.test", 403),
+        (&format!("http://evil.test:{port}") as &str, 403),
+    ] {
+        let report = python(&["session", &ws, "--origin", origin, "--wait", "2"]);
+        assert_eq!(report["status"], status, "{origin}: {report}");
+    }
+    let report = python(&[
+        "session",
+        &ws,
+        "--origin",
+        "http://ui.test:8000",
+        "--expect",
+        "1",
+        "--wait",
+        "3",
+    ]);
+    assert!(
+        report["status"].is_null(),
+        "the UI's own origin opens it: {report}"
+    );
+
+    let mut stderr = ui.child.stderr.take().unwrap();
+    let _ = ui.child.kill();
+    let _ = ui.child.wait();
+    let mut out = String::new();
+    // The process is gone: the read ends at once.
+    std::io::Read::read_to_string(&mut stderr, &mut out).unwrap();
+    assert!(
+        out.contains("over plain HTTP")
+            && out.contains("sees every message")
+            && out.contains("http://ui.test:8000"),
+        "the warning names the risk: {out}"
+    );
+}
+
+/// `--open` gives the browser opener no token: a private file that sends
+/// the browser on with a code good once.
+#[test]
+fn open_passes_no_token_on_a_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("ui-open");
+    let record = empty_record(&dir);
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let seen = dir.join("opener");
+    // A stand-in for xdg-open that keeps what a browser would get.
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\nstat -c '%a' \"$1\" \"$(dirname \"$1\")\" > {seen}.modes\ncat \"$1\" > {seen}.html\nprintf '%s\\n' \"$@\" > {seen}.tmp && mv {seen}.tmp {seen}.args\n",
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut command = wscope();
+    command
+        .args(["ui", record.to_str().unwrap(), "--open"])
+        .env("PATH", path)
+        .env("XDG_RUNTIME_DIR", &dir);
+    let (_ui, line) = common::spawn_named(command, "wscope ui --open");
+    let (port, token) = port_and_token(&ui_url_in(&line));
+
+    let args_file = seen.with_extension("args");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !args_file.exists() {
+        assert!(Instant::now() < deadline, "the opener ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let args = std::fs::read_to_string(&args_file).unwrap();
+    assert!(
+        !args.contains(&token),
+        "no token in the opener's argv: {args}"
+    );
+    let hand_off = std::path::PathBuf::from(args.trim());
+    assert!(hand_off.starts_with(&dir), "{args}");
+    let modes = std::fs::read_to_string(seen.with_extension("modes")).unwrap();
+    assert_eq!(
+        modes.split_whitespace().collect::<Vec<_>>(),
+        ["600", "700"],
+        "{modes}"
+    );
+    let html = std::fs::read_to_string(seen.with_extension("html")).unwrap();
+    assert!(!html.contains(&token), "{html}");
+    let code = html
+        .split("?once=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the hand-off page names a code");
+
+    let first = ui_get(port, &format!("/?once={code}"), "");
+    assert_eq!(first.status, 200, "{}", first.head);
+    let set_cookie = first.header("set-cookie").expect("a cookie").to_owned();
+    let cookie = format!("Cookie: {}\r\n", cookie_pair(&set_cookie));
+    assert_eq!(ui_get(port, "/", &cookie).status, 200);
+    // Good once; its file is gone once used.
+    assert_eq!(ui_get(port, &format!("/?once={code}"), "").status, 401);
+    assert!(!hand_off.exists(), "{}", hand_off.display());
 }
 
 #[test]
@@ -524,4 +707,41 @@ fn chromium_acts_on_a_live_connection_through_the_proxy() {
     );
     assert_eq!(client["closed"]["rcvd"]["code"], 4001, "{client}");
     assert_eq!(client["closed"]["rcvd"]["reason"], "from ui", "{client}");
+}
+
+/// The history is bounded by bytes; `wscope ui` on a larger file says
+/// what it kept, and the page gets exactly that.
+#[test]
+fn ui_history_is_bounded_by_bytes_and_says_what_it_kept() {
+    let dir = temp_dir("ui-history");
+    let record = record_file(&dir);
+    let total = std::fs::read_to_string(&record).unwrap().lines().count() - 1;
+    let mut command = wscope();
+    command
+        .args(["ui", record.to_str().unwrap(), "--ui-history", "1K"])
+        .stderr(Stdio::piped());
+    let (mut ui, line) = common::spawn_named(command, "wscope ui --ui-history 1K");
+    let (port, token) = port_and_token(&ui_url_in(&line));
+    let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    let origin = format!("http://127.0.0.1:{port}");
+    let report = python(&["session", &ws, "--origin", &origin, "--wait", "2", "--full"]);
+    let messages = ui_messages(&report);
+    let end = messages
+        .iter()
+        .find(|m| m["type"] == "history_end")
+        .unwrap_or_else(|| panic!("{report}"));
+    let kept = end["count"].as_u64().unwrap() as usize;
+    assert!(kept >= 1 && kept < total, "kept {kept} of {total}");
+
+    let mut stderr = ui.child.stderr.take().unwrap();
+    let _ = ui.child.kill();
+    let _ = ui.child.wait();
+    let mut said = String::new();
+    // The process is gone: the read ends at once.
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    assert!(
+        said.contains(&format!("keeps the last {kept} events"))
+            && said.contains(&format!("the first {} are not shown", total - kept)),
+        "{said}"
+    );
 }

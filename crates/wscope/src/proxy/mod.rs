@@ -17,7 +17,7 @@ pub use shaped::Handle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,7 +28,7 @@ use url::Url;
 use wscope_events::{EventKind, HandshakeFailed, Head};
 use wscope_proto::handshake::{Parsed, Request, ServerResponse};
 
-use self::upstream::Target;
+use self::upstream::{Connected, Target};
 use crate::ca::Authority;
 use crate::cli::ProxyArgs;
 use crate::listen;
@@ -50,8 +50,7 @@ pub struct Proxy {
     preserve_host: bool,
     report_frames: bool,
     handshake_timeout: Duration,
-    max_connections: usize,
-    open: AtomicUsize,
+    limit: Arc<listen::ConnectionLimit>,
     metrics: Option<Arc<Metrics>>,
     shutdown: watch::Receiver<bool>,
     next_id: AtomicU64,
@@ -149,6 +148,19 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         (Mode::Reverse(_), Some(_)) => "wss",
         (Mode::Reverse(_), None) => "ws",
     };
+    if matches!(mode, Mode::Forward) {
+        for listener in &listeners {
+            let addr = listener.local_addr()?;
+            if !addr.ip().is_loopback() {
+                eprintln!(
+                    "wscope: warning: the forward proxy listens on {addr}, not a loopback address: it is an open proxy. \
+                     Anyone who can reach it can make connections through it to any host, this machine's and its \
+                     network's private services included, under this machine's address, and their traffic is recorded \
+                     like yours. Listen on 127.0.0.1 unless others must use it, and then firewall it"
+                );
+            }
+        }
+    }
     let mut line = String::from("listening on");
     for listener in &listeners {
         line.push_str(&format!(" {scheme}://{}", listener.local_addr()?));
@@ -193,8 +205,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         preserve_host: args.preserve_host,
         report_frames,
         handshake_timeout: args.handshake_timeout,
-        max_connections: args.max_connections,
-        open: AtomicUsize::new(0),
+        limit: listen::ConnectionLimit::new(args.max_connections),
         metrics,
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
@@ -207,11 +218,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     }
     listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
         let proxy = proxy.clone();
-        async move {
-            proxy.open.fetch_add(1, Ordering::Relaxed);
-            handle(&proxy, stream, peer).await;
-            proxy.open.fetch_sub(1, Ordering::Relaxed);
-        }
+        async move { handle(&proxy, stream, peer).await }
     })
     .await;
     pipeline.finish().await;
@@ -232,15 +239,14 @@ async fn handle(proxy: &Proxy, tcp: TcpStream, peer: SocketAddr) {
         peer,
         started: Instant::now(),
     };
-    if proxy.open.load(Ordering::Relaxed) > proxy.max_connections {
-        let mut stream = NetStream::Plain(tcp);
-        let why = format!(
-            "wscope proxy is at its limit of {} open connections (--max-connections)",
-            proxy.max_connections
-        );
-        refuse(proxy, &client, &mut stream, None, 503, why).await;
-        return;
-    }
+    let _counted = match proxy.limit.enter("proxy") {
+        Ok(counted) => counted,
+        Err(why) => {
+            let mut stream = NetStream::Plain(tcp);
+            refuse(proxy, &client, &mut stream, None, 503, why).await;
+            return;
+        }
+    };
     let stream = match &proxy.client_tls {
         None => NetStream::Plain(tcp),
         Some(acceptor) => {
@@ -288,13 +294,25 @@ async fn forward(proxy: &Proxy, client: &Client, mut stream: NetStream) {
         refuse(proxy, client, &mut stream, Some(&request), 400, why).await;
         return;
     };
+    // The client hears "established" only once it is: otherwise it would
+    // send its TLS hello or request into a tunnel that leads nowhere.
+    let upstream = match connect_upstream(proxy, &host, port).await {
+        Ok(tcp) => tcp,
+        Err((status, why)) => {
+            if let Some(metrics) = &proxy.metrics {
+                metrics.upstream_connect_failed();
+            }
+            refuse(proxy, client, &mut stream, Some(&request), status, why).await;
+            return;
+        }
+    };
     let answer = b"HTTP/1.1 200 Connection Established\r\n\r\n";
     if stream.write_all(answer).await.is_err() {
         return;
     }
     let leftover = buf.split_off(head_len);
     let Some(authority_ca) = &proxy.authority else {
-        tunnel(proxy, client, stream, leftover, &host, port).await;
+        tunnel(proxy, client, stream, upstream, leftover, &host, port).await;
         return;
     };
     // Intercept: a TLS client hello means https/wss inside; anything else
@@ -308,7 +326,8 @@ async fn forward(proxy: &Proxy, client: &Client, mut stream: NetStream) {
         }
     }
     if first[0] != 0x16 {
-        let target = Target::plain(&host, port);
+        let mut target = Target::plain(&host, port);
+        target.connected = Connected::new(upstream);
         proxy_request(proxy, client, stream, first, move |_| Ok(target)).await;
         return;
     }
@@ -337,8 +356,39 @@ async fn forward(proxy: &Proxy, client: &Client, mut stream: NetStream) {
         Err(_) => return,
     };
     let stream = NetStream::Intercepted(Box::new(tls));
-    let target = Target::secure(&host, port);
+    let mut target = Target::secure(&host, port);
+    target.connected = Connected::new(upstream);
     proxy_request(proxy, client, stream, Vec::new(), move |_| Ok(target)).await;
+}
+
+/// The TCP connection a CONNECT asks for, or the status to refuse it
+/// with: 504 when it does not answer in time, 502 when it cannot be
+/// reached (refused, unreachable, a name that does not resolve).
+async fn connect_upstream(
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, (u16, String)> {
+    match tokio::time::timeout(proxy.handshake_timeout, TcpStream::connect((host, port))).await {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            Ok(tcp)
+        }
+        Ok(Err(err)) => {
+            let hint = match err.kind() {
+                std::io::ErrorKind::ConnectionRefused => ": nothing listens there",
+                _ => "",
+            };
+            Err((502, format!("cannot connect to {host}:{port}: {err}{hint}")))
+        }
+        Err(_) => Err((
+            504,
+            format!(
+                "no connection to {host}:{port} within {:?} (--handshake-timeout)",
+                proxy.handshake_timeout
+            ),
+        )),
+    }
 }
 
 /// A blind CONNECT tunnel: bytes both ways, one note.
@@ -346,21 +396,11 @@ async fn tunnel(
     proxy: &Proxy,
     client: &Client,
     mut stream: NetStream,
+    upstream: TcpStream,
     leftover: Vec<u8>,
     host: &str,
     port: u16,
 ) {
-    let upstream =
-        match tokio::time::timeout(proxy.handshake_timeout, TcpStream::connect((host, port))).await
-        {
-            Ok(Ok(tcp)) => tcp,
-            _ => {
-                if let Some(metrics) = &proxy.metrics {
-                    metrics.upstream_connect_failed();
-                }
-                return;
-            }
-        };
     let text = format!("tunnel to {host}:{port}, not intercepted (no CA: see `wscope ca`)");
     proxy
         .events

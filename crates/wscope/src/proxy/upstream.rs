@@ -21,7 +21,38 @@ pub struct Target {
     /// The request target is absolute (`http://host/path`) and must be cut
     /// to its path before it goes upstream.
     pub absolute: bool,
+    /// The TCP connection a CONNECT already opened to it, used instead of
+    /// a new one.
+    pub connected: Connected,
 }
+
+/// A TCP connection opened ahead (CONNECT is answered only once the
+/// upstream is reached), taken by the first [`Target::connect`].
+#[derive(Debug, Clone, Default)]
+pub struct Connected(Option<Arc<std::sync::Mutex<Option<tokio::net::TcpStream>>>>);
+
+impl Connected {
+    pub fn new(tcp: tokio::net::TcpStream) -> Connected {
+        Connected(Some(Arc::new(std::sync::Mutex::new(Some(tcp)))))
+    }
+
+    fn take(&self) -> Option<tokio::net::TcpStream> {
+        self.0
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+impl PartialEq for Connected {
+    /// Where a target leads is what compares; not how it got there.
+    fn eq(&self, _: &Connected) -> bool {
+        true
+    }
+}
+
+impl Eq for Connected {}
 
 impl Target {
     /// `--upstream ws[s]://HOST[:PORT][/PREFIX]`.
@@ -44,6 +75,7 @@ impl Target {
             port: url.port_or_known_default().unwrap_or(80),
             prefix: url.path().trim_end_matches('/').to_owned(),
             absolute: false,
+            connected: Connected::default(),
         })
     }
 
@@ -66,6 +98,7 @@ impl Target {
             port: url.port_or_known_default().unwrap_or(80),
             prefix: String::new(),
             absolute: true,
+            connected: Connected::default(),
         })
     }
 
@@ -77,6 +110,7 @@ impl Target {
             port,
             prefix: String::new(),
             absolute: false,
+            connected: Connected::default(),
         }
     }
 
@@ -140,18 +174,20 @@ impl Target {
         tls: &Arc<rustls::ClientConfig>,
     ) -> Result<(NetStream, Timing), String> {
         let started = Instant::now();
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|err| {
-                let hint = match err.kind() {
-                    std::io::ErrorKind::ConnectionRefused => ": nothing listens there",
-                    _ => "",
-                };
-                format!(
-                    "cannot connect to the upstream {}:{}: {err}{hint}",
-                    self.host, self.port
-                )
-            })?;
+        let tcp = match self.connected.take() {
+            Some(tcp) => Ok(tcp),
+            None => tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await,
+        }
+        .map_err(|err| {
+            let hint = match err.kind() {
+                std::io::ErrorKind::ConnectionRefused => ": nothing listens there",
+                _ => "",
+            };
+            format!(
+                "cannot connect to the upstream {}:{}: {err}{hint}",
+                self.host, self.port
+            )
+        })?;
         let _ = tcp.set_nodelay(true);
         let tcp_us = started.elapsed().as_micros() as u64;
         if !self.secure {

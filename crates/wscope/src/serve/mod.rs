@@ -62,6 +62,7 @@ pub struct Server {
     next_id: AtomicU64,
     /// `--replay`: what every connection is answered from.
     replay: Option<Replay>,
+    limit: Arc<listen::ConnectionLimit>,
 }
 
 /// The recording a mock server answers from, and how.
@@ -146,6 +147,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
         replay,
+        limit: listen::ConnectionLimit::new(args.max_connections),
     });
     listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
         let server = server.clone();
@@ -203,6 +205,7 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
         replay: None,
+        limit: listen::ConnectionLimit::new(usize::MAX),
     });
     listen::accept_until_shutdown(vec![listener], shutdown_tx, move |stream, peer| {
         let server = server.clone();
@@ -240,6 +243,25 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
                 .unwrap_or_default(),
             diagnosis: why,
         })
+    };
+    let _counted = match server.limit.enter("serve") {
+        Ok(counted) => counted,
+        Err(why) => {
+            // A 503 a plain client can read; a TLS client would only see
+            // bytes that are not a handshake, so it is just closed.
+            let mut response = None;
+            if server.tls.is_none() {
+                let refusal = ServerResponse::reject(503, &why, vec![]);
+                let mut stream = NetStream::Plain(tcp);
+                let _ = write_response(&mut stream, &refusal).await;
+                let _ = stream.shutdown().await;
+                response = Some(refusal);
+            }
+            let status = response.as_ref().map(|r| r.status);
+            let event = failed(status, None, response.as_ref(), why);
+            server.events.emit(&id, None, event).await;
+            return;
+        }
     };
     let mut stream = match &server.tls {
         None => NetStream::Plain(tcp),

@@ -2,12 +2,15 @@
 //! WebSocket (events out, filters and actions in), and exports. docs/UI.md
 //! is the contract with the page and the security model.
 //!
-//! Every request needs the token printed with the URL; the WebSocket also
-//! needs the page's own Origin, and every request a Host that names this
-//! server (so neither another site nor DNS rebinding can reach it).
+//! Every request needs the token printed with the URL or the cookie it
+//! is exchanged for (`access`); the WebSocket also needs the page's own
+//! Origin, and every request a Host that names this server (so neither
+//! another site nor DNS rebinding can reach it).
 
+mod access;
 mod export;
 pub mod hub;
+mod open;
 mod page;
 
 use std::net::SocketAddr;
@@ -18,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use self::access::{Access, RemoteOrigin, Verdict};
 use self::hub::Hub;
 use crate::http_io::read_request;
 use crate::pipeline::Events;
@@ -27,10 +31,7 @@ pub use self::hub::UiSink;
 
 /// What a UI serves.
 pub struct Ui {
-    token: String,
-    port: u16,
-    /// Any Host is accepted (`--ui-allow-remote`): the token is the key.
-    any_host: bool,
+    access: Access,
     hub: Arc<Hub>,
     mode: Mode,
 }
@@ -50,45 +51,87 @@ pub enum Mode {
 }
 
 /// Where the UI was asked to listen.
-pub struct Listen {
+pub struct Listen<'a> {
     pub addr: SocketAddr,
-    pub allow_remote: bool,
+    pub options: &'a crate::cli::UiOptions,
 }
 
-/// A random token for the URL: 128 bits, URL-safe.
-fn token() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+/// A started UI: where it is, and how to open it.
+pub struct Started {
+    ui: Arc<Ui>,
+    /// `http://HOST:PORT`, no token.
+    base: String,
 }
 
-/// Binds and serves the UI until `shutdown`; returns its URL (with the
-/// token).
-pub async fn start(
-    listen: Listen,
-    hub: Arc<Hub>,
-    mode: Mode,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<String> {
-    if !listen.addr.ip().is_loopback() {
-        if !listen.allow_remote {
+impl Started {
+    /// The URL to print: with the token.
+    pub fn url(&self) -> String {
+        format!("{}/?token={}", self.base, self.ui.access.token())
+    }
+
+    /// `--open`: the browser gets a single-use code through a private
+    /// file, never the token on a command line.
+    pub fn open(&self) {
+        open::open_in_browser(&self.base, &self.ui.access);
+    }
+}
+
+/// The refusals about where the UI listens; returns the origin remote
+/// pages come from.
+fn remote_origin(listen: &Listen<'_>) -> anyhow::Result<Option<RemoteOrigin>> {
+    let options = listen.options;
+    if !options.ui_allow_remote {
+        if !listen.addr.ip().is_loopback() {
             bail!(
-                "--ui {} is not a loopback address; add --ui-allow-remote to expose the UI (anyone who has its URL can see every message)",
+                "the UI address {} is not a loopback address; exposing the UI needs --ui-allow-remote and --ui-origin ORIGIN (anyone who has its URL can see every message)",
                 listen.addr
             );
         }
-        eprintln!(
-            "wscope: warning: the UI listens on {}, reachable from other machines; its URL is the only key",
-            listen.addr
-        );
+        if options.ui_origin.is_some() {
+            bail!("--ui-origin only applies with --ui-allow-remote");
+        }
+        return Ok(None);
     }
+    let Some(origin) = options.ui_origin.as_deref() else {
+        bail!(
+            "--ui-allow-remote needs --ui-origin ORIGIN, the exact origin (scheme://host[:port]) the UI's page will be loaded from: \
+             without it the only check against other sites' pages would be Origin equal to Host, which any client that sets both passes"
+        );
+    };
+    Ok(Some(RemoteOrigin::new(origin)?))
+}
+
+/// Says what a UI beyond this machine risks.
+fn warn_remote(local: SocketAddr, origin: &str) {
+    eprintln!(
+        "wscope: warning: the UI listens on {} over plain HTTP, reachable from other machines: anyone who has its URL \
+         or can read the traffic sees every message and header, and on a proxy can send, close and reset its connections; \
+         only pages from {origin} may open its WebSocket. Put TLS in front of it (a reverse proxy serving {origin}) \
+         or use an SSH tunnel instead",
+        local
+    );
+}
+
+/// Binds and serves the UI until `shutdown`.
+pub async fn start(
+    listen: Listen<'_>,
+    hub: Arc<Hub>,
+    mode: Mode,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Started> {
+    let origin = remote_origin(&listen)?;
     let listener = TcpListener::bind(listen.addr)
         .await
         .with_context(|| format!("cannot listen on {} for the UI", listen.addr))?;
     let local = listener.local_addr()?;
+    if let Some(origin) = &listen.options.ui_origin
+        && listen.options.ui_allow_remote
+        && !local.ip().is_loopback()
+    {
+        warn_remote(local, origin);
+    }
     let ui = Arc::new(Ui {
-        token: token(),
-        port: local.port(),
-        any_host: !listen.addr.ip().is_loopback(),
+        access: Access::new(local.port(), origin),
         hub,
         mode,
     });
@@ -102,8 +145,12 @@ pub async fn start(
     } else {
         host
     };
-    let url = format!("http://{host}:{}/?token={}", local.port(), ui.token);
+    let base = format!("http://{host}:{}", local.port());
     let for_tasks = shutdown.clone();
+    let started = Started {
+        ui: Arc::clone(&ui),
+        base,
+    };
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -114,11 +161,14 @@ pub async fn start(
                         tokio::spawn(async move { serve(&ui, stream, shutdown).await });
                     }
                 }
-                _ = shutdown.wait_for(|down| *down) => return,
+                _ = shutdown.wait_for(|down| *down) => {
+                    ui.access.forget_once();
+                    return;
+                }
             }
         }
     });
-    Ok(url)
+    Ok(started)
 }
 
 /// The UI of a running proxy or server (`--ui`): starts it and opens it
@@ -130,15 +180,12 @@ pub async fn start_live(
     mode: Mode,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<String> {
-    let listen = Listen {
-        addr,
-        allow_remote: options.ui_allow_remote,
-    };
-    let url = start(listen, hub, mode, shutdown).await?;
+    let listen = Listen { addr, options };
+    let started = start(listen, hub, mode, shutdown).await?;
     if options.open {
-        open_in_browser(&url);
+        started.open();
     }
-    Ok(url)
+    Ok(started.url())
 }
 
 /// `wscope ui FILE...`: record files in the UI until Ctrl-C.
@@ -154,7 +201,10 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
     // The file's events reach the UI as a live command's do: through
     // sinks that redact them first.
     let redactor = crate::outputs::redactor(&args.redact, true)?;
-    let hub = Hub::new(redactor.as_ref().map(|r| r.rules().clone()));
+    let hub = Hub::new(
+        redactor.as_ref().map(|r| r.rules().clone()),
+        args.ui.ui_history,
+    );
     let mut sinks = crate::sink::Sinks::redacting(redactor);
     sinks.add("ui", Box::new(UiSink(Arc::clone(&hub))));
     for event in inputs.by_ref() {
@@ -169,17 +219,30 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
     for warning in inputs.warnings() {
         eprintln!("wscope: {warning}");
     }
+    let kept = hub.kept();
+    if kept.dropped > 0 {
+        eprintln!(
+            "wscope: {source} is larger than the UI's history (--ui-history {} bytes): it keeps the last {} events \
+             ({} bytes counted, from #{}); the first {} are not shown. Raise --ui-history, or cut the file down \
+             with `wscope read FILE --filter EXPR --record SMALLER`",
+            args.ui.ui_history,
+            kept.events,
+            kept.bytes,
+            kept.first_seq.unwrap_or(0),
+            kept.dropped
+        );
+    }
     let (shutdown_tx, shutdown) = watch::channel(false);
     let listen = Listen {
         addr: args.listen,
-        allow_remote: args.ui.ui_allow_remote,
+        options: &args.ui,
     };
-    let url = start(listen, hub, Mode::Offline { source }, shutdown).await?;
-    println!("ui: {url}");
+    let started = start(listen, hub, Mode::Offline { source }, shutdown).await?;
+    println!("ui: {}", started.url());
     use std::io::Write;
     std::io::stdout().flush()?;
     if args.ui.open {
-        open_in_browser(&url);
+        started.open();
     }
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -194,23 +257,6 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
     }
     let _ = shutdown_tx.send(true);
     Ok(())
-}
-
-/// `--open`: the platform's way of opening a URL; failing is not fatal.
-pub fn open_in_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    if let Err(err) = std::process::Command::new(opener)
-        .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        eprintln!("wscope: cannot open a browser ({opener}: {err}); open the URL yourself");
-    }
 }
 
 /// One HTTP request (one per connection), or the page's WebSocket.
@@ -236,26 +282,31 @@ async fn serve(ui: &Ui, mut stream: TcpStream, shutdown: watch::Receiver<bool>) 
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    if !ui.host_is_ours(request.header("host")) {
+    if !ui.access.host_is_ours(request.header("host")) {
         return respond(&mut stream, 421, "text/plain", b"not this server\n").await;
     }
     if request.method != "GET" {
         return respond(&mut stream, 405, "text/plain", b"GET only\n").await;
     }
-    if param("token") != Some(ui.token.as_str()) {
-        let body = b"this page needs the token from the URL wscope printed\n";
-        return respond(&mut stream, 401, "text/plain", body).await;
+    let page_load = matches!(path, "/" | "/index.html");
+    match ui.access.check(
+        page_load,
+        param("token"),
+        param("once"),
+        request.header("cookie"),
+        request.header("sec-fetch-site"),
+    ) {
+        Verdict::Allowed => {}
+        Verdict::Exchange => return exchange(&mut stream, &ui.access).await,
+        Verdict::Denied => {
+            let body = b"this page needs the token from the URL wscope printed\n";
+            return respond(&mut stream, 401, "text/plain", body).await;
+        }
     }
     match path {
         "/" | "/index.html" => {
-            let html = page::INDEX.replace("{{TOKEN}}", &ui.token);
-            respond(
-                &mut stream,
-                200,
-                "text/html; charset=utf-8",
-                html.as_bytes(),
-            )
-            .await
+            let html = page::INDEX.as_bytes();
+            respond(&mut stream, 200, "text/html; charset=utf-8", html).await
         }
         "/app.js" => {
             let js = page::APP_JS.as_bytes();
@@ -294,7 +345,10 @@ async fn serve(ui: &Ui, mut stream: TcpStream, shutdown: watch::Receiver<bool>) 
             }
         }
         "/ws" => {
-            if !ui.origin_is_ours(request.header("origin"), request.header("host")) {
+            if !ui
+                .access
+                .origin_is_ours(request.header("origin"), request.header("host"))
+            {
                 let body = b"the UI's WebSocket only answers the UI's own page\n";
                 return respond(&mut stream, 403, "text/plain", body).await;
             }
@@ -305,32 +359,6 @@ async fn serve(ui: &Ui, mut stream: TcpStream, shutdown: watch::Receiver<bool>) 
 }
 
 impl Ui {
-    /// The names this server answers to: its loopback names with its port
-    /// (a page reached through another name is refused: DNS rebinding).
-    fn host_is_ours(&self, host: Option<&str>) -> bool {
-        let Some(host) = host else { return false };
-        let port = self.port.to_string();
-        let Some((name, p)) = host.trim().rsplit_once(':') else {
-            return false;
-        };
-        p == port
-            && matches!(
-                name.to_ascii_lowercase().as_str(),
-                "127.0.0.1" | "localhost" | "[::1]"
-            )
-            || self.any_host
-    }
-
-    /// A WebSocket from the page itself: its Origin is this server.
-    fn origin_is_ours(&self, origin: Option<&str>, host: Option<&str>) -> bool {
-        match (origin, host) {
-            (Some(origin), Some(host)) => {
-                origin.eq_ignore_ascii_case(&format!("http://{}", host.trim()))
-            }
-            _ => false,
-        }
-    }
-
     fn actions(&self) -> bool {
         matches!(
             &self.mode,
@@ -372,6 +400,23 @@ async fn respond(stream: &mut TcpStream, status: u16, kind: &str, body: &[u8]) {
     let _ = stream.shutdown().await;
 }
 
+/// The token (or `--open`'s code) for the cookie, then on to `/` so the
+/// token leaves the address bar. A page that refreshes itself rather
+/// than a 303: the cookie is SameSite=Strict, and a browser withholds it
+/// from a redirect chain another site (or a file) started; the refresh is
+/// a navigation of this origin's own.
+async fn exchange(stream: &mut TcpStream, access: &Access) {
+    let body = b"<!doctype html>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url=/\">\n<title>wscope</title>\n<p><a href=\"/\">Continue to the wscope UI</a></p>\n";
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n{}{SECURITY_HEADERS}Connection: close\r\n\r\n",
+        body.len(),
+        access.set_cookie(),
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+    let _ = stream.shutdown().await;
+}
+
 async fn respond_download(stream: &mut TcpStream, kind: &str, name: &str, body: &[u8]) {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Length: {}\r\n{SECURITY_HEADERS}Connection: close\r\n\r\n",
@@ -385,32 +430,6 @@ async fn respond_download(stream: &mut TcpStream, kind: &str, name: &str, body: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ui() -> Ui {
-        Ui {
-            token: "t".to_owned(),
-            port: 4000,
-            any_host: false,
-            hub: Hub::new(None),
-            mode: Mode::Offline {
-                source: "x".to_owned(),
-            },
-        }
-    }
-
-    #[test]
-    fn only_our_own_names_and_origin() {
-        let ui = ui();
-        assert!(ui.host_is_ours(Some("127.0.0.1:4000")));
-        assert!(ui.host_is_ours(Some("localhost:4000")));
-        assert!(ui.host_is_ours(Some("[::1]:4000")));
-        assert!(!ui.host_is_ours(Some("evil.test:4000")));
-        assert!(!ui.host_is_ours(Some("127.0.0.1:4001")));
-        assert!(!ui.host_is_ours(None));
-        assert!(ui.origin_is_ours(Some("http://127.0.0.1:4000"), Some("127.0.0.1:4000")));
-        assert!(!ui.origin_is_ours(Some("http://evil.test"), Some("127.0.0.1:4000")));
-        assert!(!ui.origin_is_ours(None, Some("127.0.0.1:4000")));
-    }
 
     #[test]
     fn queries_are_decoded() {

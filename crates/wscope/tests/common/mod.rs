@@ -342,21 +342,79 @@ pub fn read_json(args: &[&std::ffi::OsStr], stdin: Option<&Path>) -> Vec<Value> 
 /// A plain HTTP/1.1 GET with the given Host header, read to the end of the
 /// connection; the status and the body.
 pub fn http_get(port: u16, target: &str, host: &str) -> (u16, String) {
+    let response = http_request(
+        port,
+        &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+    );
+    (response.status, response.body)
+}
+
+/// Runs `command` to its end, or kills it and panics after `limit` (a
+/// command expected to refuse and exit must not hang the test if it
+/// starts instead).
+pub fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done_tx.send(());
+        out
+    });
+    if done_rx.recv_timeout(limit).is_err() {
+        // Only the child this function started, by its id.
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let out = waiter.join().unwrap().unwrap();
+        panic!("still running after {limit:?}; killed: {out:?}");
+    }
+    waiter.join().unwrap().expect("the command's output")
+}
+
+/// An HTTP response as [`http_request`] read it.
+pub struct HttpResponse {
+    pub status: u16,
+    /// The status line and headers, as received.
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Sends `request` (a whole HTTP/1.1 request) to 127.0.0.1:`port` and
+/// reads the answer to the end (the servers here close after one).
+pub fn http_request(port: u16, request: &str) -> HttpResponse {
     use std::io::{Read, Write};
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(tcp, "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response)
+        .expect("the server answers and closes within 20 s");
+    let response = String::from_utf8_lossy(&response).into_owned();
     let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
+        .unwrap_or((response.clone(), String::new()));
+    HttpResponse { status, head, body }
 }
 
 /// Starts proxy.py (an HTTP proxy from PyPI) on a free port.

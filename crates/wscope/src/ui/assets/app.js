@@ -38,15 +38,6 @@
 
   const $ = (id) => document.getElementById(id);
 
-  /** The access token: from the page's URL, else from this script's URL. */
-  function readToken() {
-    const fromPage = new URLSearchParams(location.search).get("token");
-    if (fromPage) return fromPage;
-    const script = document.currentScript;
-    if (script && script.src) return new URL(script.src).searchParams.get("token") || "";
-    return "";
-  }
-
   function pad(n, width) {
     return String(n).padStart(width, "0");
   }
@@ -209,7 +200,6 @@
   const CONTROL_OPCODES = new Set(["ping", "pong", "close"]);
 
   const state = {
-    token: readToken(),
     ws: null,
     reconnectDelay: 1000,
     mode: null, // "live" | "offline"
@@ -579,7 +569,8 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}/ws?token=${encodeURIComponent(state.token)}`;
+    // The UI's cookie goes along: the token is never in a URL the page makes.
+    const url = `${scheme}//${location.host}/ws`;
     let ws;
     try {
       ws = new WebSocket(url);
@@ -1479,9 +1470,9 @@
 
   function updateExports() {
     const expr = exportFilter();
-    const query = `token=${encodeURIComponent(state.token)}${expr ? `&filter=${encodeURIComponent(expr)}` : ""}`;
-    $("export-jsonl").href = `/export.jsonl?${query}`;
-    $("export-har").href = `/export.har?${query}`;
+    const query = expr ? `?filter=${encodeURIComponent(expr)}` : "";
+    $("export-jsonl").href = `/export.jsonl${query}`;
+    $("export-har").href = `/export.har${query}`;
     const what = expr ? `events matching ${expr}` : "every event";
     $("export-jsonl").title = `Record file (JSON Lines) of ${what}`;
     $("export-har").title = `HAR 1.2 of ${what}`;

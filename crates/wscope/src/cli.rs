@@ -231,6 +231,9 @@ pub struct DoctorArgs {
     /// Also write the whole report as one JSON document to FILE (mode 0600).
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1091,3 +1091,25 @@ fn nginx_read_timeout_is_the_idle_timeout_and_pings_every_second_keep_it_open() 
         "{words}"
     );
 }
+
+#[test]
+fn the_report_redacts_tokens_and_cookies_unless_no_redact() {
+    let (_server, url) = start_server(&[]);
+    let target = format!("{url}/?room=1&token=s3cret-doctor");
+    let out = doctor_command()
+        .args(["-H", "Cookie: sid=c00kie-doctor", &target])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("room=1"), "{report}");
+    assert!(report.contains("token=<redacted:"), "{report}");
+    assert!(!report.contains("s3cret-doctor"), "{report}");
+    assert!(!report.contains("c00kie-doctor"), "{report}");
+
+    let out = doctor_command()
+        .args(["--no-redact", &target])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("s3cret-doctor"));
+}

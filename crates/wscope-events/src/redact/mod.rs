@@ -267,6 +267,31 @@ impl Redactor {
         }
     }
 
+    /// One line of a report that is not an event (doctor's findings): a
+    /// header line (`Name: value`, maybe after `> ` or `< `) by the header
+    /// rules, anything else for the query parameters in it.
+    pub fn redact_line(&self, line: &mut String) {
+        let body_at = if line.starts_with("> ") || line.starts_with("< ") {
+            2
+        } else {
+            0
+        };
+        if let Some((name, value)) = line[body_at..].split_once(": ")
+            && !name.is_empty()
+            && !name.contains(' ')
+        {
+            let mut head = Head {
+                line: String::new(),
+                headers: vec![(name.to_owned(), value.to_owned())],
+            };
+            self.head(&mut head);
+            let (name, value) = &head.headers[0];
+            *line = format!("{}{name}: {value}", &line[..body_at]);
+            return;
+        }
+        self.text(line);
+    }
+
     /// Query parameters in free text (a URL, a line, a note).
     fn text(&self, text: &mut String) {
         if let Cow::Owned(new) = query::redact_query(text, &self.rules.query, &|v| self.marker(v)) {

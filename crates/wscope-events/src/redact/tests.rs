@@ -109,6 +109,28 @@ fn handshake_secrets_go_and_the_rest_stays() {
 }
 
 #[test]
+fn report_lines_redact_header_values_and_query_parameters() {
+    let r = redactor(Rules::default());
+    let mut cookie = "< Set-Cookie: sid=abc; HttpOnly".to_owned();
+    r.redact_line(&mut cookie);
+    assert!(cookie.starts_with("< Set-Cookie: <redacted:"), "{cookie}");
+    assert!(!cookie.contains("abc"));
+    let mut request = "> GET /feed?room=1&token=s3cret HTTP/1.1".to_owned();
+    r.redact_line(&mut request);
+    assert!(!request.contains("s3cret"), "{request}");
+    assert!(request.contains("room=1"), "{request}");
+    let mut url = "ws://h/x?access_token=abc".to_owned();
+    r.redact_line(&mut url);
+    assert!(!url.contains("abc"), "{url}");
+    let mut plain = "< Server: nginx/1.22.1".to_owned();
+    r.redact_line(&mut plain);
+    assert_eq!(plain, "< Server: nginx/1.22.1");
+    let mut words = "no Origin: refused (403)".to_owned();
+    r.redact_line(&mut words);
+    assert_eq!(words, "no Origin: refused (403)");
+}
+
+#[test]
 fn redacting_twice_changes_nothing() {
     let redactor = redactor(Rules::default());
     let once = redactor.redact(&open()).into_owned();

@@ -143,6 +143,9 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
         },
         None => args.sizes.then_some(sizes::Probe::Echo),
     };
+    // Response heads carry cookies, URLs tokens: the report is redacted
+    // like any output (`--no-redact` keeps them).
+    let redactor = crate::outputs::redactor(&args.redact, true)?;
     let plan = Plan {
         idle: args.idle.or(args.long.then_some(LONG_IDLE)),
         ping_every: args.ping_every,
@@ -205,11 +208,34 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
         report.differences = compare::differences(&report, &compared);
         report.compared = Some(Box::new(compared));
     }
+    if let Some(redactor) = &redactor {
+        report.redact(redactor);
+    }
     render::print(&report, args.json)?;
     if let Some(path) = &args.report_json {
         render::write_document(&report, path)?;
     }
     Ok(report.exit)
+}
+
+impl Report {
+    /// Every text in the report with its secrets replaced.
+    fn redact(&mut self, redactor: &wscope_events::redact::Redactor) {
+        redactor.redact_line(&mut self.url);
+        for finding in &mut self.findings {
+            redactor.redact_line(&mut finding.summary);
+            for line in &mut finding.detail {
+                redactor.redact_line(line);
+            }
+        }
+        for difference in &mut self.differences {
+            redactor.redact_line(&mut difference.summary);
+            redactor.redact_line(&mut difference.compared_summary);
+        }
+        if let Some(compared) = &mut self.compared {
+            compared.redact(redactor);
+        }
+    }
 }
 
 /// What to check, from the command line, shared by both URLs.

@@ -652,6 +652,7 @@ fn largest_with_successor(side: &Side) -> usize {
     };
     (0..side.segments.len() - 1)
         .filter(visible)
+        .filter(|&k| has_no_copy(side, k))
         .max_by_key(|&k| (side.segments[k].2, k))
         .expect("two data segments")
 }
@@ -659,10 +660,22 @@ fn largest_with_successor(side: &Side) -> usize {
 /// A segment that starts a frame (so dropping it loses a frame header and
 /// the reader must find the next boundary by itself), in the middle of
 /// the data segments, and not the closing one.
+/// Whether no other packet carries bytes of segment `k`: on a loaded
+/// machine the kernel retransmits now and then, and dropping one copy of
+/// retransmitted bytes leaves no hole to test.
+fn has_no_copy(side: &Side, k: usize) -> bool {
+    let (packet, seq, len) = side.segments[k];
+    let (lo, hi) = (side.offset(seq), side.offset(seq) + len);
+    side.segments.iter().all(|&(other, other_seq, other_len)| {
+        let start = side.offset(other_seq);
+        other == packet || other_len == 0 || start >= hi || start + other_len <= lo
+    })
+}
+
 fn starts_a_frame(side: &Side) -> usize {
     let starts: Vec<u32> = side.frames.iter().map(|f| f.seq).collect();
     let candidates: Vec<usize> = (0..side.segments.len().saturating_sub(1))
-        .filter(|&k| starts.contains(&side.segments[k].1))
+        .filter(|&k| starts.contains(&side.segments[k].1) && has_no_copy(side, k))
         .collect();
     candidates[candidates.len() / 2]
 }

@@ -406,7 +406,9 @@ async fn respond(stream: &mut TcpStream, status: u16, kind: &str, body: &[u8]) {
 /// from a redirect chain another site (or a file) started; the refresh is
 /// a navigation of this origin's own.
 async fn exchange(stream: &mut TcpStream, access: &Access) {
-    let body = b"<!doctype html>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url=/\">\n<title>wscope</title>\n<p><a href=\"/\">Continue to the wscope UI</a></p>\n";
+    // The icon link keeps the browser from asking for /favicon.ico (a
+    // 404 in the console) while it follows the refresh.
+    let body = b"<!doctype html>\n<meta charset=\"utf-8\">\n<link rel=\"icon\" href=\"data:,\">\n<meta http-equiv=\"refresh\" content=\"0;url=/\">\n<title>wscope</title>\n<p><a href=\"/\">Continue to the wscope UI</a></p>\n";
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n{}{SECURITY_HEADERS}Connection: close\r\n\r\n",
         body.len(),

@@ -70,7 +70,7 @@ fn write_page(path: &Path, url: &str) -> std::io::Result<()> {
         .open(path)?;
     write!(
         file,
-        "<!doctype html>\n<meta charset=\"utf-8\">\n<meta name=\"referrer\" content=\"no-referrer\">\n\
+        "<!doctype html>\n<meta charset=\"utf-8\">\n<meta name=\"referrer\" content=\"no-referrer\">\n<link rel=\"icon\" href=\"data:,\">\n\
          <meta http-equiv=\"refresh\" content=\"0;url={url}\">\n<title>wscope</title>\n\
          <p>Opening <a href=\"{url}\">the wscope UI</a>…</p>\n"
     )?;

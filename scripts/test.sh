@@ -72,11 +72,26 @@ cargo bench --workspace --no-run --quiet 2>&1 | sed '/^ *Executable/d'
 passed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -E 'test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 suites=$(awk '/test result:/ {n++} END {print n+0}' "$log_dir/cargo-test.log")
+# A test binary that crashed (killed by a signal, or exited early through
+# process::exit) prints no "test result:" line, so the counts above miss it:
+# every binary cargo starts ("Running ..." or "Doc-tests ...") must reach its
+# result line before the next one starts.
+crashed=$(awk '
+  function check() { if (open != "") print open }
+  /^ +Running / || /^ +Doc-tests / { check(); open = $0; sub(/^ +/, "", open); next }
+  /^test result:/ { open = "" }
+  END { check() }
+' "$log_dir/cargo-test.log")
+crashed_count=$(printf '%s' "$crashed" | grep -c . || true)
 elapsed=$(( $(date +%s) - started ))
 echo
 echo "Autobahn reports: reports/autobahn/*/index.html (server, client, node-ws, each also -via-proxy); screenshots: reports/screenshots/"
 echo "wscope: $suites test suites in ${elapsed}s (fmt, clippy, fuzz build, bench build ok)"
-echo "tests: $passed passed, $failed failed"
-if [ "$test_status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+echo "tests: $passed passed, $failed failed, $crashed_count test binaries crashed"
+if [ "$crashed_count" -ne 0 ]; then
+  echo 'crashed (no "test result" line):'
+  printf '%s\n' "$crashed" | sed 's/^/  /'
+fi
+if [ "$test_status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$crashed_count" -ne 0 ] || [ "$passed" -eq 0 ]; then
   exit 1
 fi

@@ -23,7 +23,9 @@
 //            shots: ui-live.png, ui-live-closed.png
 //   xss      finds the row whose payload holds --needle (default
 //            `<img src=x onerror=`), checks it shows as text and that no
-//            img element exists in #messages, #detail or the page.
+//            img element exists in #messages, #detail or the page;
+//            "script_ran" is true when the payload's alert() opened a
+//            dialog, "csp_violations" lists what CSP blocked.
 //            shots: ui-xss.png
 //   hijack   serves a page from another origin (a Node http server on
 //            another port) that tries the UI's WebSocket with the right
@@ -304,16 +306,33 @@ async function live(browser) {
 
 async function xss(browser) {
   const tab = await openUi(browser);
-  // Counts every img element ever added to the page, even briefly.
+  // Counts every img element ever added to the page, even briefly, and
+  // how many of them have not finished loading yet: the recorded payload
+  // is `<img src=x onerror=alert(1)>`, so markup that got rendered runs
+  // its handler (a dialog, counted by openUi) before its error listeners
+  // added here, and once no image is pending the handler has had its turn.
+  // A blocked inline handler is a script that tried to run: CSP reports it.
   await tab.addInitScript(() => {
     window.__imgsAdded = 0;
-    window.__xss = false;
+    window.__imgsPending = 0;
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.__cspViolations.push(`${e.violatedDirective}: ${e.sample || e.blockedURI}`);
+    });
+    const watch = (img) => {
+      window.__imgsAdded++;
+      if (img.complete) return;
+      window.__imgsPending++;
+      const settled = () => window.__imgsPending--;
+      img.addEventListener("load", settled, { once: true });
+      img.addEventListener("error", settled, { once: true });
+    };
     new MutationObserver((records) => {
       for (const r of records) {
         for (const node of r.addedNodes) {
           if (node.nodeType !== 1) continue;
-          if (node.tagName === "IMG") window.__imgsAdded++;
-          window.__imgsAdded += node.querySelectorAll ? node.querySelectorAll("img").length : 0;
+          if (node.tagName === "IMG") watch(node);
+          if (node.querySelectorAll) node.querySelectorAll("img").forEach(watch);
         }
       }
     }).observe(document, { childList: true, subtree: true });
@@ -334,13 +353,18 @@ async function xss(browser) {
     // The connection's handshake (URL, headers) is in the pane too, as text.
     report.handshake_text = await tab.evaluate(() => document.querySelector("#detail .handshake")?.textContent ?? null);
   }
+  await tab
+    .waitForFunction(() => window.__imgsPending === 0, null, { timeout })
+    .catch(() => timedOut(report, "injected images settled"));
   report.img_in_messages = await tab.$$eval("#messages img", (x) => x.length);
   report.img_in_detail = await tab.$$eval("#detail img", (x) => x.length);
   report.img_in_connections = await tab.$$eval("#connections img", (x) => x.length);
   report.img_in_page = await tab.$$eval("img", (x) => x.length);
   report.img_ever_added = await tab.evaluate(() => window.__imgsAdded);
-  report.script_ran = await tab.evaluate(() => window.__xss === true);
+  report.csp_violations = await tab.evaluate(() => window.__cspViolations);
   report.dialogs = report.dialogs || 0;
+  // The payload's alert(1) opened a dialog: the page ran the markup.
+  report.script_ran = report.dialogs > 0;
   await shoot(tab, "ui-xss.png");
 }
 

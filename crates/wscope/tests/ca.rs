@@ -52,7 +52,8 @@ fn the_key_is_private_when_made_and_when_replaced_and_refused_when_not() {
     // A key others can read is refused, with the fix named.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = ca(&data, &[]);
-    assert!(!out.status.success(), "{out:?}");
+    // 1 is an error wscope reported; a panic would be 101.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("chmod 600 {}", key.display())),

@@ -532,18 +532,20 @@ fn a_bad_rules_file_stops_the_proxy_before_it_listens() {
         "bad",
         "[[rule]]\naction = \"drop\"\n\n[[rule]]\naction = \"delay\"\n",
     );
-    let out = common::wscope()
-        .args([
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "ws://127.0.0.1:9",
-        ])
-        .args(["--rules", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let out = common::output_within(
+        common::wscope()
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "ws://127.0.0.1:9",
+            ])
+            .args(["--rules", path.to_str().unwrap()]),
+        Duration::from_secs(60),
+    );
+    // 1 is an error wscope reported; a panic would be 101.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("line 5") && stderr.contains("needs `delay`"),

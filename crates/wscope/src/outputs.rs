@@ -408,7 +408,11 @@ pub fn build(
         );
     }
     if let Some(path) = &args.record {
-        let record = Record::create(path, redaction.as_ref(), max_payload)
+        let rotation = args.record_max_size.map(|max_size| crate::sink::Rotation {
+            max_size,
+            keep: args.record_keep.map(|keep| keep as usize),
+        });
+        let record = Record::create(path, redaction.as_ref(), max_payload, rotation)
             .with_context(|| format!("cannot create the record file {}", path.display()))?;
         sinks.add("--record", Box::new(record));
     }

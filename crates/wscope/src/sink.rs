@@ -745,6 +745,18 @@ mod tests {
     use wscope_events::Message;
     use wscope_proto::OpCode;
 
+    #[test]
+    fn rotated_parts_are_numbered_before_the_extension() {
+        let part = |base: &str, n| part_path(Path::new(base), n);
+        assert_eq!(part("/t/session.jsonl", 0), Path::new("/t/session.jsonl"));
+        assert_eq!(
+            part("/t/session.jsonl", 12),
+            Path::new("/t/session.12.jsonl")
+        );
+        assert_eq!(part("session", 3), Path::new("session.3"));
+        assert_eq!(part("a.b.jsonl", 1), Path::new("a.b.1.jsonl"));
+    }
+
     use super::*;
 
     /// Notes what it was shown and what it was told about.

@@ -76,6 +76,14 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     inputs.keylogs(&args.keylog)?;
     if let Some(out) = &args.output.record {
         inputs.refuse_as_output("--record", out)?;
+        if args.output.record_max_size.is_some() {
+            // The parts of a set already there are written over as the
+            // new set grows: none of them may be an input.
+            let parts = (1..=u32::MAX).map(|n| crate::sink::part_path(out, n));
+            for part in parts.take_while(|p| p.exists()) {
+                inputs.refuse_as_output("--record", &part)?;
+            }
+        }
     }
     if let Some(out) = &args.packets.write {
         captures::refuse_same_output(Some(out), args.output.record.as_deref())?;

@@ -195,3 +195,28 @@ fn bad_rotation_flags_are_refused_before_anything_starts() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn read_refuses_to_rotate_over_its_own_inputs() {
+    let dir = temp_dir("record-rotate-self");
+    let header = r#"{"format":"wscope-record","version":1}"#;
+    let part = dir.join("out.1.jsonl");
+    std::fs::write(&part, format!("{header}\n")).unwrap();
+    let out = output_within(
+        wscope()
+            .arg("read")
+            .arg(&part)
+            .arg("--record")
+            .arg(dir.join("out.jsonl"))
+            .args(["--record-max-size", "4K"]),
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(out.status.code().is_some(), "crashed: {out:?}");
+    assert!(stderr.contains("is also an input"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&part).unwrap(),
+        format!("{header}\n")
+    );
+}

@@ -284,9 +284,12 @@ fn in_rotation_order(paths: &[PathBuf]) -> Vec<PathBuf> {
 /// a rotated set. Anything else (compressed, a pipe, no rotation) is
 /// `None` and read where it was given.
 fn rotation_part(path: &Path) -> Option<(String, u32)> {
-    let file = File::open(path)
-        .ok()
-        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
+    // Looked at before opening: opening a FIFO would wait for its writer,
+    // and what was peeked from it would be lost to the real read.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let file = File::open(path).ok()?;
     // A header is a few hundred bytes; the limit keeps a huge first line
     // of some other file from being read whole.
     let mut first = String::new();

@@ -20,6 +20,7 @@ pub mod har;
 pub mod observed;
 pub mod record;
 pub mod redact;
+pub mod rotate;
 
 pub use event::{
     Change, Close, Closed, ClosedBy, Diff, Direction, Ending, Event, EventKind, Frame,
@@ -27,4 +28,5 @@ pub use event::{
     ViolationInfo,
 };
 pub use har::{HarError, HarEvents, read_har, write_har};
-pub use record::{ReadError, RecordReader, RecordWriter};
+pub use record::{Header, Part, ReadError, RecordReader, RecordWriter};
+pub use rotate::{Files, RotatingWriter};

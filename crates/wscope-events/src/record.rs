@@ -35,6 +35,38 @@ pub struct Header {
     /// redacted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redaction: Option<Rules>,
+    /// Where this file stands in a rotated set (`--record-max-size`);
+    /// absent in a file that is not rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Part>,
+}
+
+/// One file of a rotated set (docs/FORMAT.md, "Rotation").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// The same random id in every file of one set.
+    pub set: String,
+    /// 0 for the first file written, then 1, 2, ... in the order written.
+    pub part: u32,
+    /// How many events after the header repeat the `open` of a connection
+    /// still running when the previous part ended; a reader going on from
+    /// that part skips them.
+    pub repeated: u32,
+}
+
+impl Header {
+    /// The header of a file this build writes. `redaction`: the rules the
+    /// events to come were redacted with, `None` when they were not.
+    pub fn new(writer: &str, redaction: Option<&Rules>) -> Header {
+        Header {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            writer: writer.to_owned(),
+            redacted: redaction.is_some(),
+            redaction: redaction.cloned(),
+            rotation: None,
+        }
+    }
 }
 
 /// Appends events to a record file. It writes events as they are given:
@@ -49,15 +81,13 @@ pub struct RecordWriter<W: Write> {
 impl<W: Write> RecordWriter<W> {
     /// Writes the header line. `redaction`: the rules the events to come
     /// were redacted with, `None` when they were not.
-    pub fn new(mut out: W, writer: &str, redaction: Option<&Rules>) -> io::Result<Self> {
-        let header = Header {
-            format: FORMAT.to_owned(),
-            version: VERSION,
-            writer: writer.to_owned(),
-            redacted: redaction.is_some(),
-            redaction: redaction.cloned(),
-        };
-        serde_json::to_writer(&mut out, &header)?;
+    pub fn new(out: W, writer: &str, redaction: Option<&Rules>) -> io::Result<Self> {
+        Self::with_header(out, &Header::new(writer, redaction))
+    }
+
+    /// Writes `header` as the first line.
+    pub fn with_header(mut out: W, header: &Header) -> io::Result<Self> {
+        serde_json::to_writer(&mut out, header)?;
         out.write_all(b"\n")?;
         out.flush()?;
         Ok(RecordWriter {
@@ -74,9 +104,18 @@ impl<W: Write> RecordWriter<W> {
         self.out.write_all(&self.line)
     }
 
+    /// Appends one event already serialised, newline included.
+    pub(crate) fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)
+    }
+
     /// Ends a batch: everything written so far reaches the file.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    pub(crate) fn get_ref(&self) -> &W {
+        &self.out
     }
 }
 

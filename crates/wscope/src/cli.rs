@@ -424,6 +424,19 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
+    /// Start a new record file when the current one would grow past SIZE
+    /// (K, M, G suffixes, powers of 1024): FILE, then FILE's name with .1,
+    /// .2, ... before its extension (session.jsonl, session.1.jsonl), each
+    /// standing alone (docs/FORMAT.md, "Rotation"). `wscope read` and
+    /// `wscope ui` put the files of a set back in order.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "record")]
+    pub record_max_size: Option<u64>,
+
+    /// With --record-max-size: keep only the newest N files of the set,
+    /// deleting the oldest as new ones start.
+    #[arg(long, value_name = "N", requires = "record_max_size", value_parser = clap::value_parser!(u32).range(1..))]
+    pub record_keep: Option<u32>,
+
     /// Keep at most this many bytes of each payload in --json, --record
     /// and the UI (the true length is always kept). The proxy forwards
     /// frames whole whatever this is, but keeping more costs more: see

@@ -313,6 +313,8 @@ pub fn check(args: &OutputArgs, defaults: &OutputDefaults) -> anyhow::Result<Opt
         ("frames", args.frames),
         ("filter", args.filter.is_some()),
         ("record", args.record.is_some()),
+        ("record_max_size", args.record_max_size.is_some()),
+        ("record_keep", args.record_keep.is_some()),
         ("max_payload", args.max_payload.is_some()),
         ("no_redact", args.redact.no_redact),
         ("log_format", args.log_format.is_some()),
@@ -408,7 +410,11 @@ pub fn build(
         );
     }
     if let Some(path) = &args.record {
-        let record = Record::create(path, redaction.as_ref(), max_payload)
+        let rotation = args.record_max_size.map(|max_size| crate::sink::Rotation {
+            max_size,
+            keep: args.record_keep.map(|keep| keep as usize),
+        });
+        let record = Record::create(path, redaction.as_ref(), max_payload, rotation)
             .with_context(|| format!("cannot create the record file {}", path.display()))?;
         sinks.add("--record", Box::new(record));
     }

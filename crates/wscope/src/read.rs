@@ -76,6 +76,14 @@ pub fn run(args: ReadArgs) -> anyhow::Result<i32> {
     inputs.keylogs(&args.keylog)?;
     if let Some(out) = &args.output.record {
         inputs.refuse_as_output("--record", out)?;
+        if args.output.record_max_size.is_some() {
+            // The parts of a set already there are written over as the
+            // new set grows: none of them may be an input.
+            let parts = (1..=u32::MAX).map(|n| crate::sink::part_path(out, n));
+            for part in parts.take_while(|p| p.exists()) {
+                inputs.refuse_as_output("--record", &part)?;
+            }
+        }
     }
     if let Some(out) = &args.packets.write {
         captures::refuse_same_output(Some(out), args.output.record.as_deref())?;
@@ -178,6 +186,11 @@ pub struct Inputs {
     warnings: Vec<String>,
     /// Set after an error: nothing more is read.
     failed: bool,
+    /// The rotated set and part of the record file read last.
+    previous_part: Option<(String, u32)>,
+    /// Events still to skip at the start of the current record file: the
+    /// `open`s it repeats from the part read just before it.
+    repeats: u32,
 }
 
 /// The input being read (captures aside: they are read together).
@@ -206,7 +219,7 @@ pub fn open_inputs(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
     use std::os::unix::fs::MetadataExt;
     let mut waiting = VecDeque::new();
     let mut len = Some(0u64);
-    for path in paths {
+    for path in &in_rotation_order(paths) {
         if path == Path::new("-") {
             len = None;
             waiting.push_back(Opened {
@@ -238,7 +251,56 @@ pub fn open_inputs(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
         progress: None,
         warnings: Vec::new(),
         failed: false,
+        previous_part: None,
+        repeats: 0,
     })
+}
+
+/// `paths` with the files of each rotated record set (`--record-max-size`)
+/// in the order they were written, at the places the set's files had: a
+/// shell glob gives `session.1.jsonl` ... `session.10.jsonl` before
+/// `session.2.jsonl`, and `session.jsonl` last. Other inputs keep their
+/// places.
+fn in_rotation_order(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let parts: Vec<Option<(String, u32)>> = paths.iter().map(|p| rotation_part(p)).collect();
+    let mut ordered = paths.to_vec();
+    let mut sets: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, part) in parts.iter().enumerate() {
+        if let Some((set, _)) = part {
+            sets.entry(set).or_default().push(i);
+        }
+    }
+    for places in sets.values() {
+        let mut members = places.clone();
+        members.sort_by_key(|&i| parts[i].as_ref().map(|(_, part)| *part));
+        for (&place, &member) in places.iter().zip(&members) {
+            ordered[place] = paths[member].clone();
+        }
+    }
+    ordered
+}
+
+/// The set and part in a record file's header, when it is a plain file of
+/// a rotated set. Anything else (compressed, a pipe, no rotation) is
+/// `None` and read where it was given.
+fn rotation_part(path: &Path) -> Option<(String, u32)> {
+    // Looked at before opening: opening a FIFO would wait for its writer,
+    // and what was peeked from it would be lost to the real read.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let file = File::open(path).ok()?;
+    // A header is a few hundred bytes; the limit keeps a huge first line
+    // of some other file from being read whole.
+    let mut first = String::new();
+    io::BufReader::new(file.take(64 * 1024))
+        .read_line(&mut first)
+        .ok()?;
+    let header: wscope_events::Header = serde_json::from_str(first.trim_end()).ok()?;
+    (header.format == wscope_events::record::FORMAT)
+        .then_some(header.rotation)
+        .flatten()
+        .map(|r| (r.set, r.part))
 }
 
 impl Inputs {
@@ -351,6 +413,7 @@ impl Inputs {
             let (json, reader) =
                 sniff_json(input.reader).with_context(|| format!("cannot read {name}"))?;
             if json == Json::Other {
+                self.previous_part = None;
                 self.current = Some(Current::Har(read_har(&name, reader)?));
                 return Ok(());
             }
@@ -360,6 +423,16 @@ impl Inputs {
                     "{name}: {err} (wscope reads its record files, HAR and pcap/pcapng captures)"
                 )
             })?;
+            let part = record.header().rotation.clone();
+            self.repeats = match (&part, &self.previous_part) {
+                (Some(part), Some((set, previous)))
+                    if *set == part.set && previous + 1 == part.part =>
+                {
+                    part.repeated
+                }
+                _ => 0,
+            };
+            self.previous_part = part.map(|p| (p.set, p.part));
             self.current = Some(Current::Record(name, Box::new(record)));
             return Ok(());
         }
@@ -428,6 +501,8 @@ impl Iterator for Inputs {
                 Some(Current::Record(name, reader)) => (name, reader),
             };
             match reader.next_event() {
+                // Read already, at the end of the part before.
+                Ok(Some(_)) if self.repeats > 0 => self.repeats -= 1,
                 Ok(Some(event)) => return Some(Ok(event)),
                 Ok(None) => {
                     if let Some(line) = reader.truncated_at() {

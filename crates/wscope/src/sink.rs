@@ -4,14 +4,17 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use wscope_events::filter::Expr;
 
 use wscope_events::redact::{Redactor, Rules};
-use wscope_events::{ClosedBy, Direction, Ending, Event, EventKind, Payload, RecordWriter};
+use wscope_events::{
+    ClosedBy, Direction, Ending, Event, EventKind, Files, Header, Payload, RecordWriter,
+    RotatingWriter,
+};
 use wscope_proto::CloseCode;
 
 /// One consumer of the event stream.
@@ -222,25 +225,113 @@ impl Sink for JsonLines {
 
 /// The record file (`--record FILE`). Created readable and writable by
 /// its owner only (0600): it holds every payload, and with `--no-redact`
-/// the secrets too. Its header lists the redaction rules.
+/// the secrets too. Its header lists the redaction rules. With a
+/// [`Rotation`], a set of such files of bounded size.
 pub struct Record {
-    writer: RecordWriter<BufWriter<File>>,
+    writer: RecordOut,
     max_payload: usize,
+}
+
+enum RecordOut {
+    One(RecordWriter<BufWriter<File>>),
+    Rotating(Box<RotatingWriter<RecordFiles>>),
+}
+
+/// `--record-max-size` and `--record-keep`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    pub max_size: u64,
+    pub keep: Option<usize>,
 }
 
 impl Record {
     /// `redaction`: the rules the [`Sinks`] in front apply, for the header.
-    pub fn create(path: &Path, redaction: Option<&Rules>, max_payload: usize) -> io::Result<Self> {
-        let file = crate::files::create_private(path)?;
-        let writer = RecordWriter::new(
-            BufWriter::new(file),
-            concat!("wscope ", env!("CARGO_PKG_VERSION")),
-            redaction,
-        )?;
+    pub fn create(
+        path: &Path,
+        redaction: Option<&Rules>,
+        max_payload: usize,
+        rotation: Option<Rotation>,
+    ) -> io::Result<Self> {
+        let writer_name = concat!("wscope ", env!("CARGO_PKG_VERSION"));
+        let writer = match rotation {
+            None => {
+                let file = crate::files::create_private(path)?;
+                RecordOut::One(RecordWriter::new(
+                    BufWriter::new(file),
+                    writer_name,
+                    redaction,
+                )?)
+            }
+            Some(rotation) => RecordOut::Rotating(Box::new(RotatingWriter::new(
+                RecordFiles {
+                    base: path.to_owned(),
+                },
+                Header::new(writer_name, redaction),
+                format!("{:016x}", rand::random::<u64>()),
+                rotation.max_size,
+                rotation.keep,
+            )?)),
+        };
         Ok(Record {
             writer,
             max_payload,
         })
+    }
+
+    fn write(&mut self, event: &Event) -> io::Result<()> {
+        match &mut self.writer {
+            RecordOut::One(writer) => writer.write(event),
+            RecordOut::Rotating(writer) => writer.write(event),
+        }
+    }
+}
+
+/// The files of a rotated record on disk: part 0 is the path given, part
+/// N the same name with `.N` before its extension.
+pub struct RecordFiles {
+    base: PathBuf,
+}
+
+impl RecordFiles {
+    pub fn path(&self, part: u32) -> PathBuf {
+        part_path(&self.base, part)
+    }
+}
+
+/// `session.jsonl` → `session.3.jsonl`; `session` → `session.3`.
+pub fn part_path(base: &Path, part: u32) -> PathBuf {
+    if part == 0 {
+        return base.to_owned();
+    }
+    let name = match (base.file_stem(), base.extension()) {
+        (Some(stem), Some(ext)) => format!(
+            "{}.{part}.{}",
+            stem.to_string_lossy(),
+            ext.to_string_lossy()
+        ),
+        _ => format!(
+            "{}.{part}",
+            base.file_name().unwrap_or_default().to_string_lossy()
+        ),
+    };
+    base.with_file_name(name)
+}
+
+impl Files for RecordFiles {
+    type File = BufWriter<File>;
+
+    fn create(&mut self, part: u32) -> io::Result<Self::File> {
+        let path = self.path(part);
+        let file = crate::files::create_private(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Ok(BufWriter::new(file))
+    }
+
+    fn remove(&mut self, part: u32) -> io::Result<()> {
+        match std::fs::remove_file(self.path(part)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -252,14 +343,17 @@ impl Sink for Record {
         {
             let mut event = event.clone();
             event.truncate_payload(self.max_payload);
-            self.writer.write(&event)
+            self.write(&event)
         } else {
-            self.writer.write(event)
+            self.write(event)
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        match &mut self.writer {
+            RecordOut::One(writer) => writer.flush(),
+            RecordOut::Rotating(writer) => writer.flush(),
+        }
     }
 }
 
@@ -650,6 +744,18 @@ mod tests {
 
     use wscope_events::Message;
     use wscope_proto::OpCode;
+
+    #[test]
+    fn rotated_parts_are_numbered_before_the_extension() {
+        let part = |base: &str, n| part_path(Path::new(base), n);
+        assert_eq!(part("/t/session.jsonl", 0), Path::new("/t/session.jsonl"));
+        assert_eq!(
+            part("/t/session.jsonl", 12),
+            Path::new("/t/session.12.jsonl")
+        );
+        assert_eq!(part("session", 3), Path::new("session.3"));
+        assert_eq!(part("a.b.jsonl", 1), Path::new("a.b.1.jsonl"));
+    }
 
     use super::*;
 

@@ -82,7 +82,7 @@ crashed=$(awk '
   /^test result:/ { open = "" }
   END { check() }
 ' "$log_dir/cargo-test.log")
-crashed_count=$(printf '%s' "$crashed" | grep -c . || true)
+crashed_count=$(printf '%s' "$crashed" | awk 'NF {n++} END {print n+0}')
 elapsed=$(( $(date +%s) - started ))
 echo
 echo "Autobahn reports: reports/autobahn/*/index.html (server, client, node-ws, each also -via-proxy); screenshots: reports/screenshots/"

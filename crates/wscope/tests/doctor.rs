@@ -923,18 +923,13 @@ fn resolve_and_connect_to_reach_the_server_under_another_name() {
     assert!(events.iter().any(|e| e["payload"]["text"] == "hello"));
 
     // A malformed value is refused before anything connects.
-    let out = doctor_command()
-        .args([
+    refused(
+        &[
             "--resolve",
             "ws.wscope.invalid:80",
             "ws://ws.wscope.invalid/",
-        ])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("HOST:PORT:ADDR"),
-        "{out:?}"
+        ],
+        "HOST:PORT:ADDR",
     );
 }
 
@@ -1014,13 +1009,18 @@ fn probe_message_finds_the_size_limit_of_an_endpoint_that_does_not_echo() {
     );
 
     // A template without its placeholder is refused before connecting.
-    let out = doctor_command()
-        .args(["--probe-message", "{}", &format!("{url}/ack")])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
+    refused(
+        &["--probe-message", "{}", &format!("{url}/ack")],
+        "{{payload}}",
+    );
+}
+
+/// Doctor with `args` exits 2 (bad input) and says `words` on stderr.
+fn refused(args: &[&str], words: &str) {
+    let out = doctor_command().args(args).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("{{payload}}"),
+        String::from_utf8_lossy(&out.stderr).contains(words),
         "{out:?}"
     );
 }

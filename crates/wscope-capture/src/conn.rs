@@ -1464,8 +1464,9 @@ fn report(d: &mut WsDir, seen: &mut Vec<Observed>, ts: u64, id: &str, ctx: &mut 
             }
             _ => {}
         }
-        let kind = d.text.kind(observed, limits);
-        ctx.emit(ts, id, Some(d.dir), kind);
+        if let Some(kind) = d.text.kind(observed, limits) {
+            ctx.emit(ts, id, Some(d.dir), kind);
+        }
     }
 }
 

@@ -35,9 +35,10 @@ pub struct FrameText {
 }
 
 impl FrameText {
-    /// The event kind for `observed`.
-    pub fn kind(&mut self, observed: Observed, limits: PayloadLimits) -> EventKind {
-        match observed {
+    /// The event kind for `observed`; `None` for what only a relay
+    /// tracking frames uses.
+    pub fn kind(&mut self, observed: Observed, limits: PayloadLimits) -> Option<EventKind> {
+        Some(match observed {
             Observed::Frame {
                 header,
                 payload,
@@ -72,6 +73,7 @@ impl FrameText {
             }
             Observed::Close(close) => EventKind::Close(Close::new(close.code, &close.reason)),
             Observed::Problem(message) => EventKind::Error { message },
-        }
+            Observed::FrameEnd { .. } | Observed::NotText => return None,
+        })
     }
 }

@@ -16,6 +16,7 @@
 use crate::deflate::{DeflateParams, PerMessageDeflate};
 use crate::frame::FrameRules;
 use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
 use crate::{ClosePayload, Decoded, FrameHeader, OpCode, Role, Violation};
 
 /// How much compressed input is inflated at a time, so one slice's output
@@ -47,6 +48,15 @@ pub enum Observed {
     /// The stream can no longer be interpreted (compressed data that does
     /// not inflate); bytes still pass, the tap stops decoding messages.
     Problem(String),
+    /// A frame has ended, after whatever else it completed: its header and
+    /// its length on the wire. Only with [`Tap::track_frames`], for a relay
+    /// that holds frames and must know where each one ends.
+    FrameEnd { header: FrameHeader, wire_len: u64 },
+    /// The uncompressed text message in progress has just stopped being
+    /// UTF-8, possibly in the middle of a frame. Only with
+    /// [`Tap::track_frames`]: a relay holding the message passes it on at
+    /// once, so the receiver fails it as early as it would without a proxy.
+    NotText,
 }
 
 #[derive(Debug)]
@@ -62,6 +72,14 @@ struct InFrame {
     violations: Vec<Violation>,
     /// Its payload belongs to the message in progress.
     data: bool,
+}
+
+/// What [`Tap::track_frames`] adds.
+#[derive(Debug)]
+struct Tracking {
+    /// Checks the uncompressed text message in progress; `None` once it
+    /// failed (or for other messages).
+    utf8: Option<Utf8Validator>,
 }
 
 #[derive(Debug)]
@@ -95,6 +113,9 @@ pub struct Tap {
     scratch: Vec<u8>,
     /// Inflated output of one slice, reused.
     inflated: Vec<u8>,
+    /// How much of each message is kept (`capture` unless raised).
+    message_capture: usize,
+    tracking: Option<Tracking>,
     /// Decompression failed: messages are no longer decoded.
     inflate_broken: bool,
     stats: TapStats,
@@ -120,6 +141,8 @@ impl Tap {
             message: None,
             scratch: Vec::new(),
             inflated: Vec::new(),
+            message_capture: capture,
+            tracking: None,
             inflate_broken: false,
             stats: TapStats::default(),
         }
@@ -128,6 +151,20 @@ impl Tap {
     /// Also report every data frame.
     pub fn report_data_frames(&mut self, yes: bool) {
         self.report_data_frames = yes;
+    }
+
+    /// Also report where each frame ends and when a text message stops
+    /// being UTF-8, and keep up to `message_capture` bytes of each message
+    /// (decompressed): what a relay that judges whole messages needs, so
+    /// the stream is decoded once for both its events and its rules.
+    pub fn track_frames(&mut self, message_capture: usize) {
+        self.message_capture = message_capture.max(self.capture);
+        self.tracking = Some(Tracking { utf8: None });
+    }
+
+    /// Whether decompression failed (messages are no longer decoded).
+    pub fn inflate_broken(&self) -> bool {
+        self.inflate_broken
     }
 
     pub fn stats(&self) -> TapStats {
@@ -237,13 +274,18 @@ impl Tap {
                     if in_progress.is_some() {
                         violations.push(Violation::ExpectedContinuation);
                     }
+                    let compressed = self.rules.deflate && header.rsv1;
                     *in_progress = Some(InMessage {
                         opcode: header.opcode,
-                        compressed: self.rules.deflate && header.rsv1,
+                        compressed,
                         frames: 1,
                         len: 0,
                         data: Vec::new(),
                     });
+                    if let Some(tracking) = &mut self.tracking {
+                        tracking.utf8 =
+                            (header.opcode == OpCode::Text && !compressed).then(Utf8Validator::new);
+                    }
                     data = true;
                 }
             }
@@ -312,16 +354,27 @@ impl Tap {
                     )));
                     break;
                 }
-                keep_prefix(&mut message.data, inflated, self.capture);
+                keep_prefix(&mut message.data, inflated, self.message_capture);
                 message.len += inflated.len() as u64;
             }
             self.scratch = unmasked;
         } else {
             message.len += chunk.len() as u64;
             let start = message.data.len();
-            keep_prefix(&mut message.data, chunk, self.capture);
+            keep_prefix(&mut message.data, chunk, self.message_capture);
             if let Some(key) = mask {
                 apply_mask(&mut message.data[start..], key, offset as usize);
+            }
+            if let Some(tracking) = &mut self.tracking
+                && let Some(utf8) = &mut tracking.utf8
+            {
+                // What was kept is unmasked already; past the capture limit
+                // (the relay refuses such messages) the rest goes unchecked.
+                let kept = &message.data[start..];
+                if utf8.feed(kept).is_err() {
+                    tracking.utf8 = None;
+                    out.push(Observed::NotText);
+                }
             }
         }
     }
@@ -330,6 +383,16 @@ impl Tap {
         let Some(frame) = self.frame.take() else {
             return;
         };
+        let header = frame.header;
+        let wire_len = frame.header_len as u64 + header.payload_len;
+        self.frame_ended(frame, out);
+        if self.tracking.is_some() {
+            out.push(Observed::FrameEnd { header, wire_len });
+        }
+    }
+
+    /// What a frame that has just ended completes.
+    fn frame_ended(&mut self, frame: InFrame, out: &mut Vec<Observed>) {
         let header = frame.header;
         if header.opcode == OpCode::Close {
             let (close, violation) = ClosePayload::parse(&frame.kept);
@@ -361,7 +424,7 @@ impl Tap {
             let deflate = self.deflate.as_mut().expect("compressed implies deflate");
             match deflate.finish_message(&mut inflated, usize::MAX) {
                 Ok(()) => {
-                    keep_prefix(&mut message.data, &inflated, self.capture);
+                    keep_prefix(&mut message.data, &inflated, self.message_capture);
                     message.len += inflated.len() as u64;
                 }
                 Err(err) => {

@@ -9,11 +9,11 @@
 //! turns them into events. Anything else (a refusal, a plain HTTP request,
 //! an uninspected tunnel) is passed through as bytes.
 
+mod engine;
 mod relay;
-mod shaped;
 mod upstream;
 
-pub use shaped::Handle;
+pub use relay::Handle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,38 +1,35 @@
 //! One proxied request: pass it upstream, pass the answer back, and when
 //! the answer is `101 Switching Protocols`, relay the WebSocket.
 //!
-//! The relay forwards the bytes it reads, unchanged, before it looks at
-//! them: each direction is a loop of read, write, then feed the same bytes
-//! to that direction's [`Tap`], whose findings become events. Nothing is
-//! re-encoded, so the endpoints negotiate subprotocols and extensions end to
-//! end and see each other's frames exactly, fragmentation and all. Memory
-//! per connection is two read buffers plus what the taps keep for display.
+//! The relay is a driver around the [`Engine`]: one loop reads from both
+//! sides, writes what the engine says is due, sleeps until the engine's
+//! next wake-up and passes on commands (from the UI), rule reloads and
+//! shutdown. Without rules the engine answers [`Pass::Forward`] and the
+//! bytes just read are written on untouched, so the endpoints negotiate
+//! subprotocols and extensions end to end and see each other's frames
+//! exactly, fragmentation and all. Read buffers are sized to what arrives.
 
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
-use wscope_events::observed::{FrameText, PayloadLimits};
-use wscope_events::{Closed, ClosedBy, Direction, EventKind, HandshakeFailed, Head, Open, Timings};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use wscope_events::{Direction, EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::deflate::{self, DeflateParams};
-use wscope_proto::frame::encode_frame;
 use wscope_proto::handshake::{Request, Response, has_token, parse_extensions, status::diagnose};
-use wscope_proto::tap::{Observed, Tap};
-use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
 
-use super::shaped::{self, Cut, Link};
+use super::engine::{BATCH, Command, Config, Cut, End, Engine, HOLD_LIMIT, Pass};
 use super::upstream::Target;
 use super::{Client, Proxy, refuse};
 use crate::http_io::{encode_request, read_response, request_head};
 use crate::net::NetStream;
+use crate::rules::reload::Current;
+use crate::rules::{Injected, RuleSet};
 
 /// Bytes read (and forwarded) at a time, per direction.
-pub(super) const BUFFER: usize = 64 * 1024;
+const BUFFER: usize = BATCH;
 /// How much of a refusal's body is kept for the event.
 const BODY_KEPT: usize = 4096;
 /// Once one side has closed its TCP connection, how long the other gets to
@@ -288,62 +285,79 @@ async fn pass_refusal(
     proxy.events.emit(&client.id, None, event).await;
 }
 
-/// How one direction ended.
-pub(super) enum End {
-    /// The sender closed its side of the TCP connection.
-    Eof,
-    /// Reading from the sender failed (a reset).
-    ReadFailed(io::Error),
-    /// Writing to the receiver failed (it went away).
-    WriteFailed(io::Error),
-    /// A rule ended the connection.
-    Cut,
-}
+/// Acts on one live connection from outside its relay (the UI).
+#[derive(Clone)]
+pub struct Handle(mpsc::UnboundedSender<Command>);
 
-/// One direction's state, kept outside its pump so it survives it.
-pub(super) struct Side {
-    pub(super) dir: Direction,
-    pub(super) tap: Tap,
-    /// The sender's close frame, and when (by sequence) it passed.
-    pub(super) close: Option<(u64, ClosePayload)>,
-    pub(super) ended: Option<(u64, End)>,
-    /// A close frame we put into this direction ourselves (at shutdown, or
-    /// by a rule): when, its code and reason. The sender's own frames after
-    /// it are not forwarded.
-    pub(super) injected: Option<(u64, u16, String)>,
-    /// Whether the frames of the message in progress are text.
-    text: FrameText,
-}
-
-pub(super) struct Ctx<'a> {
-    pub(super) proxy: &'a Proxy,
-    pub(super) id: &'a str,
-    /// Orders closes and ends across the two directions.
-    seq: AtomicU64,
-}
-
-impl Ctx<'_> {
-    pub(super) fn next(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+impl Handle {
+    /// Sends a message of our own toward the receiver of `dir`.
+    pub fn inject(&self, dir: Direction, message: Injected) -> bool {
+        self.0.send(Command::Inject(dir, message)).is_ok()
     }
 
-    /// Turns what a tap saw into events.
-    pub(super) async fn report(&self, side: &mut Side, seen: &mut Vec<Observed>) {
-        let limits = PayloadLimits::all(self.proxy.events.payload_limit);
-        for observed in seen.drain(..) {
-            if let Observed::Close(close) = &observed
-                && side.close.is_none()
-            {
-                side.close = Some((self.next(), close.clone()));
+    pub fn close(&self, dir: Direction, code: u16, reason: &str) -> bool {
+        self.0
+            .send(Command::Close(dir, code, reason.to_owned()))
+            .is_ok()
+    }
+
+    pub fn reset(&self) {
+        let _ = self.0.send(Command::Reset);
+    }
+}
+
+/// One direction's buffers: what was read, and what is being written.
+struct Pump {
+    /// Read into; sized to what arrives (see [`Pump::reserve`]).
+    buf: BytesMut,
+    /// How much the next read may take.
+    size: usize,
+    /// Being written to the receiver.
+    out: Bytes,
+    /// The sender has closed (or failed).
+    done_reading: bool,
+    /// The receiver's write side is shut.
+    done: bool,
+}
+
+impl Pump {
+    fn new() -> Pump {
+        Pump {
+            buf: BytesMut::new(),
+            size: MIN_READ,
+            out: Bytes::new(),
+            done_reading: false,
+            done: false,
+        }
+    }
+
+    /// Room for the next read: it starts small, doubles after a read that
+    /// filled it and halves after one that used little of it, so an idle
+    /// connection holds little while big messages move in big reads.
+    fn reserve(&mut self) {
+        if self.buf.capacity() < self.size {
+            self.buf.reserve(self.size);
+        }
+    }
+
+    fn adapt(&mut self, n: usize) {
+        if n == self.size {
+            self.size = (self.size * 2).min(BUFFER);
+        } else if n < self.size / 8 && self.size > MIN_READ {
+            self.size /= 2;
+            if self.buf.is_empty() && self.buf.capacity() > self.size * 2 {
+                self.buf = BytesMut::new();
             }
-            let kind = side.text.kind(observed, limits);
-            self.proxy.events.emit(self.id, Some(side.dir), kind).await;
         }
     }
 }
 
+/// The smallest read, per direction.
+const MIN_READ: usize = 4096;
+
 /// Relays an upgraded connection until both sides are done, then reports
-/// how it ended.
+/// how it ended: the engine decides, this loop does the I/O for both
+/// directions, the timers and the commands.
 async fn relay(
     proxy: &Proxy,
     client: &Client,
@@ -353,138 +367,122 @@ async fn relay(
     early_s2c: &[u8],
     deflate: Option<DeflateParams>,
 ) {
-    let capture = proxy.events.payload_limit;
-    let side = |dir, sender| {
-        let mut tap = Tap::new(sender, deflate, capture);
-        tap.report_data_frames(proxy.report_frames);
-        Side {
-            dir,
-            tap,
-            close: None,
-            ended: None,
-            injected: None,
-            text: FrameText::default(),
-        }
+    let config = Config {
+        id: client.id.clone(),
+        deflate,
+        capture: proxy.events.payload_limit,
+        report_frames: proxy.report_frames,
+        rules: proxy
+            .rules
+            .as_ref()
+            .map(|current| Arc::clone(&current.borrow())),
+        hold_limit: HOLD_LIMIT,
     };
-    let mut c2s = side(Direction::ClientToServer, Role::Client);
-    let mut s2c = side(Direction::ServerToClient, Role::Server);
-    let ctx = Ctx {
-        proxy,
-        id: &client.id,
-        seq: AtomicU64::new(0),
-    };
+    let mut engine = Engine::new(config, Instant::now());
+    let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    if engine.shaping()
+        && let Some(controls) = &proxy.controls
+    {
+        controls.add(&client.id, Handle(commands_tx.clone()));
+    }
+    let mut reloads = proxy.rules.clone();
+    let mut shutdown = proxy.shutdown.clone();
+    let mut shutting_down = false;
+
+    let c2s = Direction::ClientToServer;
+    let s2c = Direction::ServerToClient;
+    let mut up = Pump::new();
+    let mut down = Pump::new();
+    // Bytes that came with the handshake: without rules the client's went
+    // upstream with the request and the server's go to the client now;
+    // with rules both are the engine's first reads, so its frame cutting
+    // starts at the first byte.
+    engine.read(c2s, early_c2s, Instant::now());
+    if engine.read(s2c, early_s2c, Instant::now()) == Pass::Forward {
+        down.out = Bytes::copy_from_slice(early_s2c);
+    }
     let (mut client_read, mut client_write) = tokio::io::split(client_stream);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
-    // Bytes that came with the handshake: the byte relay has passed the
-    // client's on with the request and passes the server's on now; the
-    // shaping relay takes both as its first reads, so its frame cutting
-    // starts at the first byte.
-    if proxy.rules.is_none() {
-        let mut seen = Vec::new();
-        c2s.tap.feed(early_c2s, &mut seen);
-        ctx.report(&mut c2s, &mut seen).await;
-        if !early_s2c.is_empty() {
-            if client_write.write_all(early_s2c).await.is_err() {
-                s2c.ended = Some((ctx.next(), End::Eof));
-            }
-            s2c.tap.feed(early_s2c, &mut seen);
-            ctx.report(&mut s2c, &mut seen).await;
+    let mut linger: Option<tokio::time::Instant> = None;
+    loop {
+        for emit in engine.drain_events() {
+            proxy.events.emit(&client.id, emit.dir, emit.kind).await;
         }
-    }
-    // With rules in force, each direction goes through the shaper; without,
-    // bytes are relayed untouched.
-    let mut shaping = None;
-    let mut queues = None;
-    let mut cut_rx = None;
-    if let Some(current) = &proxy.rules {
-        let set = Arc::clone(&current.borrow());
-        let (link, commands, cut) = Link::new(set, deflate);
-        if let Some(controls) = &proxy.controls {
-            controls.add(&client.id, link.handle());
+        if engine.cut_by().is_some() {
+            break;
         }
-        shaping = Some((link, current.clone()));
-        queues = Some(commands);
-        cut_rx = Some(cut);
-    }
-    {
-        let shutdown = proxy.shutdown.clone();
-        let (up, down, timed): (Running<'_, bool>, Running<'_, bool>, Running<'_, ()>) =
-            match (&shaping, queues) {
-                (Some((link, current)), Some([c2s_rx, s2c_rx])) => (
-                    Box::pin(shaped::pump(
-                        &mut client_read,
-                        &mut upstream_write,
-                        &mut c2s,
-                        &ctx,
-                        link,
-                        c2s_rx,
-                        early_c2s,
-                        shutdown.clone(),
-                    )),
-                    Box::pin(shaped::pump(
-                        &mut upstream_read,
-                        &mut client_write,
-                        &mut s2c,
-                        &ctx,
-                        link,
-                        s2c_rx,
-                        early_s2c,
-                        shutdown,
-                    )),
-                    Box::pin(shaped::schedule(link, &ctx, current.clone())),
-                ),
-                _ => (
-                    Box::pin(pump(
-                        &mut client_read,
-                        &mut upstream_write,
-                        &mut c2s,
-                        &ctx,
-                        shutdown.clone(),
-                    )),
-                    Box::pin(pump(
-                        &mut upstream_read,
-                        &mut client_write,
-                        &mut s2c,
-                        &ctx,
-                        shutdown,
-                    )),
-                    Box::pin(std::future::pending()),
-                ),
-            };
-        tokio::pin!(up, down, timed);
-        let mut up_done = false;
-        let mut down_done = false;
-        let mut linger: Option<tokio::time::Instant> = None;
-        while !(up_done && down_done) {
-            tokio::select! {
-                failed = &mut up, if !up_done => {
-                    up_done = true;
-                    if failed { break; }
-                    linger.get_or_insert(tokio::time::Instant::now() + LINGER);
-                }
-                failed = &mut down, if !down_done => {
-                    down_done = true;
-                    if failed { break; }
-                    linger.get_or_insert(tokio::time::Instant::now() + LINGER);
-                }
-                () = &mut timed => {}
-                _ = cut_by_rule(&mut cut_rx) => break,
-                _ = crate::timers::sleep_until(linger), if linger.is_some() => break,
+        let now = Instant::now();
+        for (dir, pump) in [(c2s, &mut up), (s2c, &mut down)] {
+            if pump.out.is_empty()
+                && let Some(bytes) = engine.poll_write(dir, now)
+            {
+                pump.out = Bytes::from(bytes);
             }
         }
+        for (dir, pump, writer) in [
+            (
+                c2s,
+                &mut up,
+                &mut upstream_write as &mut (dyn AsyncWrite + Unpin + Send),
+            ),
+            (s2c, &mut down, &mut client_write),
+        ] {
+            if pump.out.is_empty() && !pump.done && engine.poll_shutdown(dir) {
+                let _ = writer.shutdown().await;
+                pump.done = true;
+                linger.get_or_insert(tokio::time::Instant::now() + LINGER);
+            }
+        }
+        if up.done && down.done {
+            break;
+        }
+        let reading_up = !up.done_reading && up.out.is_empty() && engine.wants_read(c2s);
+        let reading_down = !down.done_reading && down.out.is_empty() && engine.wants_read(s2c);
+        if reading_up {
+            up.reserve();
+        }
+        if reading_down {
+            down.reserve();
+        }
+        let wake = engine.next_wake().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            read = client_read.read_buf(&mut up.buf), if reading_up => {
+                if !pumped(&mut engine, c2s, &mut up, read) { break; }
+            }
+            read = upstream_read.read_buf(&mut down.buf), if reading_down => {
+                if !pumped(&mut engine, s2c, &mut down, read) { break; }
+            }
+            written = upstream_write.write(&up.out), if !up.out.is_empty() => {
+                if !wrote(&mut engine, c2s, &mut up, written) { break; }
+            }
+            written = client_write.write(&down.out), if !down.out.is_empty() => {
+                if !wrote(&mut engine, s2c, &mut down, written) { break; }
+            }
+            Some(command) = commands.recv() => engine.command(command, Instant::now()),
+            changed = changed(&mut reloads) => match changed {
+                Some(set) => engine.reload(set, Instant::now()),
+                None => reloads = None,
+            },
+            _ = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                engine.shutdown(Instant::now());
+            }
+            _ = crate::timers::sleep_until(wake), if wake.is_some() => engine.tick(Instant::now()),
+            _ = crate::timers::sleep_until(linger), if linger.is_some() => break,
+        }
+        if *shutdown.borrow() && !shutting_down {
+            shutting_down = true;
+            engine.shutdown(Instant::now());
+        }
     }
+    drop(commands_tx);
     if let Some(controls) = &proxy.controls {
         controls.remove(&client.id);
     }
     let client_stream = client_read.unsplit(client_write);
     let upstream = upstream_read.unsplit(upstream_write);
-    let cut = cut_rx.as_ref().and_then(|rx| *rx.borrow());
-    if let Some(cut) = cut {
-        for side in [&mut c2s, &mut s2c] {
-            if side.ended.is_none() {
-                side.ended = Some((ctx.next(), End::Cut));
-            }
-        }
+    if let Some(cut) = engine.cut_by() {
+        engine.mark_cut();
         if cut == Cut::Reset {
             let _ = upstream.reset_on_close();
             let _ = client_stream.reset_on_close();
@@ -492,181 +490,85 @@ async fn relay(
     }
     // A reset on one side is passed on as a reset: the other peer sees
     // what happened, not a tidier story.
-    let reset = |side: &Side| matches!(side.ended, Some((_, End::ReadFailed(_))));
-    if reset(&c2s) {
+    if engine.read_failed(c2s) {
         let _ = upstream.reset_on_close();
     }
-    if reset(&s2c) {
+    if engine.read_failed(s2c) {
         let _ = client_stream.reset_on_close();
     }
     drop(client_stream);
     drop(upstream);
-
-    for side in [&c2s, &s2c] {
-        let (sender, receiver) = match side.dir {
-            Direction::ClientToServer => ("client", "upstream"),
-            Direction::ServerToClient => ("upstream", "client"),
-        };
-        let message = match &side.ended {
-            Some((_, End::ReadFailed(err))) => {
-                format!("the {sender}'s connection failed: {err}")
-            }
-            Some((_, End::WriteFailed(err))) => {
-                format!("cannot write to the {receiver}: {err}")
-            }
-            _ => continue,
-        };
+    for emit in engine.drain_events() {
+        proxy.events.emit(&client.id, emit.dir, emit.kind).await;
+    }
+    for message in engine.failures() {
         proxy
             .events
             .emit(&client.id, None, EventKind::Error { message })
             .await;
     }
-    let closed = closed_event(client, &c2s, &s2c);
+    let closed = engine.closed(client.started.elapsed());
     proxy
         .events
         .emit(&client.id, None, EventKind::Closed(closed))
         .await;
 }
 
-/// A relay direction, or the timed rules, running.
-type Running<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Hands what one read brought to the engine. False when the relay must
+/// stop (the sender's connection failed).
+fn pumped(engine: &mut Engine, dir: Direction, pump: &mut Pump, read: io::Result<usize>) -> bool {
+    let now = Instant::now();
+    match read {
+        Ok(0) => {
+            pump.done_reading = true;
+            engine.eof(dir, now);
+            true
+        }
+        Ok(n) => {
+            pump.adapt(n);
+            if engine.read(dir, &pump.buf, now) == Pass::Forward {
+                pump.out = pump.buf.split().freeze();
+            } else {
+                pump.buf.clear();
+            }
+            true
+        }
+        Err(err) => {
+            pump.done_reading = true;
+            engine.failed(dir, End::ReadFailed(err));
+            false
+        }
+    }
+}
 
-/// Waits until a rule cuts the connection (forever without rules).
-async fn cut_by_rule(rx: &mut Option<watch::Receiver<Option<Cut>>>) {
-    let Some(rx) = rx else {
+/// Accounts for one write toward the receiver of `dir`. False when the
+/// relay must stop (the receiver went away).
+fn wrote(engine: &mut Engine, dir: Direction, pump: &mut Pump, written: io::Result<usize>) -> bool {
+    match written {
+        Ok(0) => {
+            let err = io::Error::new(io::ErrorKind::WriteZero, "the connection took no bytes");
+            engine.failed(dir, End::WriteFailed(err));
+            false
+        }
+        Ok(n) => {
+            pump.out.advance(n);
+            true
+        }
+        Err(err) => {
+            engine.failed(dir, End::WriteFailed(err));
+            false
+        }
+    }
+}
+
+/// The next rule set, when the rules file changes; `None` once nobody will
+/// change it again (and forever without rules).
+async fn changed(reloads: &mut Option<Current>) -> Option<Arc<RuleSet>> {
+    let Some(current) = reloads else {
         return std::future::pending().await;
     };
-    if rx.wait_for(Option::is_some).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Who ended the connection, and how, from what each direction saw.
-fn closed_event(client: &Client, c2s: &Side, s2c: &Side) -> Closed {
-    let by_dir = |dir| match dir {
-        Direction::ClientToServer => ClosedBy::Client,
-        Direction::ServerToClient => ClosedBy::Server,
-    };
-    // The first close frame either way: a peer's, or one the proxy sent.
-    let first_close = [c2s, s2c]
-        .into_iter()
-        .flat_map(|side| {
-            let peer = side.close.as_ref().map(|(seq, close)| {
-                let code = close.code.unwrap_or(CloseCode::NO_STATUS);
-                (*seq, by_dir(side.dir), code, close.reason.clone())
-            });
-            let ours = side.injected.as_ref().map(|(seq, code, reason)| {
-                (*seq, ClosedBy::Proxy, CloseCode(*code), reason.clone())
-            });
-            [peer, ours]
-        })
-        .flatten()
-        .min_by_key(|(seq, ..)| *seq);
-    let errors = [c2s, s2c].iter().any(|side| {
-        matches!(
-            side.ended,
-            Some((_, End::ReadFailed(_) | End::WriteFailed(_)))
-        )
-    });
-    let (by, clean, code, reason) = match first_close {
-        Some((_, by, code, reason)) => (
-            by,
-            c2s.close.is_some() && s2c.close.is_some() && !errors,
-            code,
-            reason,
-        ),
-        None => {
-            // No close frame: whoever's TCP connection went first.
-            let first_end = [c2s, s2c]
-                .into_iter()
-                .filter_map(|side| {
-                    side.ended.as_ref().map(|(seq, end)| match end {
-                        End::Cut => (*seq, ClosedBy::Proxy),
-                        _ => (*seq, by_dir(side.dir)),
-                    })
-                })
-                .min_by_key(|(seq, _)| *seq);
-            let by = first_end.map_or(ClosedBy::Unknown, |(_, by)| by);
-            (by, false, CloseCode::ABNORMAL, String::new())
-        }
-    };
-    let c = c2s.tap.stats();
-    let s = s2c.tap.stats();
-    Closed {
-        by,
-        clean,
-        code: code.0,
-        reason,
-        meaning: format!("{}: {}", code.name(), code.meaning()),
-        duration_us: client.started.elapsed().as_micros() as u64,
-        messages_c2s: c.messages,
-        messages_s2c: s.messages,
-        bytes_c2s: c.bytes,
-        bytes_s2c: s.bytes,
-        ended: None,
-    }
-}
-
-/// Copies one direction until its sender stops, feeding the tap. Returns
-/// whether it ended in failure (the relay then stops both ways).
-async fn pump(
-    src: &mut (impl AsyncRead + Unpin),
-    dst: &mut (impl AsyncWrite + Unpin),
-    side: &mut Side,
-    ctx: &Ctx<'_>,
-    mut shutdown: watch::Receiver<bool>,
-) -> bool {
-    let mut buf = vec![0u8; BUFFER];
-    let mut seen = Vec::new();
-    let mut shutting_down = *shutdown.borrow();
-    loop {
-        let read = tokio::select! {
-            read = src.read(&mut buf) => read,
-            _ = shutdown.changed(), if !shutting_down => {
-                shutting_down = true;
-                inject_close(dst, side, ctx.next()).await;
-                continue;
-            }
-        };
-        let n = match read {
-            Ok(0) => {
-                let _ = dst.shutdown().await;
-                side.ended = Some((ctx.next(), End::Eof));
-                return false;
-            }
-            Ok(n) => n,
-            Err(err) => {
-                side.ended = Some((ctx.next(), End::ReadFailed(err)));
-                return true;
-            }
-        };
-        if side.injected.is_none()
-            && let Err(err) = dst.write_all(&buf[..n]).await
-        {
-            side.ended = Some((ctx.next(), End::WriteFailed(err)));
-            return true;
-        }
-        side.tap.feed(&buf[..n], &mut seen);
-        if !seen.is_empty() {
-            ctx.report(side, &mut seen).await;
-        }
-    }
-}
-
-/// At shutdown: a 1001 close frame to the receiver, if the stream is at a
-/// frame boundary and no close has passed this way yet.
-async fn inject_close(dst: &mut (impl AsyncWrite + Unpin), side: &mut Side, seq: u64) {
-    if side.close.is_some() || !side.tap.at_frame_boundary() {
-        return;
-    }
-    let reason = "proxy shutting down";
-    let mut payload = Vec::new();
-    ClosePayload::encode(Some(CloseCode::GOING_AWAY), reason, &mut payload);
-    // Toward the server we speak as the client, so the frame is masked.
-    let mask = (side.dir == Direction::ClientToServer).then(rand::random::<[u8; 4]>);
-    let mut frame = Vec::new();
-    encode_frame(OpCode::Close, true, false, mask, &payload, &mut frame);
-    if dst.write_all(&frame).await.is_ok() {
-        side.injected = Some((seq, CloseCode::GOING_AWAY.0, reason.to_owned()));
+    match current.changed().await {
+        Ok(()) => Some(Arc::clone(&current.borrow_and_update())),
+        Err(_) => None,
     }
 }

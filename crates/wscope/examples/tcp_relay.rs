@@ -6,6 +6,9 @@
 
 use std::io::Write;
 
+/// The proxy's largest read buffer, so the comparison is like for like.
+const BUFFER: usize = 64 * 1024;
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let upstream = std::env::args()
@@ -21,7 +24,13 @@ async fn main() -> std::io::Result<()> {
             let _ = client.set_nodelay(true);
             if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
                 let _ = server.set_nodelay(true);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                let _ = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut server,
+                    BUFFER,
+                    BUFFER,
+                )
+                .await;
             }
         });
     }

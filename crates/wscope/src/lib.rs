@@ -15,6 +15,7 @@ pub mod cli;
 pub mod color;
 pub mod connect;
 pub mod connection;
+pub mod control;
 pub mod demo;
 pub mod dial;
 pub mod doctor;

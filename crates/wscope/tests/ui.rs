@@ -510,7 +510,7 @@ fn open_passes_no_token_on_a_command_line() {
 }
 
 #[test]
-fn serve_ui_shows_live_connections() {
+fn serve_ui_shows_live_connections_and_acts_on_them() {
     let mut command = wscope();
     command.args([
         "serve",
@@ -524,27 +524,62 @@ fn serve_ui_shows_live_connections() {
     let echo = format!("{}/echo", address_in(&line, "ws://"));
     let ui_url = ui_url_in(&line);
     let (port, token) = port_and_token(&ui_url);
-    let client = python(&[
-        "session",
-        &echo,
-        "--send",
-        "seen by the ui",
-        "--expect",
-        "1",
-    ]);
-    assert_eq!(texts(&client), ["seen by the ui"]);
     let ws = format!("ws://127.0.0.1:{port}/ws?token={token}");
     let origin = format!("http://127.0.0.1:{port}");
-    let report = python(&["session", &ws, "--origin", &origin, "--wait", "2", "--full"]);
-    let messages = ui_messages(&report);
-    assert_eq!(messages[0]["mode"], "live", "{report}");
-    assert_eq!(messages[0]["actions"], false, "{report}");
-    assert!(
-        messages
+    // A client that stays until the UI closes it.
+    let client = std::thread::spawn(move || {
+        python(&["session", &echo, "--send", "seen by the ui", "--wait", "10"])
+    });
+    // The UI's history shows the echo once it happened.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = python(&["session", &ws, "--origin", &origin, "--wait", "1", "--full"]);
+        let messages = ui_messages(&report);
+        assert_eq!(messages[0]["mode"], "live", "{report}");
+        assert_eq!(messages[0]["actions"], true, "{report}");
+        let echoed = messages
             .iter()
-            .any(|m| m["event"]["payload"]["text"] == "seen by the ui"),
+            .filter(|m| m["event"]["payload"]["text"] == "seen by the ui")
+            .count();
+        if echoed == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no echo in the UI: {report}");
+    }
+    let report = python(&[
+        "session",
+        &ws,
+        "--origin",
+        &origin,
+        "--send",
+        r#"{"op":"send","conn":"c1","to":"server","text":"nowhere"}"#,
+        "--send",
+        r#"{"op":"send","conn":"c1","to":"client","text":"from the ui"}"#,
+        "--send",
+        r#"{"op":"close","conn":"c1","code":4002,"reason":"served and closed"}"#,
+        "--wait",
+        "2",
+        "--full",
+    ]);
+    let messages = ui_messages(&report);
+    let actions: Vec<&Value> = messages.iter().filter(|m| m["type"] == "action").collect();
+    assert_eq!(actions.len(), 3, "{report}");
+    assert_eq!(actions[0]["ok"], false, "we are the server: {report}");
+    assert!(
+        actions[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("only the client")),
         "{report}"
     );
+    assert_eq!(actions[1]["ok"], true, "{report}");
+    assert_eq!(actions[2]["ok"], true, "{report}");
+    let client = client.join().unwrap();
+    assert_eq!(
+        texts(&client),
+        ["seen by the ui", "from the ui"],
+        "{client}"
+    );
+    assert_eq!(client["closed"]["rcvd"]["code"], 4002, "{client}");
 }
 
 /// Runs tests/peers/ui.mjs (Chromium driving the page) and returns what

@@ -13,8 +13,6 @@ mod engine;
 mod relay;
 mod upstream;
 
-pub use relay::Handle;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +29,7 @@ use wscope_proto::handshake::{Parsed, Request, ServerResponse};
 use self::upstream::{Connected, Target};
 use crate::ca::Authority;
 use crate::cli::ProxyArgs;
+use crate::control::Controls;
 use crate::listen;
 use crate::metrics::Metrics;
 use crate::net::{NetStream, Replay};
@@ -58,30 +57,6 @@ pub struct Proxy {
     rules: Option<crate::rules::reload::Current>,
     /// Live connections the UI may act on (with `--ui`).
     controls: Option<Arc<Controls>>,
-}
-
-/// The open connections that can be acted on, by id.
-#[derive(Default)]
-pub struct Controls {
-    open: std::sync::Mutex<std::collections::HashMap<String, Handle>>,
-}
-
-impl Controls {
-    fn open(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Handle>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn get(&self, id: &str) -> Option<Handle> {
-        self.open().get(id).cloned()
-    }
-
-    fn add(&self, id: &str, handle: Handle) {
-        self.open().insert(id.to_owned(), handle);
-    }
-
-    fn remove(&self, id: &str) {
-        self.open().remove(id);
-    }
 }
 
 enum Mode {

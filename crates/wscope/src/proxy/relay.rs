@@ -15,18 +15,18 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use wscope_events::{Direction, EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::deflate::{self, DeflateParams};
 use wscope_proto::handshake::{Request, Response, has_token, parse_extensions, status::diagnose};
 
-use super::engine::{BATCH, Command, Config, Cut, End, Engine, HOLD_LIMIT, Pass};
+use super::engine::{BATCH, Config, Cut, End, Engine, HOLD_LIMIT, Pass};
 use super::upstream::Target;
 use super::{Client, Proxy, refuse};
+use crate::control::{self, Reach};
 use crate::http_io::{encode_request, read_response, request_head};
 use crate::net::NetStream;
+use crate::rules::RuleSet;
 use crate::rules::reload::Current;
-use crate::rules::{Injected, RuleSet};
 
 /// Bytes read (and forwarded) at a time, per direction.
 const BUFFER: usize = BATCH;
@@ -285,27 +285,6 @@ async fn pass_refusal(
     proxy.events.emit(&client.id, None, event).await;
 }
 
-/// Acts on one live connection from outside its relay (the UI).
-#[derive(Clone)]
-pub struct Handle(mpsc::UnboundedSender<Command>);
-
-impl Handle {
-    /// Sends a message of our own toward the receiver of `dir`.
-    pub fn inject(&self, dir: Direction, message: Injected) -> bool {
-        self.0.send(Command::Inject(dir, message)).is_ok()
-    }
-
-    pub fn close(&self, dir: Direction, code: u16, reason: &str) -> bool {
-        self.0
-            .send(Command::Close(dir, code, reason.to_owned()))
-            .is_ok()
-    }
-
-    pub fn reset(&self) {
-        let _ = self.0.send(Command::Reset);
-    }
-}
-
 /// One direction's buffers: what was read, and what is being written.
 struct Pump {
     /// Read into; sized to what arrives (see [`Pump::reserve`]).
@@ -379,11 +358,11 @@ async fn relay(
         hold_limit: HOLD_LIMIT,
     };
     let mut engine = Engine::new(config, Instant::now());
-    let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    let (handle, mut commands) = control::channel(Reach::Both);
     if engine.shaping()
         && let Some(controls) = &proxy.controls
     {
-        controls.add(&client.id, Handle(commands_tx.clone()));
+        controls.add(&client.id, handle.clone());
     }
     let mut reloads = proxy.rules.clone();
     let mut shutdown = proxy.shutdown.clone();
@@ -475,7 +454,7 @@ async fn relay(
             engine.shutdown(Instant::now());
         }
     }
-    drop(commands_tx);
+    drop(handle);
     if let Some(controls) = &proxy.controls {
         controls.remove(&client.id);
     }

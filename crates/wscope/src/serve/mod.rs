@@ -37,6 +37,7 @@ use self::behavior::{HandshakePlan, Plan, Reply, SessionPlan};
 use self::hub::Hub;
 use crate::cli::{MockArgs, ServeArgs};
 use crate::connection::Connection;
+use crate::control::{self, Controls, Reach};
 use crate::http_io::request_head;
 use crate::listen;
 use crate::net::NetStream;
@@ -63,6 +64,8 @@ pub struct Server {
     /// `--replay`: what every connection is answered from.
     replay: Option<Replay>,
     limit: Arc<listen::ConnectionLimit>,
+    /// Open connections the UI may act on (with `--ui`).
+    controls: Option<Arc<Controls>>,
 }
 
 /// The recording a mock server answers from, and how.
@@ -125,10 +128,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         line.push_str(&format!(" (metrics: {url})"));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let controls = outputs.ui.as_ref().map(|_| Arc::new(Controls::default()));
     if let Some(ui) = outputs.ui {
         let live = crate::ui::Mode::Live {
             source: "wscope serve".to_owned(),
-            controls: None,
+            controls: controls.clone(),
             events: events.clone(),
         };
         let url = ui.start(live, shutdown_rx.clone()).await?;
@@ -148,6 +152,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         next_id: AtomicU64::new(1),
         replay,
         limit: listen::ConnectionLimit::new(args.max_connections),
+        controls,
     });
     listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
         let server = server.clone();
@@ -206,6 +211,7 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
         next_id: AtomicU64::new(1),
         replay: None,
         limit: listen::ConnectionLimit::new(usize::MAX),
+        controls: None,
     });
     listen::accept_until_shutdown(vec![listener], shutdown_tx, move |stream, peer| {
         let server = server.clone();
@@ -421,16 +427,25 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
     if server.frames {
         conn.capture_frames(server.events.payload_limit);
     }
+    let commands = server.controls.as_ref().map(|controls| {
+        let (handle, commands) = control::channel(Reach::Client);
+        controls.add(&id, handle);
+        commands
+    });
     let ctx = session::Ctx {
-        id,
+        id: id.clone(),
         path,
         events: server.events.clone(),
         hub: server.hub.clone(),
         shutdown: server.shutdown.clone(),
         broadcast,
         mock,
+        commands,
     };
     session::run(conn, plan.session, ctx).await;
+    if let Some(controls) = &server.controls {
+        controls.remove(&id);
+    }
 }
 
 /// The path's behaviours: how to answer the upgrade, and what the

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use wscope_events::{Close, Closed, ClosedBy, Direction, EventKind, Frame, Message, Payload};
 use wscope_proto::{CloseCode, ClosePayload, FrameHeader, OpCode};
@@ -25,10 +25,12 @@ use wscope_proto::{CloseCode, ClosePayload, FrameHeader, OpCode};
 use super::behavior::{EndAction, Invalid, Reply, SessionPlan};
 use super::hub::{Hub, Membership};
 use crate::connection::{ConnError, Connection, Incoming, close_code_for};
+use crate::control::Command;
 use crate::net::NetStream;
 use crate::pipeline::Events;
 use crate::replay::compare::Compared;
 use crate::replay::mock::{Action, Mock};
+use crate::rules::Injected;
 use crate::timers::{every, sleep_until, tick};
 
 /// How long the server waits for the client to answer its close frame.
@@ -45,6 +47,8 @@ pub struct Ctx {
     pub broadcast: Option<Membership>,
     /// `--replay`: the recorded conversation this connection plays.
     pub mock: Option<Mock>,
+    /// `--ui`: what the UI asks of this connection.
+    pub commands: Option<mpsc::UnboundedReceiver<Command>>,
 }
 
 /// How a connection ended.
@@ -247,6 +251,25 @@ impl<'a> Session<'a> {
                     let now = self.elapsed_us();
                     let actions = self.mock.as_mut().map(|mock| mock.due(now)).unwrap_or_default();
                     self.play(conn, ctx, actions).await?;
+                    continue;
+                }
+                command = recv_command(&mut ctx.commands), if ctx.commands.is_some() => {
+                    match command {
+                        // We are the server: everything goes to the client.
+                        Some(Command::Inject(_, message)) if open(conn) => {
+                            let (opcode, data) = match message {
+                                Injected::Text(text) => (OpCode::Text, text.into_bytes()),
+                                Injected::Binary(data) => (OpCode::Binary, data),
+                            };
+                            self.reply(conn, ctx, opcode, &data).await?;
+                        }
+                        Some(Command::Inject(..)) => {}
+                        Some(Command::Close(_, code, reason)) => {
+                            self.close(conn, ctx, Some(CloseCode(code)), &reason).await?;
+                        }
+                        Some(Command::Reset) => return Ok(drop_now(conn, true)),
+                        None => ctx.commands = None,
+                    }
                     continue;
                 }
                 received = recv_broadcast(&mut self.broadcast), if self.broadcast.is_some() && open(conn) => {
@@ -610,6 +633,14 @@ fn drop_now(conn: &Connection<NetStream>, reset: bool) -> Ending {
         let _ = conn.stream().reset_on_close();
     }
     Ending::dropped(ClosedBy::Server)
+}
+
+/// The UI's next command (forever without a UI).
+async fn recv_command(commands: &mut Option<mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(commands) => commands.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_broadcast(channel: &mut Option<Membership>) -> Result<(OpCode, Bytes), u64> {

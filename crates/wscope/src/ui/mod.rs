@@ -23,9 +23,9 @@ use tokio::sync::watch;
 
 use self::access::{Access, RemoteOrigin, Verdict};
 use self::hub::Hub;
+use crate::control::Controls;
 use crate::http_io::read_request;
 use crate::pipeline::Events;
-use crate::proxy::Controls;
 
 pub use self::hub::UiSink;
 

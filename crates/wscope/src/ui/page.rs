@@ -13,6 +13,7 @@ use wscope_proto::{CloseCode, OpCode, Role};
 use super::hub::Stamped;
 use super::{Mode, Ui};
 use crate::connection::{Connection, Incoming};
+use crate::control::{Command, Reach};
 use crate::rules::Injected;
 
 pub const INDEX: &str = include_str!("assets/index.html");
@@ -205,21 +206,31 @@ async fn act(ui: &Ui, op: &str, request: &Value) -> Result<(), String> {
         ..
     } = &ui.mode
     else {
-        return Err("actions need a live proxy (wscope proxy --ui)".to_owned());
+        return Err(
+            "actions need a live connection (wscope proxy --ui or wscope serve --ui)".to_owned(),
+        );
     };
     let conn = request["conn"].as_str().unwrap_or_default();
     let handle = controls
         .get(conn)
         .ok_or_else(|| format!("{conn:?} is not an open connection"))?;
-    let sides = |to: &str| -> Result<Vec<Direction>, String> {
-        match to {
-            "client" => Ok(vec![Direction::ServerToClient]),
-            "server" => Ok(vec![Direction::ClientToServer]),
-            "both" => Ok(vec![Direction::ServerToClient, Direction::ClientToServer]),
-            other => Err(format!("`to` is client, server or both, not {other:?}")),
+    let to = request["to"].as_str().unwrap_or(match handle.reach() {
+        Reach::Both => "both",
+        Reach::Client => "client",
+    });
+    let dirs = match (to, handle.reach()) {
+        ("client", _) => vec![Direction::ServerToClient],
+        ("server" | "both", Reach::Client) => {
+            return Err(
+                "this connection is served by wscope itself: only the client can be sent to"
+                    .to_owned(),
+            );
         }
+        ("server", Reach::Both) => vec![Direction::ClientToServer],
+        ("both", Reach::Both) => vec![Direction::ServerToClient, Direction::ClientToServer],
+        (other, _) => return Err(format!("`to` is client, server or both, not {other:?}")),
     };
-    let to = request["to"].as_str().unwrap_or("both");
+    let ended = || "the connection has ended".to_owned();
     let note = match op {
         "send" => {
             let message = match (request["text"].as_str(), request["hex"].as_str()) {
@@ -227,13 +238,12 @@ async fn act(ui: &Ui, op: &str, request: &Value) -> Result<(), String> {
                 (None, Some(hex)) => Injected::Binary(crate::rules::decode_hex(hex)?),
                 _ => return Err("send needs `text` or `hex`".to_owned()),
             };
-            let dirs = sides(to)?;
             if dirs.len() != 1 {
                 return Err("send goes to the client or the server".to_owned());
             }
             let note = format!("ui: sent {message} to the {to}");
-            if !handle.inject(dirs[0], message) {
-                return Err("the connection has ended".to_owned());
+            if !handle.send(Command::Inject(dirs[0], message)) {
+                return Err(ended());
             }
             note
         }
@@ -247,14 +257,21 @@ async fn act(ui: &Ui, op: &str, request: &Value) -> Result<(), String> {
             if reason.len() > 123 {
                 return Err("a close reason is at most 123 bytes".to_owned());
             }
-            for dir in sides(to)? {
-                handle.close(dir, code, reason);
+            for dir in dirs {
+                if !handle.send(Command::Close(dir, code, reason.to_owned())) {
+                    return Err(ended());
+                }
             }
             format!("ui: sent close {code} to {to}")
         }
         _ => {
-            handle.reset();
-            "ui: reset both TCP connections".to_owned()
+            if !handle.send(Command::Reset) {
+                return Err(ended());
+            }
+            match handle.reach() {
+                Reach::Both => "ui: reset both TCP connections".to_owned(),
+                Reach::Client => "ui: reset the TCP connection".to_owned(),
+            }
         }
     };
     events

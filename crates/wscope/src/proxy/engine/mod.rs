@@ -39,6 +39,7 @@ use wscope_proto::frame::encode_frame;
 use wscope_proto::tap::{Observed, Tap};
 use wscope_proto::{CloseCode, ClosePayload, OpCode, Role};
 
+use crate::control::Command;
 use crate::rules::state::RuleState;
 use crate::rules::{Injected, RuleSet};
 
@@ -59,16 +60,6 @@ pub enum Cut {
     Reset,
     /// Both TCP connections closed, without close frames.
     Hangup,
-}
-
-/// What the UI (or anything outside the relay) asks of a connection.
-#[derive(Debug)]
-pub enum Command {
-    /// A message of our own toward the receiver of this direction.
-    Inject(Direction, Injected),
-    /// A close frame of our own toward the receiver of this direction.
-    Close(Direction, u16, String),
-    Reset,
 }
 
 /// What the rules do to one direction, besides judging its messages.

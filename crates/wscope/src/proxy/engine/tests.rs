@@ -10,7 +10,8 @@ use wscope_proto::frame::encode_frame;
 use wscope_proto::split::{FrameSplitter, Piece};
 use wscope_proto::{ClosePayload, OpCode, Role};
 
-use super::{Command, Config, Cut, Engine, Pass};
+use super::{Config, Cut, Engine, Pass};
+use crate::control::Command;
 use crate::rules::Injected;
 
 const C2S: Direction = Direction::ClientToServer;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::values::{parse_close_code, parse_duration, parse_probability, parse_rate, parse_size};
+
 /// Debug WebSocket connections: talk to an endpoint, stand up a test server.
 #[derive(Debug, Parser)]
 #[command(name = "wscope", version, about, long_about = None)]
@@ -469,7 +471,7 @@ pub struct OutputArgs {
 
 /// Which secrets are taken out of everything a command writes or shows
 /// (docs/FORMAT.md, "Redaction"); turned into one `Redactor` by
-/// [`crate::outputs::redactor`].
+/// [`RedactArgs::redactor`].
 #[derive(Debug, Args, Clone, Default)]
 pub struct RedactArgs {
     /// Keep every secret as it was: credentials in headers, query
@@ -493,6 +495,39 @@ pub struct RedactArgs {
     /// secret and authorization are at any depth by default). Repeatable.
     #[arg(long, value_name = "PATH", value_parser = parse_redact_path)]
     pub redact_json: Vec<String>,
+}
+
+impl RedactArgs {
+    /// The redaction rules the flags ask for: the defaults plus every
+    /// `--redact-header`, `--redact-query` and `--redact-json`.
+    pub fn rules(&self) -> anyhow::Result<wscope_events::redact::Rules> {
+        let mut rules = wscope_events::redact::Rules::default();
+        for name in &self.redact_header {
+            rules.add_header(name)?;
+        }
+        for name in &self.redact_query {
+            rules.add_query(name)?;
+        }
+        for path in &self.redact_json {
+            rules.add_json_path(path)?;
+        }
+        Ok(rules)
+    }
+
+    /// The one redactor of a run (`None` with `--no-redact`, or where a
+    /// command redacts nothing, `redact` false): every event passes it on
+    /// its way to the sinks (`Sinks::redacting`), so all outputs show the
+    /// same markers.
+    pub fn redactor(
+        &self,
+        redact: bool,
+    ) -> anyhow::Result<Option<std::sync::Arc<wscope_events::redact::Redactor>>> {
+        if !redact || self.no_redact {
+            return Ok(None);
+        }
+        let redactor = wscope_events::redact::Redactor::new(self.rules()?)?;
+        Ok(Some(std::sync::Arc::new(redactor)))
+    }
 }
 
 /// A header or parameter name for a redaction rule: not empty.
@@ -747,7 +782,7 @@ pub struct FaultArgs {
     pub jitter: Option<Duration>,
 
     /// Drop this fraction of data messages (0 to 1), each way.
-    #[arg(long, value_parser = crate::rules::parse_probability, value_name = "P")]
+    #[arg(long, value_parser = parse_probability, value_name = "P")]
     pub drop_rate: Option<f64>,
 
     /// Close every connection this long after it opened (close frames to
@@ -770,19 +805,8 @@ pub struct FaultArgs {
 
     /// Limit each direction of each connection to this rate (64KiB/s, 1MB/s,
     /// 8mbit/s).
-    #[arg(long, value_parser = crate::rules::parse_rate, value_name = "RATE")]
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     pub bandwidth: Option<u64>,
-}
-
-fn parse_close_code(text: &str) -> Result<u16, String> {
-    text.parse::<u16>()
-        .ok()
-        .filter(|c| wscope_proto::CloseCode(*c).is_valid_on_wire())
-        .ok_or_else(|| {
-            format!(
-                "{text:?} is not a close code that can be sent (1000-1003, 1007-1014, 3000-4999)"
-            )
-        })
 }
 
 /// What it takes to open a client connection: shared by connect and probe.
@@ -1152,30 +1176,6 @@ pub fn parse_filter(text: Option<&str>) -> anyhow::Result<Option<wscope_events::
     .transpose()
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is seconds).
-/// A size in bytes: a number, optionally with K, M or G (KiB, MiB, GiB:
-/// powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let digits = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; e.g. 256M, 1G, 65536"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (K, M or G)")),
-    };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 /// `--ui-origin`: an origin as a browser sends it (`Origin` header), no
 /// path, query or credentials.
 pub fn parse_ui_origin(text: &str) -> Result<String, String> {
@@ -1198,51 +1198,9 @@ pub fn parse_ui_origin(text: &str) -> Result<String, String> {
     Ok(url.origin().ascii_serialization())
 }
 
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 2s, 1m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "us" | "µs" => value / 1_000_000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    // Deadlines are computed as now + duration: keep them far from overflow.
-    if !(0.0..=MAX_DURATION_SECS).contains(&seconds) {
-        return Err(format!("{text:?} is out of range (0 to 365 days)"));
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
-const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("3m").unwrap(), Duration::from_secs(180));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3 parsecs").is_err());
-        assert!(parse_duration("100000000000h").is_err());
-        assert!(parse_duration("366d").is_err());
-    }
 
     #[test]
     fn cli_is_well_formed() {

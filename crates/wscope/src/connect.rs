@@ -25,18 +25,7 @@ use crate::reconnect::{self, Tally};
 use crate::sink::Sinks;
 use crate::timers::{sleep_until, tick};
 
-/// Exit statuses scripts can rely on (also in `wscope connect --help`).
-pub mod exit {
-    pub const NORMAL: i32 = 0;
-    pub const CONNECT_FAILED: i32 = 3;
-    pub const HANDSHAKE_FAILED: i32 = 4;
-    pub const CLOSED_WITH_ERROR: i32 = 5;
-    pub const ABNORMAL: i32 = 6;
-    pub const PROTOCOL_ERROR: i32 = 7;
-    pub const TLS_FAILED: i32 = 8;
-    /// A `{{cmd:...}}` header command or an `--on-open` step failed.
-    pub const OPENING_FAILED: i32 = 9;
-}
+pub use crate::exit::connection as exit;
 
 /// The id of a run's first connection (later ones, after --reconnect, count up).
 pub const CONN: &str = "c1";

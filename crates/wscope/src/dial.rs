@@ -14,8 +14,8 @@ use wscope_proto::deflate;
 use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
 
 use crate::cli::HandshakeArgs;
-use crate::connect::exit;
 use crate::connection::{Connection, Stream};
+use crate::exit::connection as exit;
 use crate::hosts::Hosts;
 use crate::sink::Sinks;
 use crate::tls;

@@ -73,7 +73,7 @@ pub fn parse(line: &str) -> Command {
                 Err(_) => Command::Problem(format!("/close takes a number, not {code:?}")),
             }
         }
-        "binary" => match crate::rules::decode_hex(arg) {
+        "binary" => match crate::values::decode_hex(arg) {
             Ok(bytes) => Command::Send(OpCode::Binary, bytes),
             Err(why) => Command::Problem(why),
         },

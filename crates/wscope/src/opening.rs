@@ -109,7 +109,7 @@ pub fn parse(text: &str) -> Result<Vec<Step>, ScriptError> {
                 Step::Expect { expr, line }
             }
             "sleep" => {
-                let duration = crate::cli::parse_duration(rest)
+                let duration = crate::values::parse_duration(rest)
                     .map_err(|why| fail(format!("sleep: {why}")))?;
                 Step::Sleep(duration)
             }

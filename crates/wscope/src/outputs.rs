@@ -18,9 +18,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use wscope_events::filter::Expr;
-use wscope_events::redact::{Redactor, Rules};
 
-use crate::cli::{OutputArgs, RedactArgs, UiOptions};
+use crate::cli::{OutputArgs, UiOptions};
 use crate::interactive::Printer;
 use crate::lifecycle::{LifecycleLog, LogFormat};
 use crate::metrics::{Metrics, MetricsSink};
@@ -332,34 +331,8 @@ pub fn check(args: &OutputArgs, defaults: &OutputDefaults) -> anyhow::Result<Opt
             );
         }
     }
-    rules(&args.redact)?;
+    args.redact.rules()?;
     crate::cli::parse_filter(args.filter.as_deref())
-}
-
-/// The redaction rules the flags ask for: the defaults plus every
-/// `--redact-header`, `--redact-query` and `--redact-json`.
-pub fn rules(args: &RedactArgs) -> anyhow::Result<Rules> {
-    let mut rules = Rules::default();
-    for name in &args.redact_header {
-        rules.add_header(name)?;
-    }
-    for name in &args.redact_query {
-        rules.add_query(name)?;
-    }
-    for path in &args.redact_json {
-        rules.add_json_path(path)?;
-    }
-    Ok(rules)
-}
-
-/// The one redactor of a run (`None` with `--no-redact`, or where a
-/// command redacts nothing): every event passes it on its way to the
-/// sinks ([`Sinks::redacting`]), so all outputs show the same markers.
-pub fn redactor(args: &RedactArgs, redact: bool) -> anyhow::Result<Option<Arc<Redactor>>> {
-    if !redact || args.no_redact {
-        return Ok(None);
-    }
-    Ok(Some(Arc::new(Redactor::new(rules(args)?)?)))
 }
 
 /// Turns the output flags into sinks, with `defaults` for what they leave
@@ -373,7 +346,7 @@ pub fn build(
 ) -> anyhow::Result<Outputs> {
     let filter = check(args, defaults)?;
     let max_payload = args.max_payload.unwrap_or(defaults.max_payload);
-    let redactor = redactor(&args.redact, defaults.redact)?;
+    let redactor = args.redact.redactor(defaults.redact)?;
     let redaction = redactor.as_ref().map(|r| r.rules().clone());
     let log_format = args.log_format.unwrap_or(defaults.log_format);
     let (printed, source_filter) = match defaults.filter {

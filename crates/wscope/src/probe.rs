@@ -16,7 +16,7 @@ use crate::dial::dial;
 use crate::sink::{JsonLines, Sink, Sinks};
 
 pub async fn run(args: ProbeArgs) -> anyhow::Result<i32> {
-    let mut sinks = Sinks::redacting(crate::outputs::redactor(&args.redact, true)?);
+    let mut sinks = Sinks::redacting(args.redact.redactor(true)?);
     if args.json {
         sinks.add("--json", Box::new(JsonLines::new(64 * 1024)));
     } else {

@@ -42,17 +42,7 @@ use progress::Progress;
 /// route or block by it treat doctor as they treat a browser.
 pub const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
-/// Exit statuses.
-pub mod exit {
-    pub const NO_PROBLEM: i32 = 0;
-    pub const PROBLEM: i32 = 1;
-    pub const USAGE: i32 = 2;
-    /// Nothing at all could be reached (no address, no TCP connection).
-    pub const UNREACHABLE: i32 = 3;
-    /// Ctrl-C before every check finished, and no problem found so far
-    /// (128 + SIGINT, as shells report it).
-    pub const INTERRUPTED: i32 = 130;
-}
+pub use crate::exit::doctor as exit;
 
 /// Where the checks go, from the URL.
 pub struct Target {
@@ -145,7 +135,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<i32> {
     };
     // Response heads carry cookies, URLs tokens: the report is redacted
     // like any output (`--no-redact` keeps them).
-    let redactor = crate::outputs::redactor(&args.redact, true)?;
+    let redactor = args.redact.redactor(true)?;
     let plan = Plan {
         idle: args.idle.or(args.long.then_some(LONG_IDLE)),
         ping_every: args.ping_every,

@@ -37,7 +37,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
     };
     // The recordings are compared as they are; what is printed is
     // redacted as every other output is.
-    let mut sinks = Sinks::redacting(crate::outputs::redactor(&args.redact, true)?);
+    let mut sinks = Sinks::redacting(args.redact.redactor(true)?);
     sinks.add("output", shown);
     let mut sink: Box<dyn Sink> = Box::new(sinks);
     let rules = compare::Rules {

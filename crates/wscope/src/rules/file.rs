@@ -208,7 +208,8 @@ fn build(
         "throttle" => {
             let rate = required(&raw.rate, "rate", &raw.action, fail)?;
             Action::Throttle {
-                rate: super::parse_rate(rate.get_ref()).map_err(|e| fail(rate.span(), e))?,
+                rate: crate::values::parse_rate(rate.get_ref())
+                    .map_err(|e| fail(rate.span(), e))?,
             }
         }
         "idle-timeout" => Action::IdleTimeout {
@@ -296,7 +297,7 @@ fn parse_filter(text: &Spanned<String>, fail: Fail) -> Result<Expr, RulesError> 
 }
 
 fn duration(text: &Spanned<String>, fail: Fail) -> Result<Duration, RulesError> {
-    crate::cli::parse_duration(text.get_ref()).map_err(|e| fail(text.span(), e))
+    crate::values::parse_duration(text.get_ref()).map_err(|e| fail(text.span(), e))
 }
 
 fn optional_duration(text: &S<String>, fail: Fail) -> Result<Option<Duration>, RulesError> {
@@ -376,7 +377,7 @@ fn injected(raw: &RawRule, fail: Fail) -> Result<Injected, RulesError> {
                 .map_err(|e| fail(json.span(), format!("`json` cannot be sent as JSON: {e}")))?;
             Ok(Injected::Text(value.to_string()))
         }
-        (None, None, Some(hex)) => super::decode_hex(hex.get_ref())
+        (None, None, Some(hex)) => crate::values::decode_hex(hex.get_ref())
             .map(Injected::Binary)
             .map_err(|e| fail(hex.span(), e)),
         _ => Err(fail(

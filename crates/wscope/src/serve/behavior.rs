@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use wscope_proto::CloseCode;
 
-use crate::cli::parse_duration;
+use crate::values::parse_duration;
 
 /// The behaviours, as `wscope serve --help` and a plain HTTP GET show them.
 pub const HELP: &str = "\

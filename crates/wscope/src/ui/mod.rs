@@ -200,7 +200,7 @@ pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
     inputs.keylogs(&args.keylog)?;
     // The file's events reach the UI as a live command's do: through
     // sinks that redact them first.
-    let redactor = crate::outputs::redactor(&args.redact, true)?;
+    let redactor = args.redact.redactor(true)?;
     let hub = Hub::new(
         redactor.as_ref().map(|r| r.rules().clone()),
         args.ui.ui_history,

@@ -235,7 +235,7 @@ async fn act(ui: &Ui, op: &str, request: &Value) -> Result<(), String> {
         "send" => {
             let message = match (request["text"].as_str(), request["hex"].as_str()) {
                 (Some(text), None) => Injected::Text(text.to_owned()),
-                (None, Some(hex)) => Injected::Binary(crate::rules::decode_hex(hex)?),
+                (None, Some(hex)) => Injected::Binary(crate::values::decode_hex(hex)?),
                 _ => return Err("send needs `text` or `hex`".to_owned()),
             };
             if dirs.len() != 1 {

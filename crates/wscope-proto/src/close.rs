@@ -25,6 +25,7 @@ impl CloseCode {
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
     pub const MANDATORY_EXTENSION: CloseCode = CloseCode(1010);
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
 
     /// Whether an endpoint may put this code in a close frame (section 7.4.1
     /// and 7.4.2, plus the IANA registrations 1012-1014). 1005, 1006 and

@@ -162,6 +162,21 @@ impl Tap {
         self.tracking = Some(Tracking { utf8: None });
     }
 
+    /// Keeps no more of each message than events need again (the relay
+    /// gave up judging this direction), dropping what is kept beyond it.
+    pub fn keep_for_events_only(&mut self) {
+        self.message_capture = self.capture;
+        if let Some(message) = &mut self.message {
+            message.data.truncate(self.capture);
+            message.data.shrink_to_fit();
+        }
+    }
+
+    /// Bytes kept of the message in progress (decompressed).
+    pub fn message_kept(&self) -> usize {
+        self.message.as_ref().map_or(0, |m| m.data.len())
+    }
+
     /// Whether decompression failed (messages are no longer decoded).
     pub fn inflate_broken(&self) -> bool {
         self.inflate_broken

@@ -755,6 +755,12 @@ pub struct ProxyArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub handshake_timeout: Duration,
 
+    /// Memory all connections together may hold for the rules (messages
+    /// held whole, bytes queued behind delays and throttles); a connection
+    /// that needs more is closed with 1013 (try again later).
+    #[arg(long, default_value = "1G", value_parser = parse_size, value_name = "SIZE")]
+    pub hold_budget: u64,
+
     #[command(flatten)]
     pub faults: FaultArgs,
 

@@ -676,3 +676,37 @@ fn a_message_in_the_same_segment_as_the_101_is_judged_too() {
     assert_eq!(texts(&report), ["welcome", "public plans"], "{report}");
     drop(server);
 }
+
+#[test]
+fn a_message_over_the_hold_budget_is_refused_with_1013() {
+    let rules = rules_file(
+        "budget",
+        "[[rule]]\nmatch = 'text == \"never\"'\naction = \"drop\"\n",
+    );
+    let s = setup(
+        "hold-budget",
+        Upstream::Python,
+        &["--rules", rules.to_str().unwrap(), "--hold-budget", "64K"],
+    );
+    // A small message passes; one bigger than what all connections may
+    // hold cannot be held for the rules: the client hears 1013.
+    let report = node_ws(&[
+        &s.url,
+        "--no-compress",
+        "--send",
+        "small",
+        "--send-size",
+        "100000",
+        "--wait",
+        "5000",
+    ]);
+    assert_eq!(texts(&report)[0], "small", "{report}");
+    assert_eq!(node_close_code(&report), 1013, "{report}");
+    let notes = notes(&s.record);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("memory for held messages (64.0 KiB")),
+        "{notes:?}"
+    );
+}

@@ -57,6 +57,8 @@ pub struct Proxy {
     rules: Option<crate::rules::reload::Current>,
     /// Live connections the UI may act on (with `--ui`).
     controls: Option<Arc<Controls>>,
+    /// What all connections' engines may hold at once.
+    budget: Arc<engine::Budget>,
 }
 
 enum Mode {
@@ -186,6 +188,9 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         next_id: AtomicU64::new(1),
         rules: rules.as_ref().map(|(_, current)| current.clone()),
         controls,
+        budget: Arc::new(engine::Budget::new(
+            usize::try_from(args.hold_budget).unwrap_or(usize::MAX),
+        )),
     });
     if let Some((tx, _)) = rules {
         let shutdown = proxy.shutdown.clone();

@@ -356,6 +356,7 @@ async fn relay(
             .as_ref()
             .map(|current| Arc::clone(&current.borrow())),
         hold_limit: HOLD_LIMIT,
+        budget: Arc::clone(&proxy.budget),
     };
     let mut engine = Engine::new(config, Instant::now());
     let (handle, mut commands) = control::channel(Reach::Both);

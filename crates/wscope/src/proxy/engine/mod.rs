@@ -23,6 +23,7 @@
 //! it already). Messages the proxy adds go uncompressed (RSV1 clear),
 //! which RFC 7692 allows at any time.
 
+mod budget;
 mod judge;
 mod queue;
 #[cfg(test)]
@@ -43,6 +44,7 @@ use crate::control::Command;
 use crate::rules::state::RuleState;
 use crate::rules::{Injected, RuleSet};
 
+pub use budget::Budget;
 pub use queue::BATCH;
 use queue::Queue;
 
@@ -113,6 +115,8 @@ pub struct Config {
     pub rules: Option<Arc<RuleSet>>,
     /// The largest message held whole for the rules ([`HOLD_LIMIT`]).
     pub hold_limit: u64,
+    /// What all connections together may hold.
+    pub budget: Arc<Budget>,
 }
 
 fn index(dir: Direction) -> usize {
@@ -214,6 +218,12 @@ impl Flow {
     }
 }
 
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.budget.give(self.taken);
+    }
+}
+
 /// One relayed connection.
 pub struct Engine {
     id: String,
@@ -221,6 +231,9 @@ pub struct Engine {
     flows: [Flow; 2],
     rules: Option<RuleState>,
     hold_limit: u64,
+    budget: Arc<Budget>,
+    /// This connection's share of the budget.
+    taken: usize,
     limits: PayloadLimits,
     /// Orders closes and ends across the two directions.
     seq: u64,
@@ -241,6 +254,8 @@ impl Engine {
             rules: config.rules.map(|set| RuleState::new(set, now)),
             limits: PayloadLimits::all(config.capture),
             hold_limit: config.hold_limit,
+            budget: config.budget,
+            taken: 0,
             deflate: config.deflate,
             id: config.id,
             seq: 0,
@@ -291,6 +306,7 @@ impl Engine {
         self.flow(dir).tap.feed(data, &mut seen);
         let pass = if self.shaping() {
             self.take(dir, data, &mut seen, now);
+            self.settle(Some(dir), now);
             Pass::Taken
         } else {
             for observed in seen.drain(..) {
@@ -572,6 +588,7 @@ impl Engine {
         flow.broken = true;
         flow.held = Vec::new();
         flow.partial = Vec::new();
+        flow.tap.keep_for_events_only();
         let text = format!(
             "a message over {} cannot be held for the rules; closing with 1009",
             judge::bytes(limit)
@@ -590,6 +607,7 @@ impl Engine {
             Command::Close(dir, code, reason) => self.close(dir, code, &reason, now),
             Command::Reset => self.cut(Cut::Reset),
         }
+        self.settle(None, now);
     }
 
     fn cut(&mut self, how: Cut) {
@@ -633,6 +651,7 @@ impl Engine {
             rest.append(&mut flow.partial);
             flow.forward(now, rest);
         }
+        self.settle(None, now);
     }
 
     /// Reading from the sender of `dir`, or writing to its receiver, failed.
@@ -645,7 +664,76 @@ impl Engine {
     pub fn poll_write(&mut self, dir: Direction, now: Instant) -> Option<Vec<u8>> {
         let out = self.flow(dir).queue.poll(now)?;
         self.active = now;
+        self.settle(None, now);
         Some(out)
+    }
+
+    /// What this connection holds: messages waiting for their last frame
+    /// (as they came and as the tap decoded them so far), and bytes
+    /// waiting to be written.
+    fn holding(&self) -> usize {
+        self.flows
+            .iter()
+            .map(|flow| {
+                // A refused sender's tap keeps no more than an event needs
+                // (`keep_for_events_only`), as without rules.
+                let decoded = if flow.broken {
+                    0
+                } else {
+                    flow.tap.message_kept()
+                };
+                flow.partial.len() + flow.held.len() + flow.queue.queued() + decoded
+            })
+            .sum()
+    }
+
+    /// Brings this connection's share of the budget up to date. When more
+    /// is needed than is left, the connection whose sender brought it is
+    /// refused: close 1013 (try again later) both ways, and a note.
+    fn settle(&mut self, grown_by: Option<Direction>, now: Instant) {
+        let holding = self.holding();
+        if holding > self.taken {
+            let more = holding - self.taken;
+            if self.budget.take(more) {
+                self.taken = holding;
+                return;
+            }
+            if let Some(dir) = grown_by {
+                self.over_budget(dir, now);
+            }
+            // What is left (our close frames) is taken regardless: it is
+            // small and must go.
+            let holding = self.holding();
+            if holding > self.taken {
+                let _ = self.budget.take(holding - self.taken) || {
+                    self.budget.force(holding - self.taken);
+                    true
+                };
+            } else {
+                self.budget.give(self.taken - holding);
+            }
+            self.taken = holding;
+        } else if holding < self.taken {
+            self.budget.give(self.taken - holding);
+            self.taken = holding;
+        }
+    }
+
+    fn over_budget(&mut self, dir: Direction, now: Instant) {
+        let flow = self.flow(dir);
+        flow.broken = true;
+        flow.held = Vec::new();
+        flow.partial = Vec::new();
+        flow.tap.keep_for_events_only();
+        let text = format!(
+            "the proxy's memory for held messages ({} across all connections) is in use; closing with 1013 (try again later)",
+            judge::bytes(self.budget.limit() as u64)
+        );
+        self.note(Some(dir), text);
+        let reason = "proxy memory budget exceeded, try again later";
+        for target in [dir, other(dir)] {
+            self.close(target, CloseCode::TRY_AGAIN_LATER.0, reason, now);
+        }
     }
 
     /// Whether the receiver of `dir` should now have its write side shut
@@ -673,6 +761,7 @@ impl Engine {
     /// comes from [`Engine::poll_write`]).
     pub fn tick(&mut self, now: Instant) {
         self.fire_timers(now);
+        self.settle(None, now);
     }
 
     /// Who ended the connection, and how, from what each direction saw.

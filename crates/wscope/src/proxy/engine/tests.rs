@@ -10,7 +10,7 @@ use wscope_proto::frame::encode_frame;
 use wscope_proto::split::{FrameSplitter, Piece};
 use wscope_proto::{ClosePayload, OpCode, Role};
 
-use super::{Config, Cut, Engine, Pass};
+use super::{Budget, Config, Cut, Engine, Pass};
 use crate::control::Command;
 use crate::rules::Injected;
 
@@ -30,6 +30,7 @@ fn config(rules: Option<&str>, deflate: Option<DeflateParams>) -> Config {
         rules: rules
             .map(|source| Arc::new(crate::rules::file::parse(source).expect("rules parse"))),
         hold_limit: 1 << 16,
+        budget: Arc::new(Budget::new(usize::MAX)),
     }
 }
 
@@ -519,4 +520,43 @@ fn the_queue_keeps_order_unless_told() {
     // Due together, small items come out as one piece.
     assert_eq!(queue.poll(now), Some(vec![3]));
     assert_eq!(queue.poll(now + ms(100)), Some(vec![1, 2]));
+}
+
+#[test]
+fn the_memory_budget_is_shared_and_the_connection_over_it_gets_1013() {
+    let t0 = Instant::now();
+    let budget = Arc::new(Budget::new(150_000));
+    let rules = "[[rule]]\nmatch = 'text == \"x\"'\naction = \"drop\"\n";
+    let shared = |t0| {
+        let mut config = config(Some(rules), None);
+        config.budget = Arc::clone(&budget);
+        Engine::new(config, t0)
+    };
+    let mut first = shared(t0);
+    let mut second = shared(t0);
+    // Each holds most of a 60 KB message, under the per-message limit.
+    let message = wire(C2S, OpCode::Binary, true, &[1; 60_000]);
+    first.read(C2S, &message[..50_000], t0);
+    // The frame as it came, and its payload as the tap keeps it.
+    let held = budget.used();
+    assert!((99_000..=100_000).contains(&held), "{held}");
+    second.read(C2S, &message[..50_000], t0);
+    for dir in [C2S, S2C] {
+        let out = frames(&written(&mut second, dir, t0));
+        assert_eq!(out.len(), 1, "{dir:?}: only our close");
+        let (close, _) = ClosePayload::parse(&out[0].3);
+        assert_eq!(close.code.map(|c| c.0), Some(1013));
+    }
+    assert!(
+        notes(&mut second)
+            .iter()
+            .any(|n| n.contains("memory for held messages"))
+    );
+    // The first goes on as if nothing happened, and gives back what it
+    // held once it is written.
+    first.read(C2S, &message[50_000..], t0);
+    assert_eq!(written(&mut first, C2S, t0), message);
+    assert_eq!(budget.used(), 0);
+    drop(second);
+    assert_eq!(budget.used(), 0);
 }

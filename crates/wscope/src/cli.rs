@@ -397,6 +397,18 @@ pub struct OutputArgs {
     #[arg(long)]
     pub pretty: bool,
 
+    /// Print every message whole on its line (binary as hex), rather than
+    /// cut to the terminal's width (on a terminal) or binary cut to its
+    /// first bytes (anywhere).
+    #[arg(long)]
+    pub full: bool,
+
+    /// Cut each message's line to N columns, after its kind and size
+    /// (`c1 > text 65536 B {"type":…`), also in a pipe. On a terminal the
+    /// default is its width; in a pipe text is printed whole.
+    #[arg(long, value_name = "N", conflicts_with_all = ["full", "pretty"], value_parser = clap::value_parser!(u16).range(20..))]
+    pub preview_width: Option<u16>,
+
     /// Prefix every printed line with the time (UTC).
     #[arg(long, short = 't')]
     pub timestamps: bool,

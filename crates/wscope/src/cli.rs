@@ -142,8 +142,12 @@ pub enum Command {
     ///
     /// Exit status: 0 when they are the same, 1 when anything differs.
     Diff(DiffArgs),
-    /// Start an echo server and a client that talks to it, to see both work.
-    Demo,
+    /// wscope's main job on a built-in example: an echo server, the
+    /// inspecting proxy in front of it with its web UI and one rule that
+    /// rewrites a message, and a client talking through it, all on
+    /// 127.0.0.1. Prints the proxy's live view and the UI's URL; the UI
+    /// stays up until Ctrl-C.
+    Demo(DemoArgs),
     /// Explain a close code (1000-4999) or an HTTP status from a failed
     /// handshake (100-599): meaning, usual causes, what to check.
     Explain(ExplainArgs),
@@ -795,6 +799,15 @@ fn parse_close_code(text: &str) -> Result<u16, String> {
                 "{text:?} is not a close code that can be sent (1000-1003, 1007-1014, 3000-4999)"
             )
         })
+}
+
+/// `wscope demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// End after the exchange (exit 0 when it went as it should) rather
+    /// than keep the web UI up until Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// What it takes to open a client connection: shared by connect and probe.

@@ -39,12 +39,96 @@ fn explain_close_codes_and_statuses() {
     assert!(err.contains("neither"), "{err}");
 }
 
+/// The web UI's URL on the demo's `web UI` line.
+fn demo_ui_url(line: &str) -> Option<String> {
+    line.trim()
+        .strip_prefix("web UI")
+        .map(|url| url.trim().to_owned())
+}
+
+/// `http://127.0.0.1:PORT/?token=T` into its port and path.
+fn port_and_target(url: &str) -> (u16, String) {
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("a loopback URL: {url}"));
+    let (port, target) = rest.split_once('/').expect("a path");
+    (port.parse().expect("a port"), format!("/{target}"))
+}
+
 #[test]
-fn demo_runs_end_to_end() {
-    let (code, out, err) = run(&["demo"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("< hello, wscope"), "{out}");
-    assert!(err.contains("1000 (Normal Closure)"), "{err}");
+fn demo_shows_the_proxy_at_work_with_its_fault_and_ui() {
+    let mut command = wscope();
+    command.args(["demo", "--once"]);
+    let out = common::output_within(&mut command, std::time::Duration::from_secs(60));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // The proxy's view of both directions, through the proxy's rule.
+    assert!(stdout.contains("c1 > hello, wscope\n"), "{stdout}");
+    assert!(stdout.contains("c1 < hello, wscope\n"), "{stdout}");
+    assert!(
+        stderr.contains(
+            r#"rewrote this text message: "{\"type\":\"greeting\",\"from\":\"the proxy\""#
+        ),
+        "{stderr}"
+    );
+    // Both ends of the connection closed it cleanly.
+    assert!(
+        stderr.contains("c1 closed by the client: 1000 (Normal Closure), clean"),
+        "{stderr}"
+    );
+    let url = stdout.lines().find_map(demo_ui_url).expect("the UI's URL");
+    assert!(url.contains("/?token="), "{url}");
+}
+
+#[test]
+fn the_demo_keeps_its_ui_up_until_stopped() {
+    use std::io::BufRead;
+    let mut child = wscope()
+        .arg("demo")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("wscope demo starts");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    // Stopped when the test ends, passed or failed.
+    let _demo = common::Running {
+        child,
+        stdout: None,
+    };
+    // The URL, then the whole exchange, then the demo waits.
+    let (url, lines) = common::within(
+        "the demo's exchange",
+        std::time::Duration::from_secs(60),
+        move || {
+            let mut url = None;
+            let mut lines = Vec::new();
+            for line in stdout.lines().map_while(Result::ok) {
+                url = url.or_else(|| demo_ui_url(&line));
+                let waiting = line.starts_with("Ctrl-C to stop");
+                lines.push(line);
+                if waiting {
+                    break;
+                }
+            }
+            (url, lines)
+        },
+    );
+    let url = url.unwrap_or_else(|| panic!("no UI URL in {lines:#?}"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "c1 < κόσμε — UTF-8 survives the round trip 🎉"),
+        "{lines:#?}"
+    );
+    let (port, with_token) = port_and_target(&url);
+    let host = format!("127.0.0.1:{port}");
+    let (status, body) = common::http_get(port, &with_token, &host);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = common::http_get(port, "/", &host);
+    assert_eq!(status, 401, "the UI without its token");
 }
 
 #[test]

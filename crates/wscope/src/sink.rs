@@ -474,13 +474,19 @@ impl Human {
             return;
         }
         let _ = write!(line, "{} {} B ", message.opcode, payload.len);
-        match payload.bytes() {
-            Ok(bytes) if self.preview == Preview::Full => {
-                preview::hex_spaced(&bytes, line);
-                if payload.truncated {
-                    line.extend_from_slice(" …".as_bytes());
+        if self.preview == Preview::Full {
+            match payload.bytes() {
+                Ok(bytes) => {
+                    preview::hex_spaced(&bytes, line);
+                    if payload.truncated {
+                        line.extend_from_slice(" …".as_bytes());
+                    }
                 }
+                Err(_) => line.extend_from_slice(b"(undecodable payload)"),
             }
+            return;
+        }
+        match preview::first_bytes(payload) {
             Ok(bytes) => preview::hex_preview(&bytes, payload.len, room(line), line),
             Err(_) => line.extend_from_slice(b"(undecodable payload)"),
         }

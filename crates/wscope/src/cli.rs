@@ -144,8 +144,12 @@ pub enum Command {
     ///
     /// Exit status: 0 when they are the same, 1 when anything differs.
     Diff(DiffArgs),
-    /// Start an echo server and a client that talks to it, to see both work.
-    Demo,
+    /// wscope's main job on a built-in example: an echo server, the
+    /// inspecting proxy in front of it with its web UI and one rule that
+    /// rewrites a message, and a client talking through it, all on
+    /// 127.0.0.1. Prints the proxy's live view and the UI's URL; the UI
+    /// stays up until Ctrl-C.
+    Demo(DemoArgs),
     /// Explain a close code (1000-4999) or an HTTP status from a failed
     /// handshake (100-599): meaning, usual causes, what to check.
     Explain(ExplainArgs),
@@ -398,6 +402,18 @@ pub struct OutputArgs {
     /// Pretty-print JSON payloads; show binary as a hex dump.
     #[arg(long)]
     pub pretty: bool,
+
+    /// Print every message whole on its line (binary as hex), rather than
+    /// cut to the terminal's width (on a terminal) or binary cut to its
+    /// first bytes (anywhere).
+    #[arg(long)]
+    pub full: bool,
+
+    /// Cut each message's line to N columns, after its kind and size
+    /// (`c1 > text 65536 B {"type":…`), also in a pipe. On a terminal the
+    /// default is its width; in a pipe text is printed whole.
+    #[arg(long, value_name = "N", conflicts_with_all = ["full", "pretty"], value_parser = clap::value_parser!(u16).range(20..))]
+    pub preview_width: Option<u16>,
 
     /// Prefix every printed line with the time (UTC).
     #[arg(long, short = 't')]
@@ -813,6 +829,15 @@ pub struct FaultArgs {
     /// 8mbit/s).
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     pub bandwidth: Option<u64>,
+}
+
+/// `wscope demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// End after the exchange (exit 0 when it went as it should) rather
+    /// than keep the web UI up until Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// What it takes to open a client connection: shared by connect and probe.

@@ -35,6 +35,7 @@ pub mod net;
 pub mod opening;
 pub mod outputs;
 pub mod pipeline;
+pub mod preview;
 pub mod probe;
 mod progress;
 pub mod proxy;

@@ -80,6 +80,20 @@ pub async fn accept_until_shutdown<H, F>(
     H: Fn(TcpStream, SocketAddr) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
+    accept_until(listeners, shutdown, None, handle).await;
+}
+
+/// [`accept_until_shutdown`], also ending when `stop` turns true: for a
+/// server that another part of the same process ends (`wscope demo`).
+pub async fn accept_until<H, F>(
+    listeners: Vec<TcpListener>,
+    shutdown: watch::Sender<bool>,
+    mut stop: Option<watch::Receiver<bool>>,
+    handle: H,
+) where
+    H: Fn(TcpStream, SocketAddr) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let (accepted_tx, mut accepted) = mpsc::channel(64);
     for listener in listeners {
         let accepted_tx = accepted_tx.clone();
@@ -112,11 +126,22 @@ pub async fn accept_until_shutdown<H, F>(
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminated(&mut sigterm) => break,
+            _ = stopped(&mut stop) => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
     let _ = shutdown.send(true);
     let _ = tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+}
+
+/// `stop` turned true; never without one (or once its sender is gone).
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    if let Some(stop) = stop
+        && stop.wait_for(|stop| *stop).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// SIGTERM (a process manager, `docker stop`, a test harness): shut down

@@ -48,7 +48,7 @@ fn main() {
             Command::Ui(args) => ui::run_file(args).await.map(|()| 0),
             Command::Replay(args) => replay::run(args).await,
             Command::Diff(args) => replay::diff::run(args),
-            Command::Demo => demo::run().await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Explain(args) => Ok(explain::run(args)),
             Command::Completions { shell } => manuals::completions(shell),
             Command::Manpages { dir } => manuals::manpages(&dir),

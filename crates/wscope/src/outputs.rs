@@ -23,6 +23,7 @@ use crate::cli::{OutputArgs, UiOptions};
 use crate::interactive::Printer;
 use crate::lifecycle::{LifecycleLog, LogFormat};
 use crate::metrics::{Metrics, MetricsSink};
+use crate::preview::Preview;
 use crate::progress::{OnStderr, Progress};
 use crate::sink::{Human, JsonLines, Record, Sink, Sinks, filtered};
 use crate::ui::{Mode, UiSink, hub::Hub};
@@ -112,6 +113,8 @@ pub static SERVE: OutputDefaults = OutputDefaults {
         ("pretty", NO_TERMINAL_VIEW),
         ("timestamps", NO_TERMINAL_VIEW),
         ("show_control", NO_TERMINAL_VIEW),
+        ("full", NO_TERMINAL_VIEW),
+        ("preview_width", NO_TERMINAL_VIEW),
     ],
 };
 
@@ -307,6 +310,8 @@ pub fn check(args: &OutputArgs, defaults: &OutputDefaults) -> anyhow::Result<Opt
         ("json", args.json),
         ("quiet", args.quiet),
         ("pretty", args.pretty),
+        ("full", args.full),
+        ("preview_width", args.preview_width.is_some()),
         ("timestamps", args.timestamps),
         ("show_control", args.show_control),
         ("frames", args.frames),
@@ -424,7 +429,8 @@ fn terminal_view(args: &OutputArgs, defaults: &OutputDefaults, extras: Extras) -
     if extras.no_terminal {
         return None;
     }
-    let color = crate::color::enabled(extras.printer.is_some() || std::io::stdout().is_terminal());
+    let on_terminal = extras.printer.is_some() || std::io::stdout().is_terminal();
+    let color = crate::color::enabled(on_terminal);
     let (arrows, show_conn) = match defaults.terminal {
         Terminal::Off => return None,
         Terminal::Many if args.quiet => return None,
@@ -440,8 +446,14 @@ fn terminal_view(args: &OutputArgs, defaults: &OutputDefaults, extras: Extras) -
         color,
         printer: extras.printer,
         show_conn,
-        // --pretty asks for everything; one connection shows it all too.
-        preview: (show_conn && !args.pretty).then_some(crate::sink::PREVIEW_CHARS),
+        preview: match (args.preview_width, args.full) {
+            (Some(columns), _) => Preview::Columns(columns.into()),
+            (None, true) => Preview::Full,
+            // A person reads a terminal: a line per message. A script
+            // reads a pipe: the text whole.
+            (None, false) if on_terminal => Preview::Terminal,
+            (None, false) => Preview::TextWhole,
+        },
     })
 }
 

@@ -12,10 +12,12 @@ use wscope_events::filter::Expr;
 
 use wscope_events::redact::{Redactor, Rules};
 use wscope_events::{
-    ClosedBy, Direction, Ending, Event, EventKind, Files, Header, Payload, RecordWriter,
+    ClosedBy, Direction, Ending, Event, EventKind, Files, Header, Message, Payload, RecordWriter,
     RotatingWriter,
 };
 use wscope_proto::CloseCode;
+
+use crate::preview::{self, Preview};
 
 /// One consumer of the event stream.
 pub trait Sink: Send {
@@ -357,8 +359,8 @@ impl Sink for Record {
     }
 }
 
-/// What a person reads: received messages on stdout, one per line (text as
-/// is, binary as hex), sent ones marked `>` when asked, control frames with
+/// What a person reads: received messages on stdout, one line each (see
+/// [`crate::preview`]), sent ones marked `>` when asked, control frames with
 /// `--show-control`, and how things ended on stderr.
 pub struct Human {
     /// Mark sent (`>`) and received (`<`) messages.
@@ -378,14 +380,11 @@ pub struct Human {
     /// Many connections (the proxy): start lines with the connection id,
     /// report opens, and say client/server rather than sent/received.
     pub show_conn: bool,
-    /// Show at most this many characters of a message (binary: twice
-    /// the bytes in hex), then how much more there was: a view of many
-    /// connections stays one line per message, and readable.
-    pub preview: Option<usize>,
+    /// Where a message's line ends: whole text in a pipe, the
+    /// terminal's width on one (binary is always its first bytes, unless
+    /// `--full`). `--pretty` shows every message whole, over many lines.
+    pub preview: Preview,
 }
-
-/// The characters of a message the many-connection view shows.
-pub const PREVIEW_CHARS: usize = 200;
 
 impl Human {
     fn prefix(&self, event: &Event, line: &mut Vec<u8>, marked: bool) {
@@ -438,30 +437,58 @@ impl Human {
         self.put(line.as_bytes(), true)
     }
 
-    /// A message's payload, cut to `preview` when set.
-    fn message_payload(&self, payload: &Payload, line: &mut Vec<u8>) {
-        let Some(limit) = self.preview else {
+    /// A message on its one line. Text: whole (a pipe, `--full`); on a
+    /// terminal or with `--preview-width` as it is when it fits, else its
+    /// kind, size and as much as fits. Binary: its kind, size and first
+    /// bytes (`--full`: every byte).
+    fn message_payload(&self, message: &Message, line: &mut Vec<u8>) {
+        let payload = &message.payload;
+        if self.pretty {
             return self.payload(payload, line);
+        }
+        let columns = self.preview.columns();
+        let room = |line: &[u8]| {
+            columns.map(|columns| {
+                columns
+                    .saturating_sub(preview::visible_width(line))
+                    .max(preview::MIN_COLUMNS)
+            })
         };
-        match (&payload.text, payload.bytes()) {
-            (Some(text), _) => match text.char_indices().nth(limit) {
-                Some((cut, _)) => {
-                    line.extend_from_slice(&text.as_bytes()[..cut]);
-                    let _ = write!(line, "… ({} bytes)", payload.len);
-                }
-                None => line.extend_from_slice(text.as_bytes()),
-            },
-            (None, Ok(bytes)) => {
-                let _ = write!(line, "<binary {} bytes> ", payload.len);
-                let shown = bytes.len().min(limit / 2);
-                for byte in &bytes[..shown] {
-                    let _ = write!(line, "{byte:02x}");
-                }
-                if (shown as u64) < payload.len {
-                    line.extend_from_slice("…".as_bytes());
-                }
+        if let Some(text) = &payload.text {
+            let Some(fits) = room(line) else {
+                line.extend_from_slice(text.as_bytes());
+                return;
+            };
+            let start = line.len();
+            if !preview::fit_text(text, fits, line) && !payload.truncated {
+                return;
             }
-            (None, Err(_)) => line.extend_from_slice(b"<binary: undecodable payload>"),
+            // Cut: say what it was before showing how it starts.
+            line.truncate(start);
+            let _ = write!(line, "{} {} B ", message.opcode, payload.len);
+            let fits = room(line).unwrap_or(usize::MAX);
+            if !preview::fit_text(text, fits, line) {
+                // Only the start was kept (--max-payload), and all of it fits.
+                line.extend_from_slice("…".as_bytes());
+            }
+            return;
+        }
+        let _ = write!(line, "{} {} B ", message.opcode, payload.len);
+        if self.preview == Preview::Full {
+            match payload.bytes() {
+                Ok(bytes) => {
+                    preview::hex_spaced(&bytes, line);
+                    if payload.truncated {
+                        line.extend_from_slice(" …".as_bytes());
+                    }
+                }
+                Err(_) => line.extend_from_slice(b"(undecodable payload)"),
+            }
+            return;
+        }
+        match preview::first_bytes(payload) {
+            Ok(bytes) => preview::hex_preview(&bytes, payload.len, room(line), line),
+            Err(_) => line.extend_from_slice(b"(undecodable payload)"),
         }
     }
 
@@ -478,15 +505,12 @@ impl Human {
                 }
             }
             (Some(text), _) => line.extend_from_slice(text.as_bytes()),
-            // A person at a terminal gets the dump; a pipe gets one line.
-            (None, Ok(bytes)) if self.pretty || self.printer.is_some() => hex_dump(&bytes, line),
+            (None, Ok(bytes)) if self.pretty => hex_dump(&bytes, line),
             (None, Ok(bytes)) => {
-                let _ = write!(line, "<binary {} bytes> ", payload.len);
-                for byte in bytes {
-                    let _ = write!(line, "{byte:02x}");
-                }
+                let _ = write!(line, "binary {} B ", payload.len);
+                preview::hex_spaced(&bytes, line);
             }
-            (None, Err(_)) => line.extend_from_slice(b"<binary: undecodable payload>"),
+            (None, Err(_)) => line.extend_from_slice(b"binary (undecodable payload)"),
         }
     }
 }
@@ -569,7 +593,7 @@ impl Human {
 
 /// `offset  hex bytes  |ascii|`, 16 bytes a row.
 fn hex_dump(bytes: &[u8], line: &mut Vec<u8>) {
-    let _ = write!(line, "<binary {} bytes>", bytes.len());
+    let _ = write!(line, "binary {} B", bytes.len());
     for (row, chunk) in bytes.chunks(16).enumerate() {
         let _ = write!(line, "\n  {:08x}  ", row * 16);
         for i in 0..16 {
@@ -609,7 +633,7 @@ impl Sink for Human {
                     return Ok(());
                 }
                 self.prefix(event, &mut line, self.arrows);
-                self.message_payload(&message.payload, &mut line);
+                self.message_payload(message, &mut line);
             }
             EventKind::Frame(frame)
                 if self.show_control

@@ -39,12 +39,96 @@ fn explain_close_codes_and_statuses() {
     assert!(err.contains("neither"), "{err}");
 }
 
+/// The web UI's URL on the demo's `web UI` line.
+fn demo_ui_url(line: &str) -> Option<String> {
+    line.trim()
+        .strip_prefix("web UI")
+        .map(|url| url.trim().to_owned())
+}
+
+/// `http://127.0.0.1:PORT/?token=T` into its port and path.
+fn port_and_target(url: &str) -> (u16, String) {
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("a loopback URL: {url}"));
+    let (port, target) = rest.split_once('/').expect("a path");
+    (port.parse().expect("a port"), format!("/{target}"))
+}
+
 #[test]
-fn demo_runs_end_to_end() {
-    let (code, out, err) = run(&["demo"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("< hello, wscope"), "{out}");
-    assert!(err.contains("1000 (Normal Closure)"), "{err}");
+fn demo_shows_the_proxy_at_work_with_its_fault_and_ui() {
+    let mut command = wscope();
+    command.args(["demo", "--once"]);
+    let out = common::output_within(&mut command, std::time::Duration::from_secs(60));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // The proxy's view of both directions, through the proxy's rule.
+    assert!(stdout.contains("c1 > hello, wscope\n"), "{stdout}");
+    assert!(stdout.contains("c1 < hello, wscope\n"), "{stdout}");
+    assert!(
+        stderr.contains(
+            r#"rewrote this text message: "{\"type\":\"greeting\",\"from\":\"the proxy\""#
+        ),
+        "{stderr}"
+    );
+    // Both ends of the connection closed it cleanly.
+    assert!(
+        stderr.contains("c1 closed by the client: 1000 (Normal Closure), clean"),
+        "{stderr}"
+    );
+    let url = stdout.lines().find_map(demo_ui_url).expect("the UI's URL");
+    assert!(url.contains("/?token="), "{url}");
+}
+
+#[test]
+fn the_demo_keeps_its_ui_up_until_stopped() {
+    use std::io::BufRead;
+    let mut child = wscope()
+        .arg("demo")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("wscope demo starts");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    // Stopped when the test ends, passed or failed.
+    let _demo = common::Running {
+        child,
+        stdout: None,
+    };
+    // The URL, then the whole exchange, then the demo waits.
+    let (url, lines) = common::within(
+        "the demo's exchange",
+        std::time::Duration::from_secs(60),
+        move || {
+            let mut url = None;
+            let mut lines = Vec::new();
+            for line in stdout.lines().map_while(Result::ok) {
+                url = url.or_else(|| demo_ui_url(&line));
+                let waiting = line.starts_with("Ctrl-C to stop");
+                lines.push(line);
+                if waiting {
+                    break;
+                }
+            }
+            (url, lines)
+        },
+    );
+    let url = url.unwrap_or_else(|| panic!("no UI URL in {lines:#?}"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "c1 < κόσμε — UTF-8 survives the round trip 🎉"),
+        "{lines:#?}"
+    );
+    let (port, with_token) = port_and_target(&url);
+    let host = format!("127.0.0.1:{port}");
+    let (status, body) = common::http_get(port, &with_token, &host);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = common::http_get(port, "/", &host);
+    assert_eq!(status, 401, "the UI without its token");
 }
 
 #[test]
@@ -399,11 +483,16 @@ fn a_bad_filter_is_shown_with_a_caret_and_starts_nothing() {
 
 /// A pseudo-terminal: the parent's end, and the end a child writes to.
 fn pseudo_terminal() -> (std::fs::File, std::os::fd::OwnedFd) {
+    pseudo_terminal_of(100)
+}
+
+/// A pseudo-terminal `columns` wide.
+fn pseudo_terminal_of(columns: u16) -> (std::fs::File, std::os::fd::OwnedFd) {
     use std::os::fd::FromRawFd;
     let (mut parent, mut child) = (-1, -1);
     let size = libc::winsize {
         ws_row: 24,
-        ws_col: 100,
+        ws_col: columns,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
@@ -530,6 +619,225 @@ fn read_shows_progress_on_a_terminal_and_clears_it() {
         on_stderr.ends_with("\r\x1b[2K"),
         "not cleared: {on_stderr:?}"
     );
+}
+
+/// Runs `wscope args` with stdout on a pseudo-terminal `columns` wide
+/// (stderr discarded), with `env` set; returns the status and the lines
+/// the terminal got.
+fn run_with_stdout_on_terminal(
+    args: &[&str],
+    env: &[(&str, &str)],
+    columns: u16,
+) -> (i32, Vec<String>) {
+    let (mut terminal, stdout) = pseudo_terminal_of(columns);
+    let child = {
+        let mut command = wscope();
+        command
+            .args(args)
+            .env_remove("NO_COLOR")
+            .env_remove("COLUMNS")
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(std::process::Stdio::null());
+        command.spawn().expect("wscope runs")
+    };
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut terminal, &mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let status = common::wait_output(child, std::time::Duration::from_secs(60)).status;
+    let seen = reader.join().expect("terminal reader");
+    // The terminal turns each \n into \r\n.
+    let lines = seen
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .collect();
+    (status.code().unwrap_or(-1), lines)
+}
+
+/// The start of each line, for a failure's message.
+fn shortened(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.chars().take(150).collect())
+        .collect()
+}
+
+/// `line` without its colour sequences.
+fn without_colours(line: &str) -> String {
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// The columns a line takes on a terminal (its characters here are all
+/// one column wide): colour sequences take none.
+fn columns_of(line: &str) -> usize {
+    without_colours(line).chars().count()
+}
+
+#[test]
+fn the_live_view_fits_a_terminal_and_keeps_text_whole_in_a_pipe() {
+    let (_server, url) = common::start_server(&[]);
+    let dir = common::temp_dir("live-view");
+    let (texts, binary) = (dir.join("texts.jsonl"), dir.join("binary.jsonl"));
+    let big = "0123456789abcdef".repeat(4096);
+    let echo = format!("{url}/echo");
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--record",
+        texts.to_str().unwrap(),
+        "--send",
+        &big,
+        "--send",
+        "line one\nline two",
+        "--send",
+        "short",
+        "--expect",
+        "3",
+        &echo,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let blob = "AB".repeat(100);
+    let (code, _, err) = run(&[
+        "connect",
+        "--quiet",
+        "--binary",
+        "--record",
+        binary.to_str().unwrap(),
+        "--send",
+        &blob,
+        "--expect",
+        "1",
+        &echo,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let files = [texts.to_str().unwrap(), binary.to_str().unwrap()];
+    let read = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec!["read", files[0], files[1]];
+        args.extend_from_slice(extra);
+        args
+    };
+    // The message lines (not the close frames), without their colours.
+    let messages = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| without_colours(l))
+            .filter(|l| (l.contains("> ") || l.contains("< ")) && !l.contains(" close "))
+            .collect()
+    };
+
+    // A pipe: text whole, as scripts read it; binary its size and first bytes.
+    let (code, out, _) = run(&read(&[]));
+    assert_eq!(code, 0);
+    let printed: Vec<&str> = out.lines().collect();
+    assert!(
+        printed.iter().any(|l| l.ends_with(&format!("> {big}"))),
+        "{out:.300}"
+    );
+    assert!(printed.iter().any(|l| l.ends_with("< short")), "{out:.300}");
+    let hex = printed
+        .iter()
+        .find(|l| l.contains("< binary"))
+        .expect("a binary line");
+    assert!(
+        hex.ends_with("< binary 200 B 41 42 41 42 41 42 41 42 41 42 41 42 41 42 41 42 …"),
+        "{hex}"
+    );
+    // --full: binary whole too.
+    let (_, out, _) = run(&read(&["--full"]));
+    assert!(
+        out.contains(&format!("< binary 200 B {}\n", ["41 42"; 100].join(" "))),
+        "{out:.300}"
+    );
+
+    // A terminal: one line per message, within its width; a cut one says
+    // its kind and size first, one that fits is as it is (line breaks
+    // escaped).
+    let (code, lines) = run_with_stdout_on_terminal(&read(&[]), &[], 72);
+    assert_eq!(code, 0);
+    let printed = messages(&lines);
+    assert_eq!(printed.len(), 8, "{:#?}", shortened(&lines));
+    for line in &printed {
+        assert!(
+            columns_of(line) <= 72,
+            "{} columns: {line}",
+            columns_of(line)
+        );
+    }
+    let cut = printed
+        .iter()
+        .find(|l| l.contains("> text 65536 B 0123456789abcdef"))
+        .expect("the big one");
+    assert!(cut.ends_with('…') && columns_of(cut) == 72, "{cut}");
+    assert!(
+        printed.iter().any(|l| l.ends_with("< line one\\nline two")),
+        "{:#?}",
+        shortened(&printed)
+    );
+    assert!(
+        printed.iter().any(|l| l.ends_with("< short")),
+        "{:#?}",
+        shortened(&printed)
+    );
+    assert!(
+        printed.iter().any(|l| l.contains("< binary 200 B 41 42 ")),
+        "{:#?}",
+        shortened(&printed)
+    );
+    // Colours on a terminal, in the markers, outside the counted width.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\x1b[34m>\x1b[0m text 65536 B")),
+        "{:#?}",
+        shortened(&lines)
+    );
+    // COLUMNS is the fallback only: the terminal's own width wins.
+    let (_, lines) = run_with_stdout_on_terminal(&read(&[]), &[("COLUMNS", "200")], 72);
+    assert!(
+        messages(&lines).iter().all(|l| columns_of(l) <= 72),
+        "{:#?}",
+        shortened(&lines)
+    );
+    // NO_COLOR and --color never take them away; --color always brings
+    // them to a pipe.
+    let (_, lines) = run_with_stdout_on_terminal(&read(&[]), &[("NO_COLOR", "1")], 72);
+    assert!(!lines.concat().contains('\x1b'), "{:#?}", shortened(&lines));
+    let (_, lines) = run_with_stdout_on_terminal(&read(&["--color", "never"]), &[], 72);
+    assert!(!lines.concat().contains('\x1b'), "{:#?}", shortened(&lines));
+    let (_, out, _) = run(&read(&["--color", "always", "--preview-width", "50"]));
+    assert!(
+        out.contains("\x1b[34m>\x1b[0m text 65536 B 0123"),
+        "{out:.300}"
+    );
+    // --full on a terminal: the whole text.
+    let (_, lines) = run_with_stdout_on_terminal(&read(&["--full"]), &[], 72);
+    assert!(lines.iter().any(|l| l.ends_with(&big)), "no whole message");
+
+    // --preview-width in a pipe: cut as on a terminal that wide.
+    let (_, out, _) = run(&read(&["--preview-width", "50"]));
+    let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+    let printed = messages(&lines);
+    assert_eq!(printed.len(), 8, "{out:.2000}");
+    for line in &printed {
+        assert!(
+            columns_of(line) <= 50,
+            "{} columns: {line}",
+            columns_of(line)
+        );
+    }
+    let (code, _, err) = run(&read(&["--preview-width", "50", "--full"]));
+    assert_eq!(code, 2, "{err}");
 }
 
 /// Runs `wscope args` with `input` on its stdin.

@@ -461,10 +461,7 @@ fn scripted_send_and_expect() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "<binary 2 bytes> 4142\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "binary 2 B 41 42\n");
 }
 
 #[test]

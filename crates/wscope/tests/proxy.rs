@@ -714,6 +714,8 @@ fn the_live_view_shows_a_preview_of_each_large_message_on_one_line() {
     let (_server, upstream) = start_server(&[]);
     let mut child = wscope()
         .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &upstream])
+        // What a terminal 120 columns wide gets (stdout is a pipe here).
+        .args(["--preview-width", "120"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("wscope proxy starts");
@@ -740,11 +742,11 @@ fn the_live_view_shows_a_preview_of_each_large_message_on_one_line() {
     let echoed = texts(&report);
     assert_eq!(echoed.len(), 1, "{report}");
     assert!(echoed[0].starts_with("0123456789abcdef"), "{report}");
-    // Both directions, each one line: the start of the message and its size.
+    // Both directions, each one line: kind, size, the start of the message.
     let lines = common::within("two preview lines", Duration::from_secs(30), move || {
         let mut previews = Vec::new();
         for line in out.lines().map_while(Result::ok) {
-            if line.contains("(65536 bytes)") {
+            if line.contains(" text 65536 B ") {
                 previews.push(line);
                 if previews.len() == 2 {
                     break;
@@ -754,13 +756,13 @@ fn the_live_view_shows_a_preview_of_each_large_message_on_one_line() {
         previews
     });
     assert_eq!(lines.len(), 2, "{lines:?}");
-    for line in &lines {
-        assert!(line.contains("0123456789abcdef0123"), "{line}");
+    for (line, marker) in lines.iter().zip(["c1 > ", "c1 < "]) {
         assert!(
-            line.chars().count() < 300,
-            "{} chars: {line:.400}",
-            line.chars().count()
+            line.starts_with(&format!("{marker}text 65536 B 0123456789abcdef0123")),
+            "{line:.400}"
         );
+        assert!(line.ends_with('…'), "{line:.400}");
+        assert_eq!(line.chars().count(), 120, "{line:.400}");
     }
 }
 

@@ -66,7 +66,33 @@ enum Mode {
     Forward,
 }
 
+/// What a caller in the same process (`wscope demo`) adds to a proxy.
+#[derive(Default)]
+pub struct Embedding {
+    /// The rules in force, in place of fault flags and `--rules`.
+    pub rules: Option<crate::rules::RuleSet>,
+    /// Told where the proxy listens and its UI's URL, once it does.
+    pub ready: Option<tokio::sync::oneshot::Sender<Ready>>,
+    /// Ends the proxy as Ctrl-C does when it turns true.
+    pub stop: Option<watch::Receiver<bool>>,
+    /// No `listening on` line: the caller says where the proxy listens.
+    pub silent: bool,
+}
+
+/// A proxy that listens.
+#[derive(Debug)]
+pub struct Ready {
+    pub addrs: Vec<SocketAddr>,
+    /// The web UI's URL with its token (`--ui`).
+    pub ui: Option<String>,
+}
+
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    run_embedded(args, Embedding::default()).await
+}
+
+/// The proxy, with what `embedding` adds.
+pub async fn run_embedded(args: ProxyArgs, embedding: Embedding) -> anyhow::Result<()> {
     // Before anything listens: a mistake starts nothing.
     outputs::check(&args.output, &outputs::PROXY)?;
     listen::raise_fd_limit();
@@ -106,6 +132,13 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         None
     };
     let mut rules = crate::rules::reload::load(&args.faults)?;
+    if let Some(set) = embedding.rules {
+        anyhow::ensure!(
+            rules.is_none(),
+            "a proxy with rules of its caller's takes no fault flags or --rules"
+        );
+        rules = Some(watch::channel(Arc::new(set)));
+    }
     if args.output.ui.is_some() && rules.is_none() {
         // The UI acts on connections through the shaping relay.
         let (tx, rx) = watch::channel(Arc::new(crate::rules::RuleSet::default()));
@@ -151,6 +184,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         line.push_str(&format!(" (metrics: {url})"));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut ui_url = None;
     if let Some(ui) = outputs.ui {
         let source = match &mode {
             Mode::Reverse(target) => format!("wscope proxy to {target}"),
@@ -163,15 +197,25 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         };
         let url = ui.start(live, shutdown_rx.clone()).await?;
         line.push_str(&format!(" (ui: {url})"));
+        ui_url = Some(url);
     }
     if let Some((_, current)) = &rules {
         let n = current.borrow().rules.len();
         let s = if n == 1 { "" } else { "s" };
         line.push_str(&format!(" ({n} rule{s} in force)"));
     }
-    println!("{line}");
-    use std::io::Write;
-    std::io::stdout().flush()?;
+    if !embedding.silent {
+        println!("{line}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+    }
+    if let Some(ready) = embedding.ready {
+        let addrs = listeners
+            .iter()
+            .map(|listener| listener.local_addr())
+            .collect::<Result<_, _>>()?;
+        let _ = ready.send(Ready { addrs, ui: ui_url });
+    }
 
     let proxy = Arc::new(Proxy {
         mode,
@@ -196,10 +240,15 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         let shutdown = proxy.shutdown.clone();
         crate::rules::reload::watch_file(args.faults.clone(), tx, proxy.events.clone(), shutdown);
     }
-    listen::accept_until_shutdown(listeners, shutdown_tx, move |stream, peer| {
-        let proxy = proxy.clone();
-        async move { handle(&proxy, stream, peer).await }
-    })
+    listen::accept_until(
+        listeners,
+        shutdown_tx,
+        embedding.stop,
+        move |stream, peer| {
+            let proxy = proxy.clone();
+            async move { handle(&proxy, stream, peer).await }
+        },
+    )
     .await;
     pipeline.finish().await;
     Ok(())

@@ -32,7 +32,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
             color: crate::color::stdout(),
             printer: None,
             show_conn: true,
-            preview: None,
+            preview: crate::preview::Preview::Full,
         })
     };
     // The recordings are compared as they are; what is printed is

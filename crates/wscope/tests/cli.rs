@@ -2,10 +2,12 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use common::wscope;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = wscope().args(args).output().expect("wscope runs");
+    let out = wscope().args(args).timed_output().expect("wscope runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -237,9 +239,8 @@ fn serve_filter_narrows_the_log_not_the_record() {
         .expect("wscope serve starts");
     let stderr = server.stderr.take().expect("stderr is piped");
     let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).expect("the address line");
+    let stdout = std::io::BufReader::new(server.stdout.take().expect("stdout is piped"));
+    let (stdout, line) = common::first_line(stdout, "wscope serve", common::START_LIMIT);
     let server = common::Running {
         child: server,
         stdout: Some(stdout),
@@ -894,7 +895,7 @@ fn completions_are_valid_shell_and_know_every_command() {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!("source {} && complete -p wscope", path.display()))
-        .output()
+        .timed_output()
         .expect("bash runs");
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("_wscope"));
@@ -920,7 +921,7 @@ fn manpages_are_written_for_every_command_and_read_by_man() {
         .arg(dir.join("wscope-doctor.1"))
         .env("MANPAGER", "cat")
         .env("MANWIDTH", "100")
-        .output()
+        .timed_output()
         .expect("man runs");
     assert!(out.status.success(), "{out:?}");
     let page = String::from_utf8_lossy(&out.stdout);
@@ -938,7 +939,7 @@ fn color_follows_the_flag_then_the_terminal_and_no_color() {
     let out = wscope()
         .args(["doctor", "--color", "always", "http://127.0.0.1:1/"])
         .env("NO_COLOR", "1")
-        .output()
+        .timed_output()
         .expect("wscope runs");
     assert!(String::from_utf8_lossy(&out.stdout).contains('\x1b'));
     let (_, never, _) = run(&["--color", "never", "doctor", "http://127.0.0.1:1/"]);

@@ -1307,7 +1307,7 @@ fn state_resync(ws: &mut Ws, side: usize, ended: bool, id: Option<&str>, ctx: &m
             if let Some(id) = id {
                 let mut text = if held.known && at_first == 0 {
                     format!(
-                        "{}: decoding resumes at seq {seq}, the end of the damaged frame",
+                        "{}: decoding resumes at seq {seq}, after the damaged frame",
                         d.dir.as_str()
                     )
                 } else {

@@ -906,6 +906,30 @@ fn a_dropped_segment_is_a_note_with_its_range_and_loses_only_what_it_touched() {
                     .any(|n| n["text"].as_str().unwrap_or_default().contains(&text)),
                 "{what}: a note in {dir} saying {text:?}; notes: {found:#?}"
             );
+            // A hole inside the payload of a frame whose header came
+            // before it: that header says where the next frame starts,
+            // and decoding resumes there (after any continuation frames
+            // of the damaged message), with no search that random
+            // payload bytes could fool.
+            let inside = side.frames.iter().position(|f| {
+                let payload_start = side.offset(f.seq) + f.wire_len - f.payload_len;
+                payload_start <= side.offset(from)
+                    && side.offset(to) <= side.offset(f.seq) + f.wire_len
+            });
+            if let Some(f) = inside
+                && let Some(next) = side.frames[f + 1..].iter().find(|n| n.opcode != 0)
+            {
+                let resumes = format!(
+                    "{dir}: decoding resumes at seq {}, after the damaged frame",
+                    next.seq
+                );
+                assert!(
+                    found
+                        .iter()
+                        .any(|n| n["text"].as_str().unwrap_or_default().starts_with(&resumes)),
+                    "{what}: a note saying {resumes:?}; notes: {found:#?}"
+                );
+            }
 
             // Frames: those overlapping the range are lost (the reader
             // may show what it had of them), and so may be the other

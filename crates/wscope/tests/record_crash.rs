@@ -53,12 +53,17 @@ fn a_proxy_killed_mid_stream_leaves_a_record_read_up_to_its_last_whole_event() {
             &upstream,
             "--record",
             record.to_str().unwrap(),
+            "--max-payload",
+            "65536",
         ],
         &[],
     );
-    // 4 KB messages every millisecond for far longer than the test runs.
+    // 60 KB messages (kept whole: --max-payload 65536) every millisecond,
+    // for far longer than the test runs. A batch usually reaches the file
+    // in one write, so the kill mostly falls between lines; where it falls
+    // inside one, that is checked too, and the cut below makes sure of it.
     let url = format!(
-        "{}/stream?every=1ms&size=4000&count=1000000",
+        "{}/stream?every=1ms&size=60000&count=1000000",
         address_in(&line, "ws://")
     );
     let client = Command::new(venv_bin("python"))
@@ -103,6 +108,15 @@ fn a_proxy_killed_mid_stream_leaves_a_record_read_up_to_its_last_whole_event() {
     assert!(events == written, "the events read are the lines written");
     let lines = bytes.iter().filter(|&&b| b == b'\n').count();
     let cut_note = format!("line {} of {} is cut off", lines + 1, record.display());
+    eprintln!(
+        "killed after {} whole events; the file ends {}",
+        written.len(),
+        if bytes.ends_with(b"\n") {
+            "with a whole line"
+        } else {
+            "inside a line"
+        }
+    );
     if bytes.ends_with(b"\n") {
         assert!(!stderr.contains("cut off"), "{stderr}");
     } else {

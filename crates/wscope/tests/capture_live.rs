@@ -970,7 +970,7 @@ fn refused(wrapper: &[&str], args: &[&str]) -> String {
         .unwrap();
     // Should it start capturing after all, it would never end.
     let watchdog = watchdog(child.id());
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     drop(watchdog);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
@@ -1050,7 +1050,7 @@ fn without_libpcap_a_filter_says_what_to_install() {
         .spawn()
         .unwrap();
     let watchdog = watchdog(child.id());
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     drop(watchdog);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -331,7 +331,7 @@ fn run_briefly(args: &[&str]) -> (i32, String, String) {
     while child.try_wait().expect("wait").is_none() {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
+            let out = common::wait_output(child, common::COMMAND_LIMIT);
             panic!(
                 "wscope {args:?} was still running:\n{}\n{}",
                 String::from_utf8_lossy(&out.stdout),
@@ -340,7 +340,7 @@ fn run_briefly(args: &[&str]) -> (i32, String, String) {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("output");
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -546,7 +546,7 @@ fn run_with_stdin(args: &[&str], input: &[u8]) -> (i32, String, String) {
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().expect("output");
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     writer.join().unwrap().expect("stdin written");
     (
         out.status.code().unwrap_or(-1),

@@ -54,7 +54,7 @@ fn connect_to(url: &str, stdin: &str, extra: &[&str]) -> std::process::Output {
         .expect("stdin is piped")
         .write_all(stdin.as_bytes())
         .expect("stdin written");
-    child.wait_with_output().expect("wscope connect exits")
+    common::wait_output(child, common::COMMAND_LIMIT)
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn wss_with_a_private_ca_insecure_and_keylog() {
         .unwrap()
         .write_all(b"over tls\n")
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "over tls\n",

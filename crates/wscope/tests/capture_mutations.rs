@@ -36,7 +36,11 @@
 //!   right, so it is not required either way. Everything else — the
 //!   other frames of that direction, every event of the other direction —
 //!   is unchanged, timestamps included: a hole given up late must not
-//!   move the timeline of what came after it.
+//!   move the timeline of what came after it. A hole inside the payload
+//!   of a frame whose header came before it is not searched past: that
+//!   header says where the next frame starts, and the reader's note says
+//!   decoding resumed there (random payload bytes, compressed or binary,
+//!   now and then hold a run of headers a search would believe).
 //! - A **cut** capture (every packet before packet N gone, N after the
 //!   handshake): an `open` with `"handshake": "missing"`; per direction,
 //!   exactly the frames that start at or after the first frame boundary
@@ -46,6 +50,11 @@
 //!   messages whose first frame is among them, unchanged — except, with
 //!   context takeover, compressed ones (their window is gone with the
 //!   cut; not required either way).
+//!
+//! Every mutation is made on a capture in stream order (each data packet
+//! starting where the one before it ended, and nothing tshark's TCP
+//! analysis calls a retransmission, reordering or lost segment): a
+//! scenario is captured again, up to five times, until it is.
 //!
 //! "Unchanged" always means equal to the unmutated capture's events, and
 //! those are first checked against what was on the wire: the frames the

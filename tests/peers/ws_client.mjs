@@ -5,7 +5,9 @@
 // Usage: node ws_client.mjs URL [--send TEXT]... [--send-size N]
 //                               [--expect N] [--wait MS] [--no-compress]
 // Times ("sent_at", each message's "at", "closed_at") are seconds since
-// the connection was opened.
+// the connection was opened; "closed_after_start" is seconds since before
+// the connection began, so it holds every timer a server or proxy starts
+// (a lower bound on it holds however slow the machine).
 // Prints one JSON object on stdout.
 
 import WebSocket from "ws";
@@ -23,6 +25,7 @@ for (let i = 1; i < args.length; i++) {
   else if (args[i] === "--wait") waitMs = Number(args[++i]);
   else if (args[i] === "--no-compress") compress = false;
 }
+const startedAt = performance.now();
 let openedAt = null;
 const since = () => (openedAt === null ? 0 : (performance.now() - openedAt) / 1000);
 
@@ -72,5 +75,6 @@ ws.on("error", (err) => {
 ws.on("close", (code, reason) => {
   result.close = { code, reason: reason.toString() };
   result.closed_at = since();
+  result.closed_after_start = (performance.now() - startedAt) / 1000;
   finish();
 });

@@ -57,6 +57,12 @@ struct Held {
     marks: Vec<(usize, u64)>,
     /// Sequence number of `bytes[0]`.
     seq: u32,
+    /// Bytes still to pass over before holding any: the rest of a frame
+    /// whose header was read before a hole inside its payload.
+    skip: u64,
+    /// The first byte held is a frame boundary the damaged frame's own
+    /// length gave, not one still to be searched for.
+    known: bool,
 }
 
 impl Held {
@@ -67,7 +73,21 @@ impl Held {
         }
     }
 
+    /// Held bytes after a hole that ends `skip` bytes before the end of
+    /// the frame it fell in: the next boundary is known.
+    fn skipping(seq: u32, skip: u64) -> Held {
+        Held {
+            seq: seq.wrapping_add(skip as u32),
+            skip,
+            known: true,
+            ..Held::default()
+        }
+    }
+
     fn push(&mut self, seq: u32, data: &[u8], ts: u64) {
+        let passed = self.skip.min(data.len() as u64) as usize;
+        self.skip -= passed as u64;
+        let (seq, data) = (seq.wrapping_add(passed as u32), &data[passed..]);
         if self.bytes.is_empty() {
             self.seq = seq;
             self.marks.clear();
@@ -630,11 +650,38 @@ impl State {
                     d.earlier.frames += s.frames;
                     d.earlier.messages += s.messages;
                 }
+                // A hole inside the payload of a frame whose header was
+                // read (a large message): that header says where the next
+                // frame starts, so no search (which random payload bytes,
+                // compressed or binary, can fool) is needed.
+                let rest_of_frame = match &d.dec {
+                    Dec::Tap(tap) => {
+                        tap.frame_in_progress()
+                            .and_then(|(header, _, violations, seen)| {
+                                let remaining = header.payload_len.checked_sub(seen)?;
+                                (violations.is_empty() && remaining >= len)
+                                    .then_some(remaining - len)
+                            })
+                    }
+                    _ => None,
+                };
+                let (resume, held) = match rest_of_frame {
+                    Some(skip) => (
+                        format!(
+                            "decoding resumes after the frame's last {skip} bytes, where its header says the next frame starts"
+                        ),
+                        Held::skipping(to, skip),
+                    ),
+                    None => (
+                        "decoding resumes at the next frame boundary that can be proven".to_owned(),
+                        Held::starting_at(to),
+                    ),
+                };
                 let text = format!(
-                    "missing seq {from}..{to} ({len} bytes) of {}: {why}; {lost}; decoding resumes at the next frame boundary that can be proven",
+                    "missing seq {from}..{to} ({len} bytes) of {}: {why}; {lost}; {resume}",
                     d.dir.as_str()
                 );
-                d.dec = Dec::Resync(Held::starting_at(to));
+                d.dec = Dec::Resync(held);
                 if let Some(id) = &self.id {
                     ctx.emit(ts, id, Some(d.dir), EventKind::Note { text });
                 }
@@ -1258,11 +1305,18 @@ fn state_resync(ws: &mut Ws, side: usize, ended: bool, id: Option<&str>, ctx: &m
             d.dec = Dec::Tap(new_tap(d.role, d.deflate, ctx.options));
             d.text = FrameText::default();
             if let Some(id) = id {
-                let mut text = format!(
-                    "{}: decoding resumes at seq {seq}, a frame boundary proven by the {} frame headers after it",
-                    d.dir.as_str(),
-                    resync::CHAIN
-                );
+                let mut text = if held.known && at_first == 0 {
+                    format!(
+                        "{}: decoding resumes at seq {seq}, after the damaged frame",
+                        d.dir.as_str()
+                    )
+                } else {
+                    format!(
+                        "{}: decoding resumes at seq {seq}, a frame boundary proven by the {} frame headers after it",
+                        d.dir.as_str(),
+                        resync::CHAIN
+                    )
+                };
                 if at_first > 0 {
                     text.push_str(&format!(
                         "; {at_first} bytes before it could not be decoded"

@@ -137,7 +137,7 @@ pub struct RecordReader<R: BufRead> {
     input: R,
     header: Header,
     line_no: u64,
-    buf: String,
+    buf: Vec<u8>,
     /// Set when the last line was cut off (a crash while writing).
     truncated_at: Option<u64>,
 }
@@ -162,7 +162,7 @@ impl<R: BufRead> RecordReader<R> {
             input,
             header,
             line_no: 1,
-            buf: String::new(),
+            buf: Vec::new(),
             truncated_at: None,
         })
     }
@@ -181,17 +181,20 @@ impl<R: BufRead> RecordReader<R> {
     pub fn next_event(&mut self) -> Result<Option<Event>, ReadError> {
         loop {
             self.buf.clear();
-            let n = self.input.read_line(&mut self.buf)?;
+            // Bytes, not a String: a writer killed mid-line may have cut
+            // a UTF-8 character in two, and that is a cut line too, not
+            // an I/O error that would lose the events before it.
+            let n = self.input.read_until(b'\n', &mut self.buf)?;
             if n == 0 {
                 return Ok(None);
             }
             self.line_no += 1;
-            let complete = self.buf.ends_with('\n');
-            let text = self.buf.trim_end();
+            let complete = self.buf.ends_with(b"\n");
+            let text = self.buf.trim_ascii_end();
             if text.is_empty() {
                 continue;
             }
-            return match serde_json::from_str::<Event>(text) {
+            return match serde_json::from_slice::<Event>(text) {
                 Ok(event) => Ok(Some(event)),
                 // No newline: the writer died mid-line. Keep what came before.
                 Err(_) if !complete => {
@@ -285,6 +288,39 @@ mod tests {
         assert_eq!(reader.next_event().unwrap(), Some(note(1)));
         assert_eq!(reader.next_event().unwrap(), None);
         assert_eq!(reader.truncated_at(), Some(3));
+    }
+
+    #[test]
+    fn a_line_cut_anywhere_even_inside_a_character_keeps_the_rest() {
+        // What `kill -9` leaves: the last line cut at any byte, here
+        // inside two-, three- and four-byte characters too.
+        let mut file = Vec::new();
+        let mut writer = RecordWriter::new(&mut file, "wscope test", None).unwrap();
+        writer.write(&note(1)).unwrap();
+        let wide = Event {
+            kind: EventKind::Note {
+                text: "é€😀 cut".into(),
+            },
+            ..note(2)
+        };
+        writer.write(&wide).unwrap();
+        writer.flush().unwrap();
+        let last_start = file[..file.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap()
+            + 1;
+        for end in last_start + 1..file.len() - 1 {
+            let mut reader = RecordReader::new(&file[..end]).unwrap();
+            assert_eq!(reader.next_event().unwrap(), Some(note(1)), "cut at {end}");
+            assert_eq!(reader.next_event().unwrap(), None, "cut at {end}");
+            assert_eq!(reader.truncated_at(), Some(3), "cut at {end}");
+        }
+        // Only the newline missing: the event is whole.
+        let mut reader = RecordReader::new(&file[..file.len() - 1]).unwrap();
+        reader.next_event().unwrap();
+        assert_eq!(reader.next_event().unwrap(), Some(wide));
+        assert_eq!(reader.truncated_at(), None);
     }
 
     #[test]

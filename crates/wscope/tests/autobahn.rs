@@ -21,8 +21,16 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
+use std::time::Duration;
 
-use common::{Running, node, peer_script, repo_root, start_server, temp_dir, venv_bin, wscope};
+use common::{
+    Running, TimedOutput, first_line, named_address, node, peer_script, repo_root, run_within,
+    start_server, temp_dir, venv_bin, within, wscope,
+};
+
+/// How long one whole suite may run (kosoku's own case timeouts end it
+/// long before; this only keeps a hung runner from hanging CI).
+const SUITE_LIMIT: Duration = Duration::from_secs(4 * 3600);
 
 /// Cases the runner itself cannot run, with its own error message as the
 /// reason. Empty: every case runs, and every case must pass.
@@ -88,12 +96,31 @@ fn excluded(case: &str, patterns: &[&str]) -> bool {
     })
 }
 
-/// The cases whose verdict through the proxy differs from the direct run.
+/// A verdict as compared between two runs: OK and NON-STRICT are one
+/// class. Autobahn says NON-STRICT where a peer was right but slower than
+/// it could have been: it failed a connection on invalid UTF-8 only after
+/// more of the frames had arrived (6.4.*), or answered later than the
+/// fuzzer looked. Which of the two a case gets depends on when the bytes
+/// reached the peer, which depends on the load of the machine; the two
+/// runs being compared go at once, on shared cores, and one of them
+/// through one more hop. Every other verdict (FAILED, WRONG CODE,
+/// UNCLEAN, INFORMATIONAL, UNIMPLEMENTED, and the close behaviour) says
+/// what the peer did, not when, and is compared exactly.
+fn timing_free((behavior, close): &(String, String)) -> (&str, &str) {
+    let behavior = match behavior.as_str() {
+        "OK" | "NON-STRICT" => "OK or NON-STRICT",
+        other => other,
+    };
+    (behavior, close.as_str())
+}
+
+/// The cases whose verdict through the proxy differs from the direct run
+/// (by [`timing_free`]).
 fn differences(direct: &Verdicts, proxied: &Verdicts) -> Vec<String> {
     let mut different = Vec::new();
     for (case, verdict) in direct {
         match proxied.get(case) {
-            Some(through) if through == verdict => {}
+            Some(through) if timing_free(through) == timing_free(verdict) => {}
             Some(through) => different.push(format!(
                 "{case}: direct {verdict:?}, through the proxy {through:?}"
             )),
@@ -109,7 +136,7 @@ fn start_proxy(upstream: &str, name: &str, extra: &[&str]) -> (Running, String, 
     let dir = TempDir(temp_dir(&format!("autobahn-{name}")));
     // Every event is recorded, but with payloads cut to 64 bytes: the
     // suite moves gigabytes, which a full capture would write to disk.
-    let mut child = wscope()
+    let child = wscope()
         .args([
             "proxy",
             "--listen",
@@ -124,20 +151,8 @@ fn start_proxy(upstream: &str, name: &str, extra: &[&str]) -> (Running, String, 
         .stdout(Stdio::piped())
         .spawn()
         .expect("wscope proxy starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("the proxy names its address");
-    let url = common::ws_url_in(&line);
-    (
-        Running {
-            child,
-            stdout: Some(stdout),
-        },
-        url,
-        dir,
-    )
+    let (running, line) = named_address(child, "wscope proxy");
+    (running, common::ws_url_in(&line), dir)
 }
 
 /// A directory removed when dropped.
@@ -159,12 +174,16 @@ fn fuzzingclient(url: &str, side: &str, excluded: &[&str]) -> Verdicts {
     for pattern in excluded {
         kosoku.args(["-x", pattern]);
     }
-    let status = kosoku
-        .arg("-o")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("kosoku runs");
+    let status = run_within(
+        kosoku
+            .arg("-o")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+        SUITE_LIMIT,
+    )
+    .expect("kosoku runs")
+    .status;
     assert!(
         status.code().is_some(),
         "kosoku ({side}) was killed: {status}"
@@ -242,18 +261,12 @@ const NODE_EXCLUDED: &[&str] = &["12.*"];
 
 #[test]
 fn node_ws_gets_the_same_verdicts_through_the_proxy() {
-    let mut child = node()
+    let child = node()
         .arg(peer_script("ws_server.mjs"))
         .stdout(Stdio::piped())
         .spawn()
         .expect("node starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("node names its address");
-    let _node = Running {
-        child,
-        stdout: Some(stdout),
-    };
+    let (_node, line) = named_address(child, "the node server");
     let url = common::ws_url_in(&line);
     let (_proxy, proxied_url, _record) = start_proxy(&url, "node", &[]);
     let (direct, proxied) = thread::scope(|scope| {
@@ -277,11 +290,12 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
         .stderr(Stdio::piped())
         .spawn()
         .expect("kosoku starts");
-    let mut stderr = BufReader::new(kosoku.stderr.take().expect("stderr is piped"));
-    let mut line = String::new();
-    stderr
-        .read_line(&mut line)
-        .expect("kosoku names its address");
+    let stderr = BufReader::new(kosoku.stderr.take().expect("stderr is piped"));
+    let mut kosoku = Running {
+        child: kosoku,
+        stdout: None,
+    };
+    let (mut stderr, line) = first_line(stderr, "kosoku", common::START_LIMIT);
     let direct = common::ws_url_in(&line);
     // Keep draining kosoku's stderr so it never blocks on a full pipe.
     let drain = thread::spawn(move || {
@@ -289,10 +303,6 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
         while stderr.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {}
         rest
     });
-    let mut kosoku = Running {
-        child: kosoku,
-        stdout: None,
-    };
     let proxy = via_proxy.then(|| start_proxy(&direct, side, &[]));
     let base = proxy
         .as_ref()
@@ -300,8 +310,7 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
 
     let count = wscope()
         .args(["connect", &format!("{base}/getCaseCount")])
-        .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .expect("wscope connect runs");
     let count: usize = String::from_utf8_lossy(&count.stdout)
         .trim()
@@ -323,9 +332,7 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
                     let url = format!("{base}/runCase?case={case}&agent=wscope");
                     let out = wscope()
                         .args(["connect", "--echo", "--quiet", "--compress", &url])
-                        .stdin(Stdio::null())
-                        .stderr(Stdio::piped())
-                        .output()
+                        .timed_output()
                         .expect("wscope connect runs");
                     // The exit status depends on the case (many end in a
                     // deliberate protocol error); the report judges it.
@@ -341,17 +348,23 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
     });
     let update = wscope()
         .args(["connect", &format!("{base}/updateReports?agent=wscope")])
-        .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .expect("wscope connect runs");
     assert!(
         update.status.code().is_some(),
         "updateReports connection ran"
     );
-    let status = kosoku
-        .child
-        .wait()
-        .expect("kosoku exits after updateReports");
+    let pid = kosoku.child.id();
+    let status = within(
+        &format!("kosoku (pid {pid}) exits after updateReports"),
+        common::START_LIMIT,
+        move || {
+            kosoku
+                .child
+                .wait()
+                .expect("kosoku exits after updateReports")
+        },
+    );
     let log = drain.join().unwrap_or_default();
     let verdicts = verdicts(&dir);
     assert_eq!(verdicts.len(), count, "a report for every case ({side})");

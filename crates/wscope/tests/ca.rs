@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,7 +38,11 @@ fn public_key(kind: &str, path: &Path) -> String {
     } else {
         &["pkey", "-pubout", "-in"]
     };
-    let out = Command::new(openssl).args(args).arg(path).output().unwrap();
+    let out = Command::new(openssl)
+        .args(args)
+        .arg(path)
+        .timed_output()
+        .unwrap();
     assert!(out.status.success(), "openssl {kind}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }

@@ -52,6 +52,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -94,7 +96,7 @@ fn tshark(cap: &PeerCapture, keylog: Option<&Path>) -> TsharkView {
         .args(["-o", "gui.max_tree_depth:100000"])
         .args(["-Y", "websocket", "-T", "json", "-x", "--no-duplicate-keys"])
         .args(["-J", "tcp websocket"])
-        .output()
+        .timed_output()
         .expect("tshark runs");
     assert!(
         out.status.success(),
@@ -174,7 +176,7 @@ fn packet_timestamps(pcap: &Path) -> BTreeSet<u64> {
         .arg("-r")
         .arg(pcap)
         .args(["-T", "fields", "-e", "frame.time_epoch"])
-        .output()
+        .timed_output()
         .expect("tshark runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -356,7 +358,7 @@ fn check_variants(
 }
 
 fn run_to_file(command: &mut Command, path: &Path) {
-    let out = command.output().expect("the compressor runs");
+    let out = command.timed_output().expect("the compressor runs");
     assert!(out.status.success(), "{command:?} failed");
     std::fs::write(path, out.stdout).unwrap();
 }

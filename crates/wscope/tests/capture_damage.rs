@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -59,7 +61,7 @@ fn read(path: &Path) -> (i32, Vec<Value>, String) {
         .arg("read")
         .arg(path)
         .arg("--json")
-        .output()
+        .timed_output()
         .expect("wscope read runs");
     let events = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -351,7 +353,7 @@ fn a_capture_converts_to_a_record_file() {
         .arg("--record")
         .arg(&record)
         .arg("-q")
-        .output()
+        .timed_output()
         .unwrap();
     assert!(
         out.status.success(),
@@ -387,13 +389,12 @@ fn a_live_pipe_is_decoded_as_it_arrives() {
         .spawn()
         .expect("tcpdump starts");
     let mut tcpdump_err = BufReader::new(capture.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(
-            tcpdump_err.read_line(&mut line).unwrap() > 0,
-            "tcpdump ended"
-        );
+    loop {
+        let (rest, line) = common::first_line(tcpdump_err, "tcpdump", common::START_LIMIT);
+        tcpdump_err = rest;
+        if line.contains("listening on") {
+            break;
+        }
     }
     let mut read = wscope()
         .args(["read", "-", "--json"])
@@ -411,7 +412,7 @@ fn a_live_pipe_is_decoded_as_it_arrives() {
     });
     let sent = wscope()
         .args(["connect", "--send", "live and well", &format!("{url}/echo")])
-        .output()
+        .timed_output()
         .unwrap();
     assert!(sent.status.success());
     let mut events = BufReader::new(read.stdout.take().unwrap()).lines();

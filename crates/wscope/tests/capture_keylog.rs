@@ -31,6 +31,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -56,7 +58,7 @@ fn read(pcap: &Path, keylog: &Path) -> (Vec<Value>, String) {
         .arg("--keylog")
         .arg(keylog)
         .arg("--json")
-        .output()
+        .timed_output()
         .expect("wscope read runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "wscope read failed: {stderr}");
@@ -249,7 +251,7 @@ fn tshark_frames(cap: &PeerCapture, keylog: &Path) -> Vec<(String, u64, bool, u6
         .args(["-o", "gui.max_tree_depth:100000"])
         .args(["-Y", "websocket", "-T", "json", "--no-duplicate-keys"])
         .args(["-J", "tcp websocket"])
-        .output()
+        .timed_output()
         .expect("tshark runs");
     assert!(
         out.status.success(),
@@ -422,7 +424,7 @@ fn a_lost_tls_segment_costs_its_records_and_no_more() {
             "-e",
             "frame.time_epoch",
         ])
-        .output()
+        .timed_output()
         .expect("tshark runs");
     let rows: Vec<(String, u64)> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -507,7 +509,7 @@ fn read_write_puts_the_secrets_in_use_in_the_pcapng() {
         .arg("--write")
         .arg(&written)
         .arg("--json")
-        .output()
+        .timed_output()
         .expect("wscope read runs");
     assert!(
         out.status.success(),

@@ -34,6 +34,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
@@ -84,10 +86,9 @@ impl Live {
         };
         let mut before = String::new();
         let ready = loop {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!("wscope capture {args:?} ended before it was ready:\n{before}");
-            }
+            let what = format!("wscope capture {args:?} (after {before:?})");
+            let (rest, line) = common::first_line(stderr, &what, common::START_LIMIT);
+            stderr = rest;
             if line.starts_with("capturing on ") {
                 break line.trim_end().to_owned();
             }
@@ -250,9 +251,8 @@ impl Peers {
             .spawn()
             .expect("capture_peers.py starts");
         let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (stdout, line) = common::first_line(stdout, "capture_peers.py", common::START_LIMIT);
         let port = line
             .trim()
             .strip_prefix("port ")
@@ -304,7 +304,7 @@ fn tshark(file: &Path, args: &[&str]) -> Vec<String> {
         .arg("-r")
         .arg(file)
         .args(args)
-        .output()
+        .timed_output()
         .expect("tshark runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -392,8 +392,7 @@ fn tcpdump(filter: &str, out: &Path) -> Running {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while !line.contains("listening on") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "tcpdump ended");
+        (stderr, line) = common::first_line(stderr, "tcpdump", common::START_LIMIT);
     }
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     Running {
@@ -766,7 +765,7 @@ fn python_peers_with_deflate_captured_beside_tcpdump() {
         .arg(&by_tcpdump)
         .args(["-q", "--write"])
         .arg(&rewritten)
-        .output()
+        .timed_output()
         .unwrap();
     assert!(
         out.status.success(),
@@ -817,7 +816,7 @@ fn count_stops_after_that_many_packets() {
     let live = Live::start(&["-i", "lo", "--count", "3", &filter]);
     let sent = wscope()
         .args(["connect", "--send", "one", &format!("{url}/echo")])
-        .output()
+        .timed_output()
         .unwrap();
     assert!(sent.status.success());
     let (status, _, stderr) = live.end();
@@ -876,7 +875,7 @@ fn a_secrets_block_is_read_by_tshark() {
     ]);
     let sent = wscope()
         .args(["connect", "--send", "secret", &format!("{url}/echo")])
-        .output()
+        .timed_output()
         .unwrap();
     assert!(sent.status.success());
     live.wait_for("closed event", |e| e["event"] == "closed");
@@ -907,7 +906,7 @@ fn a_secrets_block_is_read_by_tshark() {
     assert_eq!(numbers, expected, "tshark lists every packet");
     let capinfos = Command::new(system_tool("capinfos", "tshark"))
         .arg(&with_secrets)
-        .output()
+        .timed_output()
         .unwrap();
     let info = String::from_utf8_lossy(&capinfos.stdout);
     assert!(
@@ -971,7 +970,7 @@ fn refused(wrapper: &[&str], args: &[&str]) -> String {
         .unwrap();
     // Should it start capturing after all, it would never end.
     let watchdog = watchdog(child.id());
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     drop(watchdog);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
@@ -1022,7 +1021,10 @@ fn a_filter_that_does_not_compile_shows_libpcaps_reason() {
 #[test]
 fn without_libpcap_a_filter_says_what_to_install() {
     system_tool("unshare", "util-linux");
-    let ldconfig = Command::new("/sbin/ldconfig").arg("-p").output().unwrap();
+    let ldconfig = Command::new("/sbin/ldconfig")
+        .arg("-p")
+        .timed_output()
+        .unwrap();
     let libraries: Vec<String> = String::from_utf8_lossy(&ldconfig.stdout)
         .lines()
         .filter(|l| l.contains("libpcap.so"))
@@ -1048,7 +1050,7 @@ fn without_libpcap_a_filter_says_what_to_install() {
         .spawn()
         .unwrap();
     let watchdog = watchdog(child.id());
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     drop(watchdog);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -1074,7 +1076,7 @@ fn write_never_replaces_an_input_nor_the_record() {
         .arg(&input)
         .arg("--write")
         .arg(&input)
-        .output()
+        .timed_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -1090,7 +1092,7 @@ fn write_never_replaces_an_input_nor_the_record() {
         .arg(&record)
         .arg("--write")
         .arg(&written)
-        .output()
+        .timed_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -27,6 +27,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -48,7 +50,7 @@ fn read(pcap: &Path) -> Read {
         if json {
             command.arg("--json");
         }
-        let out = command.output().expect("wscope read runs");
+        let out = command.timed_output().expect("wscope read runs");
         assert!(
             out.status.success(),
             "wscope read {} failed ({}):\n{}",
@@ -276,7 +278,7 @@ fn client_hello_packets(pcap: &Path, port: u16) -> Vec<u64> {
         .args(["-d", &format!("tcp.port=={port},tls")])
         .args(["-Y", "tls.handshake.type==1", "-T", "fields"])
         .args(["-e", "frame.number"])
-        .output()
+        .timed_output()
         .expect("tshark runs");
     assert!(out.status.success(), "tshark failed");
     String::from_utf8_lossy(&out.stdout)
@@ -290,7 +292,7 @@ fn packet_count(pcap: &Path) -> u64 {
         .arg("-r")
         .arg(pcap)
         .args(["-T", "fields", "-e", "frame.number"])
-        .output()
+        .timed_output()
         .expect("tshark runs");
     String::from_utf8_lossy(&out.stdout).lines().count() as u64
 }

@@ -2,10 +2,12 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use common::wscope;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = wscope().args(args).output().expect("wscope runs");
+    let out = wscope().args(args).timed_output().expect("wscope runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -321,9 +323,8 @@ fn serve_filter_narrows_the_log_not_the_record() {
         .expect("wscope serve starts");
     let stderr = server.stderr.take().expect("stderr is piped");
     let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).expect("the address line");
+    let stdout = std::io::BufReader::new(server.stdout.take().expect("stdout is piped"));
+    let (stdout, line) = common::first_line(stdout, "wscope serve", common::START_LIMIT);
     let server = common::Running {
         child: server,
         stdout: Some(stdout),
@@ -414,7 +415,7 @@ fn run_briefly(args: &[&str]) -> (i32, String, String) {
     while child.try_wait().expect("wait").is_none() {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
+            let out = common::wait_output(child, common::COMMAND_LIMIT);
             panic!(
                 "wscope {args:?} was still running:\n{}\n{}",
                 String::from_utf8_lossy(&out.stdout),
@@ -423,7 +424,7 @@ fn run_briefly(args: &[&str]) -> (i32, String, String) {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("output");
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -853,7 +854,7 @@ fn run_with_stdin(args: &[&str], input: &[u8]) -> (i32, String, String) {
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().expect("output");
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     writer.join().unwrap().expect("stdin written");
     (
         out.status.code().unwrap_or(-1),
@@ -1202,7 +1203,7 @@ fn completions_are_valid_shell_and_know_every_command() {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!("source {} && complete -p wscope", path.display()))
-        .output()
+        .timed_output()
         .expect("bash runs");
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("_wscope"));
@@ -1228,7 +1229,7 @@ fn manpages_are_written_for_every_command_and_read_by_man() {
         .arg(dir.join("wscope-doctor.1"))
         .env("MANPAGER", "cat")
         .env("MANWIDTH", "100")
-        .output()
+        .timed_output()
         .expect("man runs");
     assert!(out.status.success(), "{out:?}");
     let page = String::from_utf8_lossy(&out.stdout);
@@ -1246,7 +1247,7 @@ fn color_follows_the_flag_then_the_terminal_and_no_color() {
     let out = wscope()
         .args(["doctor", "--color", "always", "http://127.0.0.1:1/"])
         .env("NO_COLOR", "1")
-        .output()
+        .timed_output()
         .expect("wscope runs");
     assert!(String::from_utf8_lossy(&out.stdout).contains('\x1b'));
     let (_, never, _) = run(&["--color", "never", "doctor", "http://127.0.0.1:1/"]);

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -32,7 +34,7 @@ fn doctor(args: &[&str]) -> (i32, Vec<Value>) {
     let out = doctor_command()
         .arg("--json")
         .args(args)
-        .output()
+        .timed_output()
         .expect("wscope doctor runs");
     let code = out.status.code().expect("exited, not killed");
     let findings = json_lines(&out.stdout)
@@ -137,7 +139,7 @@ fn the_terminal_report_has_one_line_per_check_and_advice_under_problems() {
     let out = doctor_command()
         .args([&format!("{url}/reject/403")])
         .env_remove("NO_COLOR")
-        .output()
+        .timed_output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -381,7 +383,7 @@ fn nothing_reachable_exits_3_and_bad_input_2() {
     assert_eq!(with_verdict(&findings, "problem"), ["tcp"]);
     let out = doctor_command()
         .args(["ftp://127.0.0.1/"])
-        .output()
+        .timed_output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ftp://"));
@@ -399,7 +401,7 @@ fn report_json_writes_one_private_document() {
             path.to_str().unwrap(),
             &format!("{url}/no-pong"),
         ])
-        .output()
+        .timed_output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -563,7 +565,7 @@ fn explain_prints_the_advice_doctor_gives() {
         .to_owned();
     let out = wscope()
         .args(["explain", "400", "--json"])
-        .output()
+        .timed_output()
         .expect("runs");
     let explained: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(explained["advice"], advice);
@@ -739,7 +741,7 @@ fn compare_through_nginx_and_directly_names_the_upgrade_as_the_difference() {
             path.to_str().unwrap(),
             &format!("{proxied}/"),
         ])
-        .output()
+        .timed_output()
         .expect("runs");
     // The first URL's status: through nginx the upgrade is refused.
     assert_eq!(out.status.code(), Some(1));
@@ -797,7 +799,7 @@ fn http_proxy_from_the_environment_is_used_and_reported_and_no_proxy_honoured() 
         if let Some(no_proxy) = no_proxy {
             command.env("NO_PROXY", no_proxy);
         }
-        let out = command.output().expect("runs");
+        let out = command.timed_output().expect("runs");
         let findings: Vec<Value> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON"))
@@ -905,7 +907,7 @@ fn resolve_and_connect_to_reach_the_server_under_another_name() {
             &format!("ws.wscope.invalid:{port}:127.0.0.1"),
             &format!("ws://ws.wscope.invalid:{port}/"),
         ])
-        .output()
+        .timed_output()
         .expect("wscope connect runs");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let events = json_lines(&out.stdout);
@@ -1017,7 +1019,7 @@ fn probe_message_finds_the_size_limit_of_an_endpoint_that_does_not_echo() {
 
 /// Doctor with `args` exits 2 (bad input) and says `words` on stderr.
 fn refused(args: &[&str], words: &str) {
-    let out = doctor_command().args(args).output().expect("runs");
+    let out = doctor_command().args(args).timed_output().expect("runs");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(words),
@@ -1035,7 +1037,7 @@ fn compare_writes_its_differences_as_json_lines() {
             &format!("{url}/"),
             &format!("{url}/reject/403"),
         ])
-        .output()
+        .timed_output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let lines = json_lines(&out.stdout);
@@ -1098,7 +1100,7 @@ fn the_report_redacts_tokens_and_cookies_unless_no_redact() {
     let target = format!("{url}/?room=1&token=s3cret-doctor");
     let out = doctor_command()
         .args(["-H", "Cookie: sid=c00kie-doctor", &target])
-        .output()
+        .timed_output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let report = String::from_utf8_lossy(&out.stdout);
@@ -1109,7 +1111,7 @@ fn the_report_redacts_tokens_and_cookies_unless_no_redact() {
 
     let out = doctor_command()
         .args(["--no-redact", &target])
-        .output()
+        .timed_output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&out.stdout).contains("s3cret-doctor"));
 }

@@ -10,7 +10,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::TimedOutput;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -43,7 +44,7 @@ fn chromium_har(dir: &Path) -> (PathBuf, Value, Running, String) {
         .arg("--profile")
         .arg(dir.join("chromium-profile"))
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .expect("node runs har_chromium.mjs");
     let seen = parse_report("chromium with chrome-har-capturer", &out);
     (har, seen, server, url)
@@ -174,7 +175,7 @@ fn chromium_har_reads_as_the_open_and_the_messages_the_page_sent_and_received() 
     let stats = wscope()
         .args(["read", "--stats"])
         .arg(&har)
-        .output()
+        .timed_output()
         .unwrap();
     assert!(stats.status.success(), "{stats:?}");
     let stats = String::from_utf8_lossy(&stats.stdout);
@@ -215,7 +216,7 @@ fn chromium_har_reads_as_the_open_and_the_messages_the_page_sent_and_received() 
         .arg("--report-json")
         .arg(&report_path)
         .arg(&har)
-        .output()
+        .timed_output()
         .unwrap();
     let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(replay.status.code(), Some(0), "{report:#}\n{replay:?}");
@@ -298,7 +299,7 @@ fn wscope_har_export_reads_back_as_the_same_open_and_messages() {
             .args(["--expect", "2", "--record"])
             .arg(&record)
             .stdin(Stdio::null())
-            .output()
+            .timed_output()
             .unwrap();
         assert!(out.status.success(), "connect {name}: {out:?}");
         let recorded = read_json(&[record.as_os_str()], None);
@@ -358,15 +359,13 @@ fn wscope_har_export_reads_back_as_the_same_open_and_messages() {
 
 /// `wscope ui FILE` on a free port: it, its port and its token.
 fn start_ui(file: &Path) -> (Running, u16, String) {
-    let mut child = wscope()
+    let child = wscope()
         .args(["ui", "--listen", "127.0.0.1:0"])
         .arg(file)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let (running, line) = common::named_address(child, "wscope ui");
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:"))
@@ -374,10 +373,6 @@ fn start_ui(file: &Path) -> (Running, u16, String) {
     let rest = url.trim_start_matches("http://127.0.0.1:");
     let (port, rest) = rest.split_once('/').unwrap();
     let token = rest.trim_start_matches("?token=").to_owned();
-    let running = Running {
-        child,
-        stdout: Some(stdout),
-    };
     (running, port.parse().unwrap(), token)
 }
 

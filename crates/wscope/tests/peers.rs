@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -26,7 +28,7 @@ fn python_websockets_client_gets_its_echoes() {
     let out = Command::new(venv_bin("python"))
         .arg(peer_script("ws_client.py"))
         .arg(format!("{url}/echo"))
-        .output()
+        .timed_output()
         .expect("python client runs");
     assert!(
         out.status.success(),
@@ -52,7 +54,7 @@ fn connect_to(url: &str, stdin: &str, extra: &[&str]) -> std::process::Output {
         .expect("stdin is piped")
         .write_all(stdin.as_bytes())
         .expect("stdin written");
-    child.wait_with_output().expect("wscope connect exits")
+    common::wait_output(child, common::COMMAND_LIMIT)
 }
 
 #[test]
@@ -335,7 +337,7 @@ fn wss_with_a_private_ca_insecure_and_keylog() {
         .unwrap()
         .write_all(b"over tls\n")
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(child, common::COMMAND_LIMIT);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "over tls\n",
@@ -424,7 +426,7 @@ fn scripted_send_and_expect() {
             &format!("{url}/echo"),
         ])
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -445,7 +447,7 @@ fn scripted_send_and_expect() {
             &format!("{url}/echo"),
         ])
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "{\n  \"n\": 2\n}\n");
     let out = wscope()
@@ -459,7 +461,7 @@ fn scripted_send_and_expect() {
             &format!("{url}/echo"),
         ])
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "binary 2 B 41 42\n");
 }
@@ -485,7 +487,7 @@ fn control_frames_are_shown_on_request() {
             &format!("{url}/echo"),
         ])
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("pong: round trip"), "{stderr}");
@@ -530,7 +532,7 @@ fn ping_timeout_ends_a_silent_connection() {
             &format!("ws://127.0.0.1:{port}/"),
         ])
         .stdin(Stdio::piped())
-        .output()
+        .timed_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no pong within"), "{stderr}");
@@ -544,7 +546,7 @@ fn probe(url: &str, extra: &[&str]) -> (i32, String) {
         .args(extra)
         .arg(url)
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -733,7 +735,7 @@ fn interactive_mode_through_a_pseudo_terminal() {
         .arg(env!("CARGO_BIN_EXE_wscope"))
         .arg(format!("{url}/echo"))
         .arg(&home)
-        .output()
+        .timed_output()
         .expect("the pexpect driver runs");
     let screen = std::fs::read_to_string(home.join("screen.log")).unwrap_or_default();
     assert!(

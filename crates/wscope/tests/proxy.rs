@@ -5,13 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::TimedOutput;
+
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Running, address_in, host_port, node, node_server, node_ws, peer_script, python, record_until,
+    address_in, host_port, node, node_server, node_ws, peer_script, python, record_until,
     start_proxy, start_server, temp_dir, texts, venv_bin, wscope,
 };
 use serde_json::Value;
@@ -255,7 +257,7 @@ fn forward_proxy_tunnels_and_intercepts_with_its_own_ca() {
     let out = wscope()
         .arg("ca")
         .env("XDG_DATA_HOME", &data)
-        .output()
+        .timed_output()
         .unwrap();
     assert!(out.status.success());
     let ca = data.join("wscope/ca/wscope-ca.pem");
@@ -269,7 +271,7 @@ fn forward_proxy_tunnels_and_intercepts_with_its_own_ca() {
     let pem = wscope()
         .args(["ca", "--pem"])
         .env("XDG_DATA_HOME", &data)
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&pem.stdout),
@@ -277,7 +279,7 @@ fn forward_proxy_tunnels_and_intercepts_with_its_own_ca() {
     );
 
     // A wss:// server with its own self-signed certificate.
-    let mut tls_server = wscope()
+    let tls_server = wscope()
         .args([
             "serve",
             "--listen",
@@ -291,13 +293,7 @@ fn forward_proxy_tunnels_and_intercepts_with_its_own_ca() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(tls_server.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let _tls_server = Running {
-        child: tls_server,
-        stdout: Some(out),
-    };
+    let (_tls_server, line) = common::named_address(tls_server, "wscope serve --tls");
     let wss = address_in(&line, "wss://").replace("127.0.0.1", "localhost");
     let server_cert = data.join("wscope/self-signed/localhost.pem");
 
@@ -412,7 +408,7 @@ fn forward_proxy_handles_absolute_uris_and_passes_plain_http_through() {
     );
     let out = Command::new(venv_bin("python"))
         .args(["-c", &script])
-        .output()
+        .timed_output()
         .unwrap();
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -446,14 +442,12 @@ fn settle_fds(pid: u32, expected: usize) -> usize {
 fn faults_on_either_side_leave_the_proxy_up_and_recorded() {
     let dir = temp_dir("proxy-faults");
     let record = dir.join("faults.jsonl");
-    let mut upstream_server = wscope()
+    let upstream_server = wscope()
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "off"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(upstream_server.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (mut upstream_server, line) = common::named_address(upstream_server, "wscope serve");
     let upstream = address_in(&line, "ws://");
     let (proxy, line) = start_proxy(
         &[
@@ -497,7 +491,9 @@ fn faults_on_either_side_leave_the_proxy_up_and_recorded() {
          async def main():\n\
          \x20   ws = await connect('{url}/echo', compression=None)\n\
          \x20   await ws.send('before the reset')\n\
-         \x20   assert await ws.recv() == 'before the reset'\n\
+         \x20   echo = await ws.recv()\n\
+         \x20   if echo != 'before the reset':\n\
+         \x20       raise SystemExit(f'echoed {{echo!r}}')\n\
          \x20   sock = ws.transport.get_extra_info('socket')\n\
          \x20   sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n\
          \x20   ws.transport.abort()\n\
@@ -505,7 +501,7 @@ fn faults_on_either_side_leave_the_proxy_up_and_recorded() {
     );
     let out = Command::new(venv_bin("python"))
         .args(["-c", &reset_script])
-        .output()
+        .timed_output()
         .unwrap();
     assert!(
         out.status.success(),
@@ -533,9 +529,12 @@ fn faults_on_either_side_leave_the_proxy_up_and_recorded() {
             ev["event"] == "open" && ev["url"].as_str().is_some_and(|u| u.ends_with("/hang"))
         })
     });
-    upstream_server.kill().unwrap();
-    upstream_server.wait().unwrap();
-    let report = common::parse_report("python", &waiting.wait_with_output().unwrap());
+    upstream_server.child.kill().unwrap();
+    upstream_server.child.wait().unwrap();
+    let report = common::parse_report(
+        "python",
+        &common::wait_output(waiting, Duration::from_secs(60)),
+    );
     assert_eq!(report["closed"]["code"], 1006, "{report}");
 
     // The proxy is still up: with the upstream gone, clients get a 502.
@@ -599,12 +598,12 @@ fn chromium_through_the_forward_proxy_with_tls_interception() {
         wscope()
             .arg("ca")
             .env("XDG_DATA_HOME", &data)
-            .output()
+            .timed_output()
             .unwrap()
             .status
             .success()
     );
-    let mut maker = wscope()
+    let maker = wscope()
         .args([
             "serve",
             "--listen",
@@ -618,12 +617,8 @@ fn chromium_through_the_forward_proxy_with_tls_interception() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(maker.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    maker.kill().unwrap();
-    maker.wait().unwrap();
+    // Dropped (killed) once it has named its address: the CA exists then.
+    drop(common::named_address(maker, "wscope serve making the CA"));
     let cert = data.join("wscope/self-signed/localhost.pem");
     let key = data.join("wscope/self-signed/localhost-key.pem");
     let ca = data.join("wscope/ca/wscope-ca.pem");
@@ -656,7 +651,7 @@ fn chromium_through_the_forward_proxy_with_tls_interception() {
             "--screenshot",
             shots.join("proxy-browser.png").to_str().unwrap(),
         ])
-        .output()
+        .timed_output()
         .unwrap();
     let report = common::parse_report("chromium", &out);
     assert_eq!(report["shown"], "echo: hello from chromium", "{report}");
@@ -712,22 +707,16 @@ fn chromium_through_the_forward_proxy_with_tls_interception() {
 #[test]
 fn the_live_view_shows_a_preview_of_each_large_message_on_one_line() {
     let (_server, upstream) = start_server(&[]);
-    let mut child = wscope()
+    let child = wscope()
         .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &upstream])
         // What a terminal 120 columns wide gets (stdout is a pipe here).
         .args(["--preview-width", "120"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("wscope proxy starts");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
     // Stopped when the test ends, passed or failed.
-    let _proxy = Running {
-        child,
-        stdout: None,
-    };
-    let mut first = String::new();
-    out.read_line(&mut first)
-        .expect("the proxy names its address");
+    let (mut proxy, first) = common::named_address(child, "wscope proxy");
+    let out = proxy.stdout.take().expect("the rest of its stdout");
     let url = address_in(&first, "ws://");
     let big: String = "0123456789abcdef".repeat(4096);
     let report = python(&[

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -213,7 +215,7 @@ fn a_failing_header_command_fails_the_attempt_before_connecting() {
         ])
         .arg(format!("{url}/echo"))
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(out.status.code(), Some(9), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -231,7 +233,7 @@ fn a_failing_header_command_fails_the_attempt_before_connecting() {
         .args(["--max-attempts", "2", "-H", "X-Token: {{cmd:true}}"])
         .arg(format!("{url}/echo"))
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(out.status.code(), Some(9), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -362,7 +364,7 @@ fn a_missed_expect_fails_the_attempt() {
         .arg(&script)
         .arg(format!("{url}/echo"))
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(out.status.code(), Some(9), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -389,7 +391,7 @@ fn a_missed_expect_fails_the_attempt() {
         )
         .arg(format!("{url}/echo"))
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert_eq!(out.status.code(), Some(9), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -438,7 +440,11 @@ fn bad_input_is_refused_before_connecting() {
             std::fs::write(&script, text).unwrap();
             command.arg("--on-open").arg(&script);
         }
-        let out = command.arg(url).stdin(Stdio::null()).output().unwrap();
+        let out = command
+            .arg(url)
+            .stdin(Stdio::null())
+            .timed_output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             matches!(out.status.code(), Some(1 | 2)),

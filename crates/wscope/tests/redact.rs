@@ -216,16 +216,13 @@ fn the_proxy_redacts_its_live_view_logs_and_record() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("wscope proxy starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stdout = BufReader::new(child.stdout.take().unwrap());
     let stderr = child.stderr.take().unwrap();
     let mut proxy = Running {
         child,
         stdout: None,
     };
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("the proxy names its address");
+    let (stdout, line) = common::first_line(stdout, "wscope proxy", common::START_LIMIT);
     let url = address_in(&line, "ws://");
     let login = login();
     let report = python(&[

@@ -23,6 +23,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
@@ -99,7 +101,7 @@ fn converse(url: &str, requests: u32) -> Value {
         .arg(peer_script("replay_client.mjs"))
         .arg(url)
         .args(["--requests", &requests.to_string()])
-        .output()
+        .timed_output()
         .expect("node runs replay_client.mjs");
     let report = parse_report("replay_client.mjs", &out);
     assert_eq!(report["close"]["code"], 1000, "{report}");
@@ -574,12 +576,9 @@ impl Tcpdump {
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
         let mut said = String::new();
         loop {
-            let mut line = String::new();
-            let n = stderr.read_line(&mut line).expect("tcpdump's stderr");
-            assert!(
-                n > 0,
-                "tcpdump ended before listening (root needed):\n{said}"
-            );
+            let what = format!("tcpdump (root needed; it said {said:?})");
+            let line;
+            (stderr, line) = common::first_line(stderr, &what, common::START_LIMIT);
             said.push_str(&line);
             if line.contains("listening on") {
                 break;
@@ -1062,7 +1061,7 @@ fn a_server_that_sends_more_than_max_compared_ends_the_replay_as_failed() {
             &stream,
         ])
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert!(connect.status.success(), "{connect:?}");
     let report_path = dir.join("report.json");

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -495,6 +497,8 @@ fn unknown_paths_and_parameters_are_refused_with_help() {
 
     // A plain GET (a browser, curl) gets 426 and the list of behaviours.
     let mut tcp = std::net::TcpStream::connect(common::host_port(&url)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).unwrap();
@@ -519,9 +523,8 @@ fn several_listeners_and_tls_with_a_self_signed_certificate() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (stdout, line) = common::first_line(stdout, "wscope serve", common::START_LIMIT);
     let _server = Running {
         child,
         stdout: Some(stdout),
@@ -590,9 +593,8 @@ fn start_logged(extra: &[&str]) -> (Running, String, std::sync::mpsc::Receiver<S
             }
         }
     });
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (stdout, line) = common::first_line(stdout, "wscope serve", common::START_LIMIT);
     (
         Running {
             child,
@@ -711,7 +713,7 @@ fn scrape(metrics_url: &str) -> Value {
     let out = Command::new(venv_bin("python"))
         .arg(peer_script("scrape_metrics.py"))
         .arg(metrics_url)
-        .output()
+        .timed_output()
         .unwrap();
     parse_report("scrape_metrics", &out)
 }

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -131,7 +133,7 @@ fn client(which: Client, url: &str, extra: &[&str], steps: &[(&str, u32)]) -> Ve
     for (text, count) in steps {
         command.arg("--step").arg(text).arg(count.to_string());
     }
-    let out = command.output().expect("the client runs");
+    let out = command.timed_output().expect("the client runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

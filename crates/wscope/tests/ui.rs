@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::TimedOutput;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -64,7 +66,7 @@ fn record_file(dir: &std::path::Path) -> std::path::PathBuf {
         ])
         .args(["--wait", "300ms"])
         .stdin(Stdio::null())
-        .output()
+        .timed_output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     record
@@ -605,7 +607,7 @@ fn browser_report(url: &str, scenario: &str, extra: &[&str]) -> Value {
         .args(["--url", url, "--scenario", scenario, "--shots"])
         .arg(&shots)
         .args(extra)
-        .output()
+        .timed_output()
         .expect("node runs");
     common::parse_report(&format!("chromium ({scenario})"), &out)
 }
@@ -633,7 +635,7 @@ fn rich_record(dir: &std::path::Path) -> std::path::PathBuf {
             .args(args)
             .args(["--wait", "300ms"])
             .stdin(Stdio::null())
-            .output()
+            .timed_output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         let text = std::fs::read_to_string(&part).unwrap();

@@ -63,7 +63,7 @@ pub fn start_server(extra: &[&str]) -> (Running, String) {
     } else {
         &["--log-format", "off"]
     };
-    let mut child = wscope()
+    let child = wscope()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(quiet)
         .args(extra)
@@ -71,17 +71,44 @@ pub fn start_server(extra: &[&str]) -> (Running, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("wscope serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("first stdout line");
-    let url = ws_url_in(&line);
-    (
-        Running {
-            child,
-            stdout: Some(stdout),
-        },
-        url,
-    )
+    let (running, line) = named_address(child, "wscope serve");
+    (running, ws_url_in(&line))
+}
+
+/// How long a starting server may take to print its address.
+pub const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// A started child whose first stdout line names its address: that line,
+/// read within [`START_LIMIT`] (a child that hangs before printing it,
+/// or exits, fails the test; either way the child is killed).
+pub fn named_address(mut child: Child, what: &str) -> (Running, String) {
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut running = Running {
+        child,
+        stdout: None,
+    };
+    let (stdout, line) = first_line(stdout, what, START_LIMIT);
+    running.stdout = Some(stdout);
+    (running, line)
+}
+
+/// The next line of a child's output, within `limit`; the reader comes
+/// back for the rest. End of output is a failure that says so.
+pub fn first_line<R: std::io::Read + Send + 'static>(
+    mut reader: BufReader<R>,
+    what: &str,
+    limit: Duration,
+) -> (BufReader<R>, String) {
+    let what_owned = what.to_owned();
+    let (reader, line) = within(&format!("{what} prints a line"), limit, move || {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{what_owned}: reading its output: {e}"));
+        (reader, (n > 0).then_some(line))
+    });
+    let line = line.unwrap_or_else(|| panic!("{what} ended its output before printing a line"));
+    (reader, line)
 }
 
 /// The ws:// or wss:// URL in a line a server printed when it started.
@@ -128,7 +155,7 @@ pub fn python(args: &[&str]) -> serde_json::Value {
     let out = Command::new(venv_bin("python"))
         .arg(peer_script("serve_client.py"))
         .args(args)
-        .output()
+        .timed_output()
         .expect("python client runs");
     parse_report("python", &out)
 }
@@ -138,7 +165,7 @@ pub fn node_ws(args: &[&str]) -> serde_json::Value {
     let out = node()
         .arg(peer_script("ws_client.mjs"))
         .args(args)
-        .output()
+        .timed_output()
         .expect("node client runs");
     parse_report("node", &out)
 }
@@ -168,22 +195,11 @@ pub fn texts(report: &serde_json::Value) -> Vec<String> {
 /// Runs a peer server that names its address on its first stdout line;
 /// returns it and that line.
 pub fn spawn_named(mut command: Command, what: &str) -> (Running, String) {
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{what} starts: {e}"));
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{what} names its address: {e}"));
-    (
-        Running {
-            child,
-            stdout: Some(stdout),
-        },
-        line,
-    )
+    named_address(child, what)
 }
 
 /// tests/peers/ws_server.py (Python `websockets`); returns it and its URL.
@@ -214,19 +230,8 @@ pub fn start_proxy(args: &[&str], env: &[(&str, &std::path::Path)]) -> (Running,
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().expect("wscope proxy starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("the proxy names its address");
-    (
-        Running {
-            child,
-            stdout: Some(stdout),
-        },
-        line,
-    )
+    let child = command.spawn().expect("wscope proxy starts");
+    named_address(child, "wscope proxy")
 }
 
 /// The first `scheme://host:port` in a line.
@@ -298,7 +303,7 @@ pub fn capture_peers(scenario: &str, dir: &Path, extra: &[&str]) -> PeerCapture 
         .arg("--log")
         .arg(&log_path)
         .args(extra)
-        .output()
+        .timed_output()
         .expect("capture_peers.py runs");
     assert!(
         out.status.success(),
@@ -320,10 +325,11 @@ pub fn capture_peers(scenario: &str, dir: &Path, extra: &[&str]) -> PeerCapture 
 pub fn read_json(args: &[&std::ffi::OsStr], stdin: Option<&Path>) -> Vec<Value> {
     let mut command = wscope();
     command.arg("read").args(args).arg("--json");
-    if let Some(path) = stdin {
-        command.stdin(std::fs::File::open(path).expect("stdin file opens"));
-    }
-    let out = command.output().expect("wscope read runs");
+    match stdin {
+        Some(path) => command.stdin(std::fs::File::open(path).expect("stdin file opens")),
+        None => command.stdin(Stdio::null()),
+    };
+    let out = run_within(&mut command, COMMAND_LIMIT).expect("wscope read runs");
     assert!(
         out.status.success(),
         "wscope read {args:?} failed ({}):\n{}",
@@ -351,14 +357,39 @@ pub fn http_get(port: u16, target: &str, host: &str) -> (u16, String) {
 
 /// Runs `command` to its end, or kills it and panics after `limit` (a
 /// command expected to refuse and exit must not hang the test if it
-/// starts instead).
+/// starts instead). Its stdin is empty, as with `Command::output`.
 pub fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
+    command.stdin(Stdio::null());
+    run_within(command, limit).expect("the command starts")
+}
+
+/// How long a one-shot command of a test may take before it is killed
+/// and the test fails: generous, so that only a hung peer reaches it.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// `Command::output` with a time limit, for the one-shot commands of the
+/// tests (peers, tshark, `wscope read`): a hung child fails the test
+/// instead of hanging CI.
+pub trait TimedOutput {
+    /// Like `output()` within [`COMMAND_LIMIT`], stdin empty (a command
+    /// that reads a file on stdin goes through [`run_within`]); an error
+    /// only when the command does not start.
+    fn timed_output(&mut self) -> std::io::Result<std::process::Output>;
+}
+
+impl TimedOutput for Command {
+    fn timed_output(&mut self) -> std::io::Result<std::process::Output> {
+        run_within(self.stdin(Stdio::null()), COMMAND_LIMIT)
+    }
+}
+
+/// `Command::output` with a limit; stdin as the command has it (inherited
+/// unless set: [`output_within`] and [`TimedOutput`] set it empty).
+pub fn run_within(command: &mut Command, limit: Duration) -> std::io::Result<std::process::Output> {
     let child = command
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("the command starts");
+        .spawn()?;
     let pid = child.id();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
@@ -368,11 +399,13 @@ pub fn output_within(command: &mut Command, limit: Duration) -> std::process::Ou
     });
     if done_rx.recv_timeout(limit).is_err() {
         // Only the child this function started, by its id.
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        let out = waiter.join().unwrap().unwrap();
-        panic!("still running after {limit:?}; killed: {out:?}");
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let out = waiter.join().unwrap();
+        panic!("{command:?} still running after {limit:?}; killed: {out:?}");
     }
-    waiter.join().unwrap().expect("the command's output")
+    waiter.join().unwrap()
 }
 
 /// An HTTP response as [`http_request`] read it.

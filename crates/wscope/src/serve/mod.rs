@@ -216,7 +216,35 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
 }
 
 /// One connection, from its first byte to its end.
+///
+/// The handshake runs in its own boxed future, so what it needed (the
+/// request, the response, its buffers) is freed before the session starts
+/// instead of being held for the life of the connection.
 async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
+    if let Some(opened) = Box::pin(open(tcp, peer, server)).await {
+        let Opened {
+            conn,
+            plan,
+            ctx,
+            counted,
+        } = opened;
+        session::run(conn, plan, ctx).await;
+        drop(counted);
+    }
+}
+
+/// An upgraded connection, ready for its session.
+struct Opened {
+    conn: Connection<NetStream>,
+    plan: SessionPlan,
+    ctx: session::Ctx,
+    /// Its place under `--max-connections`, held until it ends.
+    counted: listen::Counted,
+}
+
+/// Answers the upgrade (or refuses it, with its event); `None` when no
+/// session follows.
+async fn open(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) -> Option<Opened> {
     let id = format!("c{}", server.next_id.fetch_add(1, Ordering::Relaxed));
     let started = Instant::now();
     let _ = tcp.set_nodelay(true);
@@ -244,7 +272,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             diagnosis: why,
         })
     };
-    let _counted = match server.limit.enter("serve") {
+    let counted = match server.limit.enter("serve") {
         Ok(counted) => counted,
         Err(why) => {
             // A 503 a plain client can read; a TLS client would only see
@@ -260,7 +288,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             let status = response.as_ref().map(|r| r.status);
             let event = failed(status, None, response.as_ref(), why);
             server.events.emit(&id, None, event).await;
-            return;
+            return None;
         }
     };
     let mut stream = match &server.tls {
@@ -274,7 +302,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
                     .events
                     .emit(&id, None, failed(None, None, None, why))
                     .await;
-                return;
+                return None;
             }
             Err(_) => {
                 let why = format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
@@ -282,7 +310,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
                     .events
                     .emit(&id, None, failed(None, None, None, why))
                     .await;
-                return;
+                return None;
             }
         },
     };
@@ -296,14 +324,14 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
     {
         Ok(Ok(Some(parsed))) => parsed,
         // Gone before sending anything: a port check, not worth a line.
-        Ok(Ok(None)) if buf.is_empty() => return,
+        Ok(Ok(None)) if buf.is_empty() => return None,
         Ok(Ok(None)) => {
             let why = "the client went away in the middle of its request".to_owned();
             server
                 .events
                 .emit(&id, None, failed(None, None, None, why))
                 .await;
-            return;
+            return None;
         }
         Ok(Err(err)) => {
             let why = format!("not a WebSocket upgrade request: {err}");
@@ -311,7 +339,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             let _ = write_response(&mut stream, &response).await;
             let event = failed(Some(400), None, Some(&response), why);
             server.events.emit(&id, None, event).await;
-            return;
+            return None;
         }
         Err(_) => {
             let why = format!("no complete request within {HANDSHAKE_TIMEOUT:?}");
@@ -319,7 +347,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
                 .events
                 .emit(&id, None, failed(None, None, None, why))
                 .await;
-            return;
+            return None;
         }
     };
 
@@ -338,7 +366,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             let _ = write_response(&mut stream, &response).await;
             let event = failed(Some(response.status), Some(&request), Some(&response), why);
             server.events.emit(&id, None, event).await;
-            return;
+            return None;
         }
     };
 
@@ -346,7 +374,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         let mut shutdown = server.shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => return None,
         }
     }
     let deflate = deflate::server_accept(&upgrade.extensions);
@@ -367,7 +395,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             drop(receiver);
             server.hub.leave(&path, sender);
         }
-        return;
+        return None;
     }
     let host = request
         .header("host")
@@ -430,7 +458,12 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         broadcast,
         mock,
     };
-    session::run(conn, plan.session, ctx).await;
+    Some(Opened {
+        conn,
+        plan: plan.session,
+        ctx,
+        counted,
+    })
 }
 
 /// The path's behaviours: how to answer the upgrade, and what the

@@ -317,6 +317,12 @@ impl PerMessageDeflate {
         Self::build(role, params, Compression::fast(), Retain::State)
     }
 
+    /// The same endpoint, keeping `retain` between messages instead.
+    pub fn retaining(mut self, retain: Retain) -> Self {
+        self.retain = retain;
+        self
+    }
+
     fn build(role: Role, params: DeflateParams, level: Compression, retain: Retain) -> Self {
         let (own_bits, reset_compressor, reset_decompressor) = match role {
             Role::Server => (
@@ -413,6 +419,11 @@ impl PerMessageDeflate {
             // Section 7.2.3.6: an empty message can be a single 0x00.
             out.push(0x00);
         }
+        if !self.reset_compressor {
+            // Kept under either retention, so that a kept compressor can
+            // still be parked.
+            self.remember_sent(payload);
+        }
         match (self.retain, self.reset_compressor) {
             (Retain::State, true) => {
                 if let Some(compressor) = &mut self.compressor {
@@ -420,13 +431,25 @@ impl PerMessageDeflate {
                 }
             }
             (Retain::State, false) => {}
-            (Retain::Window, true) => self.compressor = None,
-            (Retain::Window, false) => {
-                self.remember_sent(payload);
-                self.compressor = None;
-            }
+            (Retain::Window, _) => self.compressor = None,
         }
         Ok(())
+    }
+
+    /// Whether [`Self::park`] would free anything.
+    pub fn can_park(&self) -> bool {
+        self.compressor.is_some() || (self.decompressor.is_some() && self.reset_decompressor)
+    }
+
+    /// Frees what the context does not need, as [`Retain::Window`] does
+    /// after every message: for a caller that keeps zlib's state while a
+    /// connection is busy ([`Retain::State`]) and parks it once the
+    /// connection goes quiet. Call between messages, never within one.
+    pub fn park(&mut self) {
+        self.compressor = None;
+        if self.reset_decompressor {
+            self.decompressor = None;
+        }
     }
 
     /// Inflates one frame's payload of a compressed message, appending to
@@ -676,6 +699,32 @@ mod tests {
         let mut relay = PerMessageDeflate::fast(Role::Server, params);
         relay.compress(message, &mut Vec::new()).unwrap();
         assert!(relay.held().compressor);
+    }
+
+    #[test]
+    fn a_parked_state_keeps_the_context() {
+        let messages = [
+            b"hello hello hello".to_vec(),
+            br#"{"a":1,"b":[1,2,3]}"#.repeat(3000),
+            b"hello hello hello".to_vec(),
+        ];
+        let (server, mut client) = pair(DeflateParams::default());
+        let mut server = server.retaining(Retain::State);
+        for message in &messages {
+            let mut wire = Vec::new();
+            server.compress(message, &mut wire).unwrap();
+            assert!(server.can_park());
+            server.park();
+            assert!(!server.can_park());
+            assert!(!server.held().compressor);
+            let mut back = Vec::new();
+            client.decompress(&wire, &mut back, 1 << 20).unwrap();
+            assert_eq!(&back, message);
+        }
+        // Primed from the kept window: the repeat is a back-reference.
+        let mut wire = Vec::new();
+        server.compress(b"hello hello hello", &mut wire).unwrap();
+        assert!(wire.len() < 10, "{} bytes", wire.len());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use wscope_proto::deflate::{DeflateParams, PerMessageDeflate};
+use wscope_proto::deflate::{DeflateParams, PerMessageDeflate, Retain};
 use wscope_proto::frame::{FrameRules, encode_frame};
 use wscope_proto::mask::apply_mask;
 use wscope_proto::message::{Assembled, Message, MessageAssembler};
@@ -29,6 +29,12 @@ use crate::read_buffer::ReadBuffer;
 /// connection that sent one large message does not keep its size while
 /// idle.
 const KEEP_AFTER_USE: usize = 1024;
+
+/// How long a connection with zlib state must be quiet (nothing read)
+/// before the state is parked: a busy connection keeps its compressor
+/// (rebuilding and priming one costs about 65 µs a message), an idle one
+/// keeps only the context (`BENCHMARKS.md`, memory per connection).
+const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// Frees `buf` when it grew past [`KEEP_AFTER_USE`]; call when it is empty.
 fn shrink(buf: &mut Vec<u8>) {
@@ -125,6 +131,8 @@ pub struct Connection<S> {
     /// Answer pings with pongs (RFC 6455 section 5.5.2 says we must; a test
     /// server may be asked not to).
     answer_pings: bool,
+    /// How long a read may wait before zlib state is parked.
+    park_after: Duration,
 }
 
 /// What a [`Connection`] holds, from [`Connection::held`].
@@ -169,7 +177,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             wbuf: Vec::new(),
             wpos: 0,
             assembler: MessageAssembler::new(max_message, deflate.is_some()),
-            deflate: deflate.map(|params| PerMessageDeflate::new(role, params)),
+            deflate: deflate
+                .map(|params| PerMessageDeflate::new(role, params).retaining(Retain::State)),
             frame: None,
             violations: Vec::new(),
             scratch: Vec::new(),
@@ -180,7 +189,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             frame_buf: Vec::new(),
             pending: None,
             answer_pings: true,
+            park_after: PARK_AFTER,
         }
+    }
+
+    /// Parks zlib state after `quiet` without anything read instead of the
+    /// default second (tests use zero: park before every wait).
+    pub fn park_after(&mut self, quiet: Duration) {
+        self.park_after = quiet;
     }
 
     /// Reports every data frame (`Incoming::DataFrame`), keeping up to
@@ -245,7 +261,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
             let room = self.rbuf.prepare();
-            let n = self.stream.read_buf(self.rbuf.bytes()).await?;
+            let read = self.stream.read_buf(self.rbuf.bytes());
+            let n = match &mut self.deflate {
+                // A read dropped unfinished has read nothing, on TCP and
+                // TLS alike, so the timeout loses no bytes.
+                Some(deflate) if deflate.can_park() => {
+                    match tokio::time::timeout(self.park_after, read).await {
+                        Ok(n) => n?,
+                        Err(_) => {
+                            deflate.park();
+                            continue;
+                        }
+                    }
+                }
+                _ => read.await?,
+            };
             self.rbuf.filled(room, n);
             if n == 0 {
                 return Ok(Incoming::Eof);
@@ -595,6 +625,7 @@ mod tests {
     #[tokio::test]
     async fn negotiated_compression_holds_nothing_until_used() {
         let (mut server, mut client) = pair(Some(DeflateParams::default()));
+        server.park_after(Duration::ZERO);
         client.send_control(OpCode::Ping, b"hi").await.unwrap();
         next_ping(&mut server).await;
         let held = server.held();
@@ -610,6 +641,12 @@ mod tests {
         assert!(message.compressed);
         server.send(OpCode::Text, &message.data).await.unwrap();
         assert_eq!(next_message(&mut client).await.data, text);
+        // Kept while busy, parked once a read has to wait (at once, with
+        // a zero delay; the outer timeout only ends the wait, and `next`
+        // is cancel-safe).
+        assert!(server.held().deflate.is_some_and(|d| d.compressor));
+        let waited = tokio::time::timeout(Duration::from_millis(50), server.next()).await;
+        assert!(waited.is_err(), "nothing was sent: {waited:?}");
         let deflate = server.held().deflate.expect("negotiated");
         assert_eq!(
             deflate,

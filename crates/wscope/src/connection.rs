@@ -30,11 +30,14 @@ use crate::read_buffer::ReadBuffer;
 /// idle.
 const KEEP_AFTER_USE: usize = 1024;
 
-/// How long a connection with zlib state must be quiet (nothing read)
-/// before the state is parked: a busy connection keeps its compressor
-/// (rebuilding and priming one costs about 65 µs a message), an idle one
-/// keeps only the context (`BENCHMARKS.md`, memory per connection).
-const PARK_AFTER: Duration = Duration::from_secs(1);
+/// How long a read waits before zlib state is parked: zero, so a
+/// connection keeps its compressor through a burst of messages that arrive
+/// back to back and parks it as soon as it has to wait. A longer delay
+/// saves CPU on busy connections (rebuilding and priming a compressor costs
+/// about 65 µs a message) but lets every connection active at once hold
+/// 370 KiB, which glibc then keeps as RSS after it is freed
+/// (`BENCHMARKS.md`, memory per connection).
+const PARK_AFTER: Duration = Duration::ZERO;
 
 /// Frees `buf` when it grew past [`KEEP_AFTER_USE`]; call when it is empty.
 fn shrink(buf: &mut Vec<u8>) {
@@ -193,8 +196,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Parks zlib state after `quiet` without anything read instead of the
-    /// default second (tests use zero: park before every wait).
+    /// Parks zlib state after `quiet` without anything read instead of
+    /// [`PARK_AFTER`].
     pub fn park_after(&mut self, quiet: Duration) {
         self.park_after = quiet;
     }

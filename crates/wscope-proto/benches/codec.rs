@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use wscope_proto::deflate::{DeflateParams, PerMessageDeflate};
+use wscope_proto::deflate::{DeflateParams, PerMessageDeflate, Retain};
 use wscope_proto::frame::encode_frame;
 use wscope_proto::mask::{apply_mask, apply_mask_bytewise};
 use wscope_proto::message::{DEFAULT_MAX_MESSAGE, MessageAssembler};
@@ -83,6 +83,25 @@ fn deflate(c: &mut Criterion) {
                 .expect("compresses");
         })
     });
+    // What keeping only the window costs per message (the compressor built
+    // again and primed with up to 32 KiB) against keeping zlib's state.
+    let small: Vec<u8> = text[..100].to_vec();
+    for (name, retain) in [("window", Retain::Window), ("state", Retain::State)] {
+        let mut sender =
+            PerMessageDeflate::new(Role::Server, DeflateParams::default()).retaining(retain);
+        for (size, message) in [("100B", &small), ("64KiB", &text)] {
+            group.throughput(Throughput::Bytes(message.len() as u64));
+            group.bench_function(format!("compress_{size}_json_keeping_{name}"), |b| {
+                b.iter(|| {
+                    compressed.clear();
+                    sender
+                        .compress(black_box(message), &mut compressed)
+                        .expect("compresses");
+                })
+            });
+        }
+    }
+    group.throughput(Throughput::Bytes(text.len() as u64));
     let mut fresh = PerMessageDeflate::new(
         Role::Server,
         DeflateParams {

@@ -5,8 +5,15 @@
 //! trailing `00 00 ff ff` (section 7.2.1); the receiver puts it back before
 //! inflating the last fragment (section 7.2.2). Unless "no context takeover"
 //! was agreed for a direction, the LZ77 window carries over from one message
-//! to the next, so the compressor and decompressor live as long as the
-//! connection.
+//! to the next.
+//!
+//! Memory: zlib state is allocated on the first compressed message, not at
+//! the handshake, because most connections that negotiate the extension are
+//! idle most of the time and many never compress anything. Between
+//! messages [`Retain`] says what stays: by default only what the context
+//! needs (the decompressor, and the last window of sent plaintext, from
+//! which a fresh compressor is primed as a preset dictionary), so an idle
+//! connection does not keep a 370 KiB compressor.
 //!
 //! Window sizes: zlib cannot write raw deflate with an 8-bit window, so an
 //! offer that asks *us* to compress within 256 bytes is declined (server)
@@ -230,11 +237,55 @@ pub fn client_negotiate(
     Ok(params)
 }
 
+/// What a [`PerMessageDeflate`] keeps between two messages of a direction
+/// whose context carries over.
+///
+/// zlib's compressor costs about 370 KiB (window, hash chains, a 128 KiB hash
+/// table and its pending buffers, whatever the window size) and its
+/// decompressor about 43 KiB, so an endpoint that keeps them is the bulk of
+/// an idle connection's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retain {
+    /// Only the plaintext the next message may refer back to (at most the
+    /// agreed window, 32 KiB): the compressor is built again for each
+    /// message and primed with it, and a decompressor whose context does
+    /// not carry over is freed after each message. Costs some CPU per
+    /// message.
+    Window,
+    /// The zlib state itself, reset rather than freed: for a relay that
+    /// compresses everything it forwards and cares more about CPU.
+    State,
+}
+
+/// What a [`PerMessageDeflate`] holds right now: how memory tests and
+/// reports tell an unused extension from a used one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// A zlib compressor is allocated.
+    pub compressor: bool,
+    /// A zlib decompressor is allocated.
+    pub decompressor: bool,
+    /// Bytes of sent plaintext kept to prime the next compressor.
+    pub window: usize,
+}
+
 /// The compressor and decompressor of one endpoint of one connection.
+///
+/// Neither is allocated until the first message that needs it: a connection
+/// that negotiated the extension and never sends a compressed message costs
+/// nothing here.
 pub struct PerMessageDeflate {
     params: DeflateParams,
-    compressor: Compress,
-    decompressor: Decompress,
+    level: Compression,
+    /// Our compressor's window, base-2 log.
+    own_bits: u8,
+    retain: Retain,
+    compressor: Option<Compress>,
+    decompressor: Option<Decompress>,
+    /// Under [`Retain::Window`] with context takeover: the last sent
+    /// plaintext, at most `1 << own_bits` bytes, which is what the peer's
+    /// decompressor has in its window.
+    sent: Vec<u8>,
     reset_compressor: bool,
     reset_decompressor: bool,
     /// The peer's stream had a final block: the next message starts afresh.
@@ -245,24 +296,34 @@ impl std::fmt::Debug for PerMessageDeflate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PerMessageDeflate")
             .field("params", &self.params)
+            .field("retain", &self.retain)
+            .field("held", &self.held())
             .finish_non_exhaustive()
     }
 }
 
 impl PerMessageDeflate {
     /// `role` says which of the agreed parameters govern what we send and
-    /// what we receive.
+    /// what we receive. Keeps as little as possible between messages
+    /// ([`Retain::Window`]).
     pub fn new(role: Role, params: DeflateParams) -> Self {
-        Self::with_level(role, params, Compression::default())
+        Self::build(role, params, Compression::default(), Retain::Window)
     }
 
-    /// Compresses at zlib's fastest level: for a relay that re-deflates
-    /// what it forwards, where CPU matters more than the last bytes saved.
+    /// Compresses at zlib's fastest level and keeps the zlib state between
+    /// messages ([`Retain::State`]): for a relay that re-deflates what it
+    /// forwards, where CPU matters more than the last bytes saved.
     pub fn fast(role: Role, params: DeflateParams) -> Self {
-        Self::with_level(role, params, Compression::fast())
+        Self::build(role, params, Compression::fast(), Retain::State)
     }
 
-    fn with_level(role: Role, params: DeflateParams, level: Compression) -> Self {
+    /// The same endpoint, keeping `retain` between messages instead.
+    pub fn retaining(mut self, retain: Retain) -> Self {
+        self.retain = retain;
+        self
+    }
+
+    fn build(role: Role, params: DeflateParams, level: Compression, retain: Retain) -> Self {
         let (own_bits, reset_compressor, reset_decompressor) = match role {
             Role::Server => (
                 params.server_max_window_bits,
@@ -275,13 +336,16 @@ impl PerMessageDeflate {
                 params.server_no_context_takeover,
             ),
         };
-        // Negotiation never agrees to 8 for our own side; clamp rather than
-        // let flate2 panic if a caller builds parameters by hand.
-        let own_bits = own_bits.clamp(9, 15);
         PerMessageDeflate {
             params,
-            compressor: Compress::new_with_window_bits(level, false, own_bits),
-            decompressor: Decompress::new_with_window_bits(false, 15),
+            level,
+            // Negotiation never agrees to 8 for our own side; clamp rather
+            // than let flate2 panic if a caller builds parameters by hand.
+            own_bits: own_bits.clamp(9, 15),
+            retain,
+            compressor: None,
+            decompressor: None,
+            sent: Vec::new(),
             reset_compressor,
             reset_decompressor,
             stream_ended: false,
@@ -293,17 +357,56 @@ impl PerMessageDeflate {
         self.params
     }
 
+    /// What is allocated now.
+    pub fn held(&self) -> Held {
+        Held {
+            compressor: self.compressor.is_some(),
+            decompressor: self.decompressor.is_some(),
+            window: self.sent.capacity(),
+        }
+    }
+
+    /// The compressor, built on first use; under [`Retain::Window`] primed
+    /// with the plaintext the peer still remembers.
+    fn compressor(&mut self) -> Result<&mut Compress, Error> {
+        if self.compressor.is_none() {
+            let mut compressor = Compress::new_with_window_bits(self.level, false, self.own_bits);
+            if !self.sent.is_empty() {
+                compressor
+                    .set_dictionary(&self.sent)
+                    .map_err(|e| Error::Inflate(format!("compression failed: {e}")))?;
+            }
+            self.compressor = Some(compressor);
+        }
+        Ok(self.compressor.as_mut().expect("set just above"))
+    }
+
+    /// Appends sent plaintext to the kept window, dropping what falls out
+    /// of it; the buffer never grows past the window.
+    fn remember_sent(&mut self, payload: &[u8]) {
+        let window = 1usize << self.own_bits;
+        let payload = &payload[payload.len().saturating_sub(window)..];
+        let overflow = (self.sent.len() + payload.len()).saturating_sub(window);
+        self.sent.drain(..overflow);
+        let needed = self.sent.len() + payload.len();
+        if needed > self.sent.capacity() {
+            self.sent.reserve_exact(needed - self.sent.len());
+        }
+        self.sent.extend_from_slice(payload);
+    }
+
     /// Compresses one whole message payload, appending to `out`.
     pub fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let start = out.len();
-        let base_in = self.compressor.total_in();
+        let compressor = self.compressor()?;
+        let base_in = compressor.total_in();
         loop {
-            let consumed = (self.compressor.total_in() - base_in) as usize;
+            let consumed = (compressor.total_in() - base_in) as usize;
             out.reserve((payload.len() - consumed) / 2 + 64);
-            self.compressor
+            compressor
                 .compress_vec(&payload[consumed..], out, FlushCompress::Sync)
                 .map_err(|e| Error::Inflate(format!("compression failed: {e}")))?;
-            let consumed = (self.compressor.total_in() - base_in) as usize;
+            let consumed = (compressor.total_in() - base_in) as usize;
             // Done when all input is in and the flush did not fill the buffer.
             if consumed == payload.len() && out.len() < out.capacity() {
                 break;
@@ -316,10 +419,37 @@ impl PerMessageDeflate {
             // Section 7.2.3.6: an empty message can be a single 0x00.
             out.push(0x00);
         }
-        if self.reset_compressor {
-            self.compressor.reset();
+        if !self.reset_compressor {
+            // Kept under either retention, so that a kept compressor can
+            // still be parked.
+            self.remember_sent(payload);
+        }
+        match (self.retain, self.reset_compressor) {
+            (Retain::State, true) => {
+                if let Some(compressor) = &mut self.compressor {
+                    compressor.reset();
+                }
+            }
+            (Retain::State, false) => {}
+            (Retain::Window, _) => self.compressor = None,
         }
         Ok(())
+    }
+
+    /// Whether [`Self::park`] would free anything.
+    pub fn can_park(&self) -> bool {
+        self.compressor.is_some() || (self.decompressor.is_some() && self.reset_decompressor)
+    }
+
+    /// Frees what the context does not need, as [`Retain::Window`] does
+    /// after every message: for a caller that keeps zlib's state while a
+    /// connection is busy ([`Retain::State`]) and parks it once the
+    /// connection goes quiet. Call between messages, never within one.
+    pub fn park(&mut self) {
+        self.compressor = None;
+        if self.reset_decompressor {
+            self.decompressor = None;
+        }
     }
 
     /// Inflates one frame's payload of a compressed message, appending to
@@ -331,23 +461,27 @@ impl PerMessageDeflate {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), Error> {
+        if self.stream_ended {
+            // Bytes after a final block belong to nothing; ignore them as
+            // zlib would (the message still ends with its FIN frame).
+            return Ok(());
+        }
+        // Inflating always uses a 15-bit window, which decodes any smaller
+        // one.
+        let decompressor = self
+            .decompressor
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
         let mut consumed = 0usize;
         loop {
-            if self.stream_ended {
-                // Bytes after a final block belong to nothing; ignore them
-                // as zlib would (the message still ends with its FIN frame).
-                return Ok(());
-            }
             let room = limit.saturating_sub(out.len()).saturating_add(1);
             let want = ((data.len() - consumed).saturating_mul(4)).clamp(4096, 1 << 20);
             out.reserve(want.min(room));
-            let before_in = self.decompressor.total_in();
+            let before_in = decompressor.total_in();
             let before_out = out.len();
-            let status = self
-                .decompressor
+            let status = decompressor
                 .decompress_vec(&data[consumed..], out, FlushDecompress::None)
                 .map_err(|e| Error::Inflate(e.to_string()))?;
-            consumed += (self.decompressor.total_in() - before_in) as usize;
+            consumed += (decompressor.total_in() - before_in) as usize;
             if out.len() > limit {
                 return Err(Error::TooBig {
                     size: out.len() as u64,
@@ -358,7 +492,7 @@ impl PerMessageDeflate {
                 self.stream_ended = true;
                 return Ok(());
             }
-            let progressed = self.decompressor.total_in() != before_in || out.len() != before_out;
+            let progressed = decompressor.total_in() != before_in || out.len() != before_out;
             if consumed == data.len() && out.len() < out.capacity() {
                 return Ok(());
             }
@@ -369,11 +503,19 @@ impl PerMessageDeflate {
     }
 
     /// Ends a compressed message: feeds the removed tail (section 7.2.2) and
-    /// resets the decompressor when the peer does not keep its context.
+    /// resets (or frees) the decompressor when the peer does not keep its
+    /// context.
     pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), Error> {
         self.decompress_chunk(&TAIL, out, limit)?;
         if self.reset_decompressor || self.stream_ended {
-            self.decompressor.reset(false);
+            match self.retain {
+                Retain::Window => self.decompressor = None,
+                Retain::State => {
+                    if let Some(decompressor) = &mut self.decompressor {
+                        decompressor.reset(false);
+                    }
+                }
+            }
             self.stream_ended = false;
         }
         Ok(())
@@ -499,6 +641,151 @@ mod tests {
                         rx.finish_message(&mut back, 1 << 20).unwrap();
                         assert_eq!(&back, message, "bits {bits} snct {snct} cnct {cnct}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_is_allocated_until_a_message_needs_it() {
+        for make in [PerMessageDeflate::new, PerMessageDeflate::fast] {
+            let (mut server, mut client) = (
+                make(Role::Server, DeflateParams::default()),
+                make(Role::Client, DeflateParams::default()),
+            );
+            assert_eq!(server.held(), Held::default());
+            assert_eq!(client.held(), Held::default());
+            let mut wire = Vec::new();
+            client.compress(b"hello hello", &mut wire).unwrap();
+            // The server only inflated: it has no compressor.
+            let mut back = Vec::new();
+            server.decompress(&wire, &mut back, 1024).unwrap();
+            assert!(server.held().decompressor);
+            assert!(!server.held().compressor);
+            assert!(!client.held().decompressor);
+        }
+    }
+
+    #[test]
+    fn between_messages_only_the_context_is_kept() {
+        let message = br#"{"type":"tick","value":12345}"#;
+        // Context takeover both ways: the decompressor and the sent window.
+        let (mut server, mut client) = pair(DeflateParams::default());
+        let mut wire = Vec::new();
+        server.compress(message, &mut wire).unwrap();
+        client.decompress(&wire, &mut Vec::new(), 1024).unwrap();
+        assert_eq!(
+            server.held(),
+            Held {
+                compressor: false,
+                decompressor: false,
+                window: message.len()
+            }
+        );
+        assert!(client.held().decompressor);
+        // No context takeover: nothing at all once the message is done.
+        let params = DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        let (mut server, mut client) = pair(params);
+        wire.clear();
+        server.compress(message, &mut wire).unwrap();
+        client.decompress(&wire, &mut Vec::new(), 1024).unwrap();
+        assert_eq!(server.held(), Held::default());
+        assert_eq!(client.held(), Held::default());
+        // The relay's choice keeps the zlib state, reset.
+        let mut relay = PerMessageDeflate::fast(Role::Server, params);
+        relay.compress(message, &mut Vec::new()).unwrap();
+        assert!(relay.held().compressor);
+    }
+
+    #[test]
+    fn a_parked_state_keeps_the_context() {
+        let messages = [
+            b"hello hello hello".to_vec(),
+            br#"{"a":1,"b":[1,2,3]}"#.repeat(3000),
+            b"hello hello hello".to_vec(),
+        ];
+        let (server, mut client) = pair(DeflateParams::default());
+        let mut server = server.retaining(Retain::State);
+        for message in &messages {
+            let mut wire = Vec::new();
+            server.compress(message, &mut wire).unwrap();
+            assert!(server.can_park());
+            server.park();
+            assert!(!server.can_park());
+            assert!(!server.held().compressor);
+            let mut back = Vec::new();
+            client.decompress(&wire, &mut back, 1 << 20).unwrap();
+            assert_eq!(&back, message);
+        }
+        // Primed from the kept window: the repeat is a back-reference.
+        let mut wire = Vec::new();
+        server.compress(b"hello hello hello", &mut wire).unwrap();
+        assert!(wire.len() < 10, "{} bytes", wire.len());
+    }
+
+    #[test]
+    fn the_kept_window_is_bounded_and_still_referenced() {
+        let params = DeflateParams {
+            server_max_window_bits: 10,
+            ..DeflateParams::default()
+        };
+        let (mut server, mut client) = pair(params);
+        let big: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let mut wire = Vec::new();
+        server.compress(&big, &mut wire).unwrap();
+        assert_eq!(server.held().window, 1024);
+        let mut back = Vec::new();
+        client.decompress(&wire, &mut back, 1 << 20).unwrap();
+        assert_eq!(back, big);
+        // A repeat of the window's tail compresses to a back-reference.
+        let tail = &big[big.len() - 500..];
+        wire.clear();
+        server.compress(tail, &mut wire).unwrap();
+        assert!(
+            wire.len() < 20,
+            "{} bytes: the window was not used",
+            wire.len()
+        );
+        back.clear();
+        client.decompress(&wire, &mut back, 1 << 20).unwrap();
+        assert_eq!(back, tail);
+        assert_eq!(server.held().window, 1024);
+    }
+
+    #[test]
+    fn either_retention_talks_to_the_other() {
+        let messages: Vec<Vec<u8>> = vec![
+            b"hello hello hello".to_vec(),
+            br#"{"a":1,"b":[1,2,3]}"#.repeat(3000),
+            b"".to_vec(),
+            b"hello hello hello".to_vec(),
+            (0..70_000u32).map(|i| (i % 241) as u8).collect(),
+            b"hello hello hello".to_vec(),
+        ];
+        for (snct, cnct) in [(false, false), (true, true)] {
+            let params = DeflateParams {
+                server_no_context_takeover: snct,
+                client_no_context_takeover: cnct,
+                ..DeflateParams::default()
+            };
+            let mut lean = PerMessageDeflate::new(Role::Server, params);
+            let mut relay = PerMessageDeflate::fast(Role::Client, params);
+            for message in &messages {
+                for lean_sends in [true, false] {
+                    let (tx, rx) = if lean_sends {
+                        (&mut lean, &mut relay)
+                    } else {
+                        (&mut relay, &mut lean)
+                    };
+                    let mut wire = Vec::new();
+                    tx.compress(message, &mut wire).unwrap();
+                    let mut back = Vec::new();
+                    rx.decompress(&wire, &mut back, 1 << 20).unwrap();
+                    assert_eq!(&back, message, "snct {snct} cnct {cnct}");
                 }
             }
         }

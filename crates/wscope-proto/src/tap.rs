@@ -99,6 +99,15 @@ pub struct TapStats {
     pub messages: u64,
 }
 
+/// What a [`Tap`] holds between messages, from [`Tap::held`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapHeld {
+    /// permessage-deflate's state, when it was negotiated.
+    pub deflate: Option<crate::deflate::Held>,
+    /// The unmasking and inflating buffers' allocations.
+    pub buffers: usize,
+}
+
 /// One direction of one connection, observed.
 #[derive(Debug)]
 pub struct Tap {
@@ -182,6 +191,16 @@ impl Tap {
         self.inflate_broken
     }
 
+    /// What the tap holds now: how tests check an idle connection is
+    /// small.
+    pub fn held(&self) -> TapHeld {
+        TapHeld {
+            deflate: self.deflate.as_ref().map(PerMessageDeflate::held),
+            buffers: self.scratch.capacity() + self.inflated.capacity(),
+        }
+    }
+
+    /// Counts so far.
     pub fn stats(&self) -> TapStats {
         self.stats
     }
@@ -450,6 +469,12 @@ impl Tap {
                 }
             }
         }
+        if message.compressed {
+            // The slices' buffers served this message; an idle connection
+            // should not keep them.
+            self.scratch = Vec::new();
+            self.inflated = Vec::new();
+        }
         if message.compressed && self.inflate_broken {
             // Its contents are unknown: the frames say what was sent, a
             // message event would claim it was empty.
@@ -571,6 +596,38 @@ mod tests {
             })
             .collect();
         assert_eq!(got, texts);
+    }
+
+    #[test]
+    fn a_tap_holds_no_deflate_state_until_a_compressed_message() {
+        let params = DeflateParams::default();
+        let mut tap = Tap::new(Role::Client, Some(params), 1024);
+        let mut out = Vec::new();
+        let mut wire = Vec::new();
+        masked(OpCode::Text, true, b"plain", &mut wire);
+        tap.feed(&wire, &mut out);
+        assert_eq!(tap.held().deflate, Some(crate::deflate::Held::default()));
+        let mut sender = PerMessageDeflate::new(Role::Client, params);
+        let mut compressed = Vec::new();
+        sender
+            .compress(&b"hello ".repeat(2000), &mut compressed)
+            .unwrap();
+        wire.clear();
+        encode_frame(
+            OpCode::Text,
+            true,
+            true,
+            Some([1, 2, 3, 4]),
+            &compressed,
+            &mut wire,
+        );
+        tap.feed(&wire, &mut out);
+        let held = tap.held();
+        assert!(
+            held.deflate
+                .is_some_and(|d| d.decompressor && !d.compressor)
+        );
+        assert_eq!(held.buffers, 0, "{held:?}");
     }
 
     #[test]

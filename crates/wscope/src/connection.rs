@@ -14,17 +14,37 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use wscope_proto::deflate::{DeflateParams, PerMessageDeflate};
+use wscope_proto::deflate::{DeflateParams, PerMessageDeflate, Retain};
 use wscope_proto::frame::{FrameRules, encode_frame};
 use wscope_proto::mask::apply_mask;
 use wscope_proto::message::{Assembled, Message, MessageAssembler};
 use wscope_proto::{CloseCode, ClosePayload, Decoded, FrameHeader, OpCode, Role, Violation};
 
-/// How much to ask the socket for at a time.
-const READ_CHUNK: usize = 64 * 1024;
+use crate::read_buffer::ReadBuffer;
+
+/// Write and scratch buffers larger than this are freed once used, so a
+/// connection that sent one large message does not keep its size while
+/// idle.
+const KEEP_AFTER_USE: usize = 1024;
+
+/// How long a read waits before zlib state is parked: zero, so a
+/// connection keeps its compressor through a burst of messages that arrive
+/// back to back and parks it as soon as it has to wait. A longer delay
+/// saves CPU on busy connections (rebuilding and priming a compressor costs
+/// about 65 µs a message) but lets every connection active at once hold
+/// 370 KiB, which glibc then keeps as RSS after it is freed
+/// (`BENCHMARKS.md`, memory per connection).
+const PARK_AFTER: Duration = Duration::ZERO;
+
+/// Frees `buf` when it grew past [`KEEP_AFTER_USE`]; call when it is empty.
+fn shrink(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_AFTER_USE {
+        *buf = Vec::new();
+    }
+}
 
 /// Any byte stream a connection can run over: TCP, or TLS over TCP.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -95,7 +115,7 @@ pub struct Connection<S> {
     stream: S,
     role: Role,
     rules: FrameRules,
-    rbuf: BytesMut,
+    rbuf: ReadBuffer,
     wbuf: Vec<u8>,
     wpos: usize,
     assembler: MessageAssembler,
@@ -114,6 +134,19 @@ pub struct Connection<S> {
     /// Answer pings with pongs (RFC 6455 section 5.5.2 says we must; a test
     /// server may be asked not to).
     answer_pings: bool,
+    /// How long a read may wait before zlib state is parked.
+    park_after: Duration,
+}
+
+/// What a [`Connection`] holds, from [`Connection::held`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// permessage-deflate's state, when it was negotiated.
+    pub deflate: Option<wscope_proto::deflate::Held>,
+    /// The read buffer's allocation.
+    pub read_buffer: usize,
+    /// The write, scratch and frame-report buffers' allocations.
+    pub write_buffers: usize,
 }
 
 /// Counts for the end-of-connection report.
@@ -135,8 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         deflate: Option<DeflateParams>,
         max_message: u64,
     ) -> Self {
-        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-        rbuf.extend_from_slice(leftover);
+        let rbuf = ReadBuffer::new(leftover);
         Connection {
             stream,
             role,
@@ -148,7 +180,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             wbuf: Vec::new(),
             wpos: 0,
             assembler: MessageAssembler::new(max_message, deflate.is_some()),
-            deflate: deflate.map(|params| PerMessageDeflate::new(role, params)),
+            deflate: deflate
+                .map(|params| PerMessageDeflate::new(role, params).retaining(Retain::State)),
             frame: None,
             violations: Vec::new(),
             scratch: Vec::new(),
@@ -159,7 +192,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             frame_buf: Vec::new(),
             pending: None,
             answer_pings: true,
+            park_after: PARK_AFTER,
         }
+    }
+
+    /// Parks zlib state after `quiet` without anything read instead of
+    /// [`PARK_AFTER`].
+    pub fn park_after(&mut self, quiet: Duration) {
+        self.park_after = quiet;
     }
 
     /// Reports every data frame (`Incoming::DataFrame`), keeping up to
@@ -176,6 +216,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Whether permessage-deflate was negotiated.
     pub fn compressing(&self) -> bool {
         self.deflate.is_some()
+    }
+
+    /// What the connection holds in memory beyond its fixed size: how
+    /// tests check that an idle connection stays small.
+    pub fn held(&self) -> Held {
+        Held {
+            deflate: self.deflate.as_ref().map(PerMessageDeflate::held),
+            read_buffer: self.rbuf.capacity(),
+            write_buffers: self.wbuf.capacity()
+                + self.scratch.capacity()
+                + self.frame_buf.capacity(),
+        }
     }
 
     /// The underlying stream.
@@ -203,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.flush().await?;
             if self.close_received {
                 // Nothing after a close frame counts; wait for the end.
-                self.rbuf.clear();
+                self.rbuf.bytes().clear();
             } else {
                 match self.process_buffer() {
                     Ok(Some(incoming)) => return Ok(incoming),
@@ -211,10 +263,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Err(err) => return Err(self.fail(err).await),
                 }
             }
-            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-                self.rbuf.reserve(READ_CHUNK);
-            }
-            let n = self.stream.read_buf(&mut self.rbuf).await?;
+            let room = self.rbuf.prepare();
+            let read = self.stream.read_buf(self.rbuf.bytes());
+            let n = match &mut self.deflate {
+                // A read dropped unfinished has read nothing, on TCP and
+                // TLS alike, so the timeout loses no bytes.
+                Some(deflate) if deflate.can_park() => {
+                    match tokio::time::timeout(self.park_after, read).await {
+                        Ok(n) => n?,
+                        Err(_) => {
+                            deflate.park();
+                            continue;
+                        }
+                    }
+                }
+                _ => read.await?,
+            };
+            self.rbuf.filled(room, n);
             if n == 0 {
                 return Ok(Incoming::Eof);
             }
@@ -226,11 +291,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn process_buffer(&mut self) -> Result<Option<Incoming>, wscope_proto::Error> {
         loop {
             if let Some(frame) = &mut self.frame {
-                let take = frame.remaining.min(self.rbuf.len() as u64) as usize;
+                let rbuf = self.rbuf.bytes();
+                let take = frame.remaining.min(rbuf.len() as u64) as usize;
                 if take == 0 && frame.remaining > 0 {
                     return Ok(None);
                 }
-                let mut chunk = self.rbuf.split_to(take);
+                let mut chunk = rbuf.split_to(take);
                 if let Some(key) = frame.header.mask {
                     apply_mask(&mut chunk, key, frame.unmasked);
                 }
@@ -258,6 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 if self.frame_capture.is_some() {
                     let payload = Bytes::copy_from_slice(&self.frame_buf);
                     self.frame_buf.clear();
+                    shrink(&mut self.frame_buf);
                     self.pending = message;
                     return Ok(Some(Incoming::DataFrame(header, payload)));
                 }
@@ -266,7 +333,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 continue;
             }
-            let (header, header_len) = match FrameHeader::decode(&self.rbuf) {
+            let rbuf = self.rbuf.bytes();
+            let (header, header_len) = match FrameHeader::decode(rbuf) {
                 Decoded::Incomplete { .. } => return Ok(None),
                 Decoded::Complete { header, header_len } => (header, header_len),
             };
@@ -277,18 +345,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             if header.opcode.is_control() {
                 let total = header_len + header.payload_len as usize;
-                if self.rbuf.len() < total {
+                if rbuf.len() < total {
                     return Ok(None);
                 }
-                self.rbuf.advance(header_len);
-                let mut payload = self.rbuf.split_to(header.payload_len as usize);
+                rbuf.advance(header_len);
+                let mut payload = rbuf.split_to(header.payload_len as usize);
                 if let Some(key) = header.mask {
                     apply_mask(&mut payload, key, 0);
                 }
                 return self.control(header.opcode, payload.freeze()).map(Some);
             }
             self.assembler.begin_frame(&header)?;
-            self.rbuf.advance(header_len);
+            self.rbuf.bytes().advance(header_len);
             self.frame = Some(InFrame {
                 header,
                 remaining: header.payload_len,
@@ -356,6 +424,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     true,
                     &self.scratch,
                 );
+                self.scratch.clear();
+                shrink(&mut self.scratch);
             }
             None => push_frame(&mut self.wbuf, &mut self.stats, mask, opcode, false, data),
         }
@@ -397,6 +467,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.stats.bytes_out += (self.wbuf.len() - before) as u64;
             first = false;
         }
+        payload.clear();
+        shrink(&mut payload);
         self.scratch = payload;
         Ok(())
     }
@@ -477,6 +549,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         if self.wpos > 0 {
             self.wbuf.clear();
+            shrink(&mut self.wbuf);
             self.wpos = 0;
             self.stream.flush().await?;
         }
@@ -511,5 +584,109 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // Clients mask every frame with a fresh, unpredictable key
         // (RFC 6455 section 5.3); ThreadRng is a CSPRNG.
         (self.role == Role::Client).then(|| rand::rng().random())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_buffer::SMALLEST;
+    use tokio::io::DuplexStream;
+    use wscope_proto::deflate::Held as DeflateHeld;
+
+    fn pair(
+        deflate: Option<DeflateParams>,
+    ) -> (Connection<DuplexStream>, Connection<DuplexStream>) {
+        let (server, client) = tokio::io::duplex(64 * 1024);
+        (
+            Connection::new(server, Role::Server, b"", deflate, 64 << 20),
+            Connection::new(client, Role::Client, b"", deflate, 64 << 20),
+        )
+    }
+
+    async fn next_message(conn: &mut Connection<DuplexStream>) -> Message {
+        let wait = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match conn.next().await.expect("the peer is well-behaved") {
+                    Incoming::Message(message) => return message,
+                    Incoming::Ping(_) | Incoming::Pong(_) | Incoming::DataFrame(..) => {}
+                    other => panic!("expected a message, got {other:?}"),
+                }
+            }
+        });
+        wait.await.expect("a message within 10 s")
+    }
+
+    async fn next_ping(conn: &mut Connection<DuplexStream>) {
+        let incoming = tokio::time::timeout(Duration::from_secs(10), conn.next())
+            .await
+            .expect("a ping within 10 s")
+            .expect("the peer is well-behaved");
+        assert!(matches!(incoming, Incoming::Ping(_)), "{incoming:?}");
+    }
+
+    #[tokio::test]
+    async fn negotiated_compression_holds_nothing_until_used() {
+        let (mut server, mut client) = pair(Some(DeflateParams::default()));
+        server.park_after(Duration::ZERO);
+        client.send_control(OpCode::Ping, b"hi").await.unwrap();
+        next_ping(&mut server).await;
+        let held = server.held();
+        assert_eq!(held.deflate, Some(DeflateHeld::default()));
+        assert!(held.read_buffer <= SMALLEST, "{held:?}");
+        assert!(held.write_buffers <= KEEP_AFTER_USE, "{held:?}");
+
+        // A compressed message each way: the server keeps its inflate
+        // context and the window it sent, never a compressor.
+        let text = br#"{"type":"update","items":[1,2,3,4,5,6,7,8,9]}"#.repeat(10);
+        client.send(OpCode::Text, &text).await.unwrap();
+        let message = next_message(&mut server).await;
+        assert!(message.compressed);
+        server.send(OpCode::Text, &message.data).await.unwrap();
+        assert_eq!(next_message(&mut client).await.data, text);
+        // Kept while busy, parked once a read has to wait (at once, with
+        // a zero delay; the outer timeout only ends the wait, and `next`
+        // is cancel-safe).
+        assert!(server.held().deflate.is_some_and(|d| d.compressor));
+        let waited = tokio::time::timeout(Duration::from_millis(50), server.next()).await;
+        assert!(waited.is_err(), "nothing was sent: {waited:?}");
+        let deflate = server.held().deflate.expect("negotiated");
+        assert_eq!(
+            deflate,
+            DeflateHeld {
+                compressor: false,
+                decompressor: true,
+                window: text.len(),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn buffers_grow_for_a_large_message_and_shrink_after() {
+        let (mut server, mut client) = pair(None);
+        let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let sending = tokio::spawn(async move {
+            client.send(OpCode::Binary, &big).await.unwrap();
+            client
+        });
+        let message = next_message(&mut server).await;
+        assert_eq!(message.data.len(), 4 << 20);
+        let mut client = sending.await.unwrap();
+        // The echo goes out through the write buffer, which is let go after.
+        let echo = tokio::spawn(async move {
+            let back = next_message(&mut client).await;
+            (client, back)
+        });
+        server.send(OpCode::Binary, &message.data).await.unwrap();
+        let (mut client, back) = echo.await.unwrap();
+        assert_eq!(back.data.len(), 4 << 20);
+        assert!(server.held().write_buffers <= KEEP_AFTER_USE);
+        client
+            .send_control(OpCode::Ping, b"idle now")
+            .await
+            .unwrap();
+        next_ping(&mut server).await;
+        let held = server.held();
+        assert!(held.read_buffer <= SMALLEST, "{held:?}");
     }
 }

@@ -6,6 +6,8 @@
 //! binary, the fuzz targets and benchmarks share one build of it; its API
 //! is not meant for other crates.
 
+#[cfg(feature = "count-alloc")]
+pub mod alloc_count;
 pub mod bench;
 pub mod ca;
 #[cfg(target_os = "linux")]
@@ -40,6 +42,7 @@ pub mod probe;
 mod progress;
 pub mod proxy;
 pub mod read;
+pub mod read_buffer;
 pub mod reconnect;
 pub mod replay;
 pub mod rules;

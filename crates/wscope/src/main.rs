@@ -30,6 +30,8 @@ fn main() {
         }
     };
     let status = runtime.block_on(async {
+        #[cfg(all(feature = "count-alloc", unix))]
+        wscope::alloc_count::report_on_sigusr1();
         match cli.command {
             Command::Serve(args) => serve::run(args).await.map(|()| 0),
             Command::Connect(args) => connect::run(args).await,

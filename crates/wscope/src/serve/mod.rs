@@ -222,7 +222,39 @@ pub async fn echo_server(listener: TcpListener) -> anyhow::Result<()> {
 }
 
 /// One connection, from its first byte to its end.
+///
+/// The handshake runs in its own boxed future, so what it needed (the
+/// request, the response, its buffers) is freed before the session starts
+/// instead of being held for the life of the connection.
 async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
+    if let Some(opened) = Box::pin(open(tcp, peer, server)).await {
+        let Opened {
+            conn,
+            plan,
+            ctx,
+            counted,
+        } = opened;
+        let id = ctx.id.clone();
+        session::run(conn, plan, ctx).await;
+        if let Some(controls) = &server.controls {
+            controls.remove(&id);
+        }
+        drop(counted);
+    }
+}
+
+/// An upgraded connection, ready for its session.
+struct Opened {
+    conn: Connection<NetStream>,
+    plan: SessionPlan,
+    ctx: session::Ctx,
+    /// Its place under `--max-connections`, held until it ends.
+    counted: listen::Counted,
+}
+
+/// Answers the upgrade (or refuses it, with its event); `None` when no
+/// session follows.
+async fn open(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) -> Option<Opened> {
     let id = format!("c{}", server.next_id.fetch_add(1, Ordering::Relaxed));
     let started = Instant::now();
     let _ = tcp.set_nodelay(true);
@@ -250,7 +282,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             diagnosis: why,
         })
     };
-    let _counted = match server.limit.enter("serve") {
+    let counted = match server.limit.enter("serve") {
         Ok(counted) => counted,
         Err(why) => {
             // A 503 a plain client can read; a TLS client would only see
@@ -266,7 +298,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             let status = response.as_ref().map(|r| r.status);
             let event = failed(status, None, response.as_ref(), why);
             server.events.emit(&id, None, event).await;
-            return;
+            return None;
         }
     };
     let mut stream = match &server.tls {
@@ -280,7 +312,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
                     .events
                     .emit(&id, None, failed(None, None, None, why))
                     .await;
-                return;
+                return None;
             }
             Err(_) => {
                 let why = format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
@@ -288,7 +320,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
                     .events
                     .emit(&id, None, failed(None, None, None, why))
                     .await;
-                return;
+                return None;
             }
         },
     };
@@ -302,14 +334,14 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
     {
         Ok(Ok(Some(parsed))) => parsed,
         // Gone before sending anything: a port check, not worth a line.
-        Ok(Ok(None)) if buf.is_empty() => return,
+        Ok(Ok(None)) if buf.is_empty() => return None,
         Ok(Ok(None)) => {
             let why = "the client went away in the middle of its request".to_owned();
             server
                 .events
                 .emit(&id, None, failed(None, None, None, why))
                 .await;
-            return;
+            return None;
         }
         Ok(Err(err)) => {
             let why = format!("not a WebSocket upgrade request: {err}");
@@ -317,7 +349,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             let _ = write_response(&mut stream, &response).await;
             let event = failed(Some(400), None, Some(&response), why);
             server.events.emit(&id, None, event).await;
-            return;
+            return None;
         }
         Err(_) => {
             let why = format!("no complete request within {HANDSHAKE_TIMEOUT:?}");
@@ -325,7 +357,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
                 .events
                 .emit(&id, None, failed(None, None, None, why))
                 .await;
-            return;
+            return None;
         }
     };
 
@@ -344,7 +376,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             let _ = write_response(&mut stream, &response).await;
             let event = failed(Some(response.status), Some(&request), Some(&response), why);
             server.events.emit(&id, None, event).await;
-            return;
+            return None;
         }
     };
 
@@ -352,7 +384,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         let mut shutdown = server.shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => return None,
         }
     }
     let deflate = deflate::server_accept(&upgrade.extensions);
@@ -373,7 +405,7 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
             drop(receiver);
             server.hub.leave(&path, sender);
         }
-        return;
+        return None;
     }
     let host = request
         .header("host")
@@ -442,10 +474,12 @@ async fn handle(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) {
         mock,
         commands,
     };
-    session::run(conn, plan.session, ctx).await;
-    if let Some(controls) = &server.controls {
-        controls.remove(&id);
-    }
+    Some(Opened {
+        conn,
+        plan: plan.session,
+        ctx,
+        counted,
+    })
 }
 
 /// The path's behaviours: how to answer the upgrade, and what the

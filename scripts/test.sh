@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test wscope has, on a fresh machine: installs the test peers,
 # checks formatting and lints, runs unit, property and integration tests
-# (including the Autobahn conformance suite both ways), builds the fuzz
-# targets and benchmarks, and prints one summary line.
+# (including the Autobahn conformance suite both ways), fuzzes every fuzz
+# target briefly (scripts/fuzz-check: its corpus replayed, then a short
+# fresh run), builds the benchmarks, and prints one summary line.
 #
 # Peers come from the package registries only: Python packages into .venv
 # (tests/requirements.txt), Node.js packages into node_modules (package.json,
@@ -62,8 +63,12 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$log_dir/cargo-test.log"
 test_status=${PIPESTATUS[0]}
 set -e
 
-step "fuzz targets build"
-cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
+step "fuzzing (every target: its checked-in corpus replayed, then ${FUZZ_SECONDS:-12}s of fresh fuzzing)"
+# Its failure is reported in the summary, after the rest has run.
+set +e
+scripts/fuzz-check
+fuzz_status=$?
+set -e
 
 step "benchmarks build"
 # sed, not grep -v: no line left is not a failure; cargo's status stands.
@@ -86,12 +91,14 @@ crashed_count=$(printf '%s' "$crashed" | awk 'NF {n++} END {print n+0}')
 elapsed=$(( $(date +%s) - started ))
 echo
 echo "Autobahn reports: reports/autobahn/*/index.html (server, client, node-ws, each also -via-proxy); screenshots: reports/screenshots/"
-echo "wscope: $suites test suites in ${elapsed}s (fmt, clippy, fuzz build, bench build ok)"
+fuzzing=ok
+[ "$fuzz_status" -eq 0 ] || fuzzing="FAILED (see the fuzzing step above)"
+echo "wscope: $suites test suites in ${elapsed}s (fmt, clippy, bench build ok; fuzzing $fuzzing)"
 echo "tests: $passed passed, $failed failed, $crashed_count test binaries crashed"
 if [ "$crashed_count" -ne 0 ]; then
   echo 'crashed (no "test result" line):'
   printf '%s\n' "$crashed" | sed 's/^/  /'
 fi
-if [ "$test_status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$crashed_count" -ne 0 ] || [ "$passed" -eq 0 ]; then
+if [ "$test_status" -ne 0 ] || [ "$fuzz_status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$crashed_count" -ne 0 ] || [ "$passed" -eq 0 ]; then
   exit 1
 fi

@@ -20,8 +20,9 @@
 //! or refused (client) rather than silently broken. Inflating always uses a
 //! 15-bit window, which decodes any smaller one.
 //!
-//! Inflation is bounded: output never grows much past the caller's limit,
-//! so a deflate bomb ends in [`Error::TooBig`] instead of eating memory.
+//! Inflation is bounded: output never grows more than one byte past the
+//! caller's limit (the byte that shows the message is over it), so a deflate
+//! bomb ends in [`Error::TooBig`] instead of eating memory.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -454,7 +455,9 @@ impl PerMessageDeflate {
 
     /// Inflates one frame's payload of a compressed message, appending to
     /// `out`, which holds only this message so far. Fails with
-    /// [`Error::TooBig`] once the message would exceed `limit` bytes.
+    /// [`Error::TooBig`] once the message would exceed `limit` bytes; `out`
+    /// then holds `limit + 1` bytes at most (the error's `size` is how far
+    /// inflation got, not the message's whole size).
     pub fn decompress_chunk(
         &mut self,
         data: &[u8],
@@ -473,14 +476,22 @@ impl PerMessageDeflate {
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
         let mut consumed = 0usize;
         loop {
+            // One byte past the limit is all it takes to know the message
+            // is too big. The window is a slice of exactly that size, not
+            // spare capacity: Vec rounds reservations up, and inflating into
+            // all of it would overshoot the limit by as much.
             let room = limit.saturating_sub(out.len()).saturating_add(1);
             let want = ((data.len() - consumed).saturating_mul(4)).clamp(4096, 1 << 20);
-            out.reserve(want.min(room));
+            let window = want.min(room);
             let before_in = decompressor.total_in();
-            let before_out = out.len();
-            let status = decompressor
-                .decompress_vec(&data[consumed..], out, FlushDecompress::None)
-                .map_err(|e| Error::Inflate(e.to_string()))?;
+            let before_out = decompressor.total_out();
+            let start = out.len();
+            out.resize(start + window, 0);
+            let status =
+                decompressor.decompress(&data[consumed..], &mut out[start..], FlushDecompress::None);
+            let written = (decompressor.total_out() - before_out) as usize;
+            out.truncate(start + written);
+            let status = status.map_err(|e| Error::Inflate(e.to_string()))?;
             consumed += (decompressor.total_in() - before_in) as usize;
             if out.len() > limit {
                 return Err(Error::TooBig {
@@ -492,11 +503,12 @@ impl PerMessageDeflate {
                 self.stream_ended = true;
                 return Ok(());
             }
-            let progressed = decompressor.total_in() != before_in || out.len() != before_out;
-            if consumed == data.len() && out.len() < out.capacity() {
+            let progressed = decompressor.total_in() != before_in || written != 0;
+            let window_full = written == window;
+            if consumed == data.len() && !window_full {
                 return Ok(());
             }
-            if !progressed && out.len() < out.capacity() {
+            if !progressed && !window_full {
                 return Ok(());
             }
         }
@@ -802,6 +814,51 @@ mod tests {
         let err = rx.decompress(&wire, &mut out, 1 << 20).unwrap_err();
         assert!(matches!(err, Error::TooBig { .. }), "{err}");
         assert!(out.capacity() < (2 << 20), "capacity {}", out.capacity());
+    }
+
+    #[test]
+    fn output_never_passes_the_limit_by_more_than_one_byte() {
+        // One byte past the limit is how inflation learns it is over; any
+        // more is memory the caller did not agree to. Vec's growth rounds
+        // a reservation up, so limits that are not a power of two catch an
+        // inflater that fills whatever capacity it got.
+        let mut tx = PerMessageDeflate::new(Role::Client, DeflateParams::default());
+        let mut wire = Vec::new();
+        tx.compress(&vec![b'a'; 1 << 20], &mut wire).unwrap();
+        for limit in [0, 1, 1000, 4095, 4097, 65_536, 100_000, 700_001] {
+            let mut rx = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+            let mut out = Vec::new();
+            let err = rx.decompress(&wire, &mut out, limit).unwrap_err();
+            assert!(matches!(err, Error::TooBig { .. }), "{err}");
+            assert!(out.len() <= limit + 1, "limit {limit}: {} bytes", out.len());
+        }
+        // Fed in pieces, as frames arrive: the same bound.
+        let mut rx = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        let mut out = Vec::new();
+        let limit = 50_000;
+        let result: Result<(), Error> = wire
+            .chunks(3)
+            .try_for_each(|piece| rx.decompress_chunk(piece, &mut out, limit));
+        assert!(matches!(result, Err(Error::TooBig { .. })), "{result:?}");
+        assert!(out.len() <= limit + 1, "{} bytes", out.len());
+    }
+
+    #[test]
+    fn a_message_exactly_at_the_limit_inflates() {
+        let message: Vec<u8> = (0..70_000u32).map(|i| (i % 13) as u8).collect();
+        let mut tx = PerMessageDeflate::new(Role::Client, DeflateParams::default());
+        let mut wire = Vec::new();
+        tx.compress(&message, &mut wire).unwrap();
+        let mut rx = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        let mut out = Vec::new();
+        rx.decompress(&wire, &mut out, message.len()).unwrap();
+        assert_eq!(out, message);
+        let mut rx = PerMessageDeflate::new(Role::Server, DeflateParams::default());
+        out.clear();
+        let err = rx
+            .decompress(&wire, &mut out, message.len() - 1)
+            .unwrap_err();
+        assert!(matches!(err, Error::TooBig { .. }), "{err}");
     }
 
     #[test]

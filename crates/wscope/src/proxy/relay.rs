@@ -224,10 +224,13 @@ pub async fn exchange(
         .events
         .emit(&client.id, None, EventKind::Open(open))
         .await;
-    let early_c2s = &buf[head_len..];
-    let early_s2c = &rbuf[response_len..];
+    // What the handshake needed is not kept for the life of the relay:
+    // only the bytes that came after the heads.
+    let early_c2s = buf[head_len..].to_vec();
+    let early_s2c = rbuf[response_len..].to_vec();
+    drop((buf, rbuf, head, headers, request, response, offers, accepted));
     relay(
-        proxy, client, stream, upstream, early_c2s, early_s2c, deflate,
+        proxy, client, stream, upstream, &early_c2s, &early_s2c, deflate,
     )
     .await;
 }
@@ -505,8 +508,15 @@ fn pumped(engine: &mut Engine, dir: Direction, pump: &mut Pump, read: io::Result
             true
         }
         Ok(n) => {
+            let drained = n < pump.size;
             pump.adapt(n);
-            if engine.read(dir, &pump.buf, now) == Pass::Forward {
+            let pass = engine.read(dir, &pump.buf, now);
+            if drained {
+                // The sender has paused: what the engine kept for a burst
+                // (its compressor) goes until the next one.
+                engine.drained(dir);
+            }
+            if pass == Pass::Forward {
                 pump.out = pump.buf.split().freeze();
             } else {
                 pump.buf.clear();

@@ -639,6 +639,17 @@ impl Engine {
         }
     }
 
+    /// The sender of `dir` has nothing more to read for now: the
+    /// compressor kept for its messages is freed down to the context it
+    /// must carry (allocated again by the next compressed message).
+    pub fn drained(&mut self, dir: Direction) {
+        if let Some(deflate) = &mut self.flow(dir).deflate
+            && deflate.can_park()
+        {
+            deflate.park();
+        }
+    }
+
     /// The sender of `dir` closed its side of the TCP connection.
     pub fn eof(&mut self, dir: Direction, now: Instant) {
         let seq = self.next();

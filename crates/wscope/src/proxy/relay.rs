@@ -335,7 +335,7 @@ impl Pump {
 }
 
 /// The smallest read, per direction.
-const MIN_READ: usize = 4096;
+const MIN_READ: usize = 2048;
 
 /// Relays an upgraded connection until both sides are done, then reports
 /// how it ended: the engine decides, this loop does the I/O for both

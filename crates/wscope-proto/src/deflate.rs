@@ -487,8 +487,11 @@ impl PerMessageDeflate {
             let before_out = decompressor.total_out();
             let start = out.len();
             out.resize(start + window, 0);
-            let status =
-                decompressor.decompress(&data[consumed..], &mut out[start..], FlushDecompress::None);
+            let status = decompressor.decompress(
+                &data[consumed..],
+                &mut out[start..],
+                FlushDecompress::None,
+            );
             let written = (decompressor.total_out() - before_out) as usize;
             out.truncate(start + written);
             let status = status.map_err(|e| Error::Inflate(e.to_string()))?;

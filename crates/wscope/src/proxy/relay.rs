@@ -228,7 +228,9 @@ pub async fn exchange(
     // only the bytes that came after the heads.
     let early_c2s = buf[head_len..].to_vec();
     let early_s2c = rbuf[response_len..].to_vec();
-    drop((buf, rbuf, head, headers, request, response, offers, accepted));
+    drop((
+        buf, rbuf, head, headers, request, response, offers, accepted,
+    ));
     relay(
         proxy, client, stream, upstream, &early_c2s, &early_s2c, deflate,
     )

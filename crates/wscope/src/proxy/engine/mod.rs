@@ -583,20 +583,32 @@ impl Engine {
     }
 
     fn too_big(&mut self, dir: Direction, now: Instant) {
-        let limit = self.hold_limit;
+        let note = format!(
+            "a message over {} cannot be held for the rules; closing with 1009",
+            judge::bytes(self.hold_limit)
+        );
+        let reason = "message too big for the proxy's rules";
+        self.refuse(dir, CloseCode::MESSAGE_TOO_BIG, note, reason, now);
+    }
+
+    /// Gives up on what `dir`'s sender sends (nothing more of it is held
+    /// or forwarded), says why in a note, and closes both ways.
+    fn refuse(
+        &mut self,
+        dir: Direction,
+        code: CloseCode,
+        note: String,
+        reason: &str,
+        now: Instant,
+    ) {
         let flow = self.flow(dir);
         flow.broken = true;
         flow.held = Vec::new();
         flow.partial = Vec::new();
         flow.tap.keep_for_events_only();
-        let text = format!(
-            "a message over {} cannot be held for the rules; closing with 1009",
-            judge::bytes(limit)
-        );
-        self.note(Some(dir), text);
-        let reason = "message too big for the proxy's rules";
+        self.note(Some(dir), note);
         for target in [dir, other(dir)] {
-            self.close(target, CloseCode::MESSAGE_TOO_BIG.0, reason, now);
+            self.close(target, code.0, reason, now);
         }
     }
 
@@ -731,20 +743,12 @@ impl Engine {
     }
 
     fn over_budget(&mut self, dir: Direction, now: Instant) {
-        let flow = self.flow(dir);
-        flow.broken = true;
-        flow.held = Vec::new();
-        flow.partial = Vec::new();
-        flow.tap.keep_for_events_only();
-        let text = format!(
+        let note = format!(
             "the proxy's memory for held messages ({} across all connections) is in use; closing with 1013 (try again later)",
             judge::bytes(self.budget.limit() as u64)
         );
-        self.note(Some(dir), text);
         let reason = "proxy memory budget exceeded, try again later";
-        for target in [dir, other(dir)] {
-            self.close(target, CloseCode::TRY_AGAIN_LATER.0, reason, now);
-        }
+        self.refuse(dir, CloseCode::TRY_AGAIN_LATER, note, reason, now);
     }
 
     /// Whether the receiver of `dir` should now have its write side shut

@@ -390,13 +390,16 @@ async fn relay(
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
     let mut linger: Option<tokio::time::Instant> = None;
     loop {
+        let now = Instant::now();
+        if engine.next_wake().is_some_and(|wake| wake <= now) {
+            engine.tick(now);
+        }
         for emit in engine.drain_events() {
             proxy.events.emit(&client.id, emit.dir, emit.kind).await;
         }
         if engine.cut_by().is_some() {
             break;
         }
-        let now = Instant::now();
         for (dir, pump) in [(c2s, &mut up), (s2c, &mut down)] {
             if pump.out.is_empty()
                 && let Some(bytes) = engine.poll_write(dir, now)
@@ -429,7 +432,13 @@ async fn relay(
         if reading_down {
             down.reserve();
         }
-        let wake = engine.next_wake().map(tokio::time::Instant::from_std);
+        // What is owed to a side still being written to waits for that
+        // write, which wakes the loop itself: a due time already passed
+        // must not make the sleep return at once, again and again.
+        let (up_free, down_free) = (up.out.is_empty(), down.out.is_empty());
+        let wake = engine
+            .next_wake_for(|dir| if dir == c2s { up_free } else { down_free })
+            .map(tokio::time::Instant::from_std);
         tokio::select! {
             read = client_read.read_buf(&mut up.buf), if reading_up => {
                 if !pumped(&mut engine, c2s, &mut up, read) { break; }
@@ -452,7 +461,8 @@ async fn relay(
                 shutting_down = true;
                 engine.shutdown(Instant::now());
             }
-            _ = crate::timers::sleep_until(wake), if wake.is_some() => engine.tick(Instant::now()),
+            // Woken for a timer or a due write: both are seen at the top.
+            _ = crate::timers::sleep_until(wake), if wake.is_some() => {}
             _ = crate::timers::sleep_until(linger), if linger.is_some() => break,
         }
         if *shutdown.borrow() && !shutting_down {

@@ -764,9 +764,17 @@ impl Engine {
 
     /// When [`Engine::tick`] should next be called.
     pub fn next_wake(&self) -> Option<Instant> {
+        self.next_wake_for(|_| true)
+    }
+
+    /// The same, counting only what is owed toward receivers that can take
+    /// it now (`writable`): a driver still writing to one side is woken by
+    /// that write, not by a time that has passed already.
+    pub fn next_wake_for(&self, writable: impl Fn(Direction) -> bool) -> Option<Instant> {
         let timers = self.rules.as_ref().and_then(RuleState::next_timer);
         self.flows
             .iter()
+            .filter(|flow| writable(flow.dir))
             .filter_map(|flow| flow.queue.next_due())
             .chain(timers)
             .min()

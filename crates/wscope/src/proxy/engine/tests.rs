@@ -560,3 +560,20 @@ fn the_memory_budget_is_shared_and_the_connection_over_it_gets_1013() {
     drop(second);
     assert_eq!(budget.used(), 0);
 }
+
+#[test]
+fn a_side_still_being_written_to_does_not_set_the_wake_up() {
+    let t0 = Instant::now();
+    let mut engine = engine(
+        "[[rule]]\nmatch = 'dir == c2s'\naction = \"delay\"\ndelay = \"100ms\"\n\n\
+         [[rule]]\naction = \"idle-timeout\"\ntimeout = \"5s\"\n",
+        t0,
+    );
+    engine.read(C2S, &text(C2S, "late"), t0);
+    assert_eq!(engine.next_wake(), Some(t0 + ms(100)));
+    // Past its due time, with the server side still busy: the wake-up is
+    // the idle timer, not a time gone by (a driver would spin on it).
+    let busy_server = |dir: Direction| dir != C2S;
+    assert_eq!(engine.next_wake_for(busy_server), Some(t0 + ms(5000)));
+    assert_eq!(written(&mut engine, C2S, t0 + ms(200)), text(C2S, "late"));
+}

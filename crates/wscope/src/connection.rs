@@ -263,12 +263,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Err(err) => return Err(self.fail(err).await),
                 }
             }
+            // Only between messages: inside one, the inflater's state is
+            // the message's (a fresh one cannot go on from the middle).
+            let between_messages = !self.assembler.in_message();
             let room = self.rbuf.prepare();
             let read = self.stream.read_buf(self.rbuf.bytes());
             let n = match &mut self.deflate {
                 // A read dropped unfinished has read nothing, on TCP and
                 // TLS alike, so the timeout loses no bytes.
-                Some(deflate) if deflate.can_park() => {
+                Some(deflate) if between_messages && deflate.can_park() => {
                     match tokio::time::timeout(self.park_after, read).await {
                         Ok(n) => n?,
                         Err(_) => {

@@ -665,6 +665,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_wait_inside_a_compressed_message_parks_nothing() {
+        // The client resets its context every message, so the server's
+        // inflater may be dropped between messages, never inside one.
+        let params = DeflateParams {
+            client_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        let (server_end, mut client_end) = tokio::io::duplex(64 * 1024);
+        let mut server = Connection::new(server_end, Role::Server, b"", Some(params), 64 << 20);
+        server.park_after(Duration::ZERO);
+        let mut sender = wscope_proto::deflate::PerMessageDeflate::new(Role::Client, params);
+        for text in [
+            "a first message, compressed",
+            "and a second one, compressed",
+        ] {
+            let mut packed = Vec::new();
+            sender
+                .compress(text.repeat(20).as_bytes(), &mut packed)
+                .unwrap();
+            let (head, tail) = packed.split_at(packed.len() / 2);
+            let mut first = Vec::new();
+            let mut rest = Vec::new();
+            encode_frame(
+                OpCode::Text,
+                false,
+                true,
+                Some([1, 2, 3, 4]),
+                head,
+                &mut first,
+            );
+            encode_frame(
+                OpCode::Continuation,
+                true,
+                false,
+                Some([5, 6, 7, 8]),
+                tail,
+                &mut rest,
+            );
+            client_end.write_all(&first).await.unwrap();
+            // The server reads the first frame, then has to wait.
+            let waited = tokio::time::timeout(Duration::from_millis(50), server.next()).await;
+            assert!(waited.is_err(), "half a message: {waited:?}");
+            client_end.write_all(&rest).await.unwrap();
+            let message = next_message(&mut server).await;
+            assert_eq!(message.data, text.repeat(20).as_bytes());
+        }
+    }
+
+    #[tokio::test]
     async fn buffers_grow_for_a_large_message_and_shrink_after() {
         let (mut server, mut client) = pair(None);
         let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();

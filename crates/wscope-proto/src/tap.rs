@@ -186,11 +186,6 @@ impl Tap {
         self.message.as_ref().map_or(0, |m| m.data.len())
     }
 
-    /// Whether decompression failed (messages are no longer decoded).
-    pub fn inflate_broken(&self) -> bool {
-        self.inflate_broken
-    }
-
     /// What the tap holds now: how tests check an idle connection is
     /// small.
     pub fn held(&self) -> TapHeld {

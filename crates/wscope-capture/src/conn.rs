@@ -939,6 +939,7 @@ impl State {
                 response: Some(response_head(&response)),
                 status: Some(response.status),
                 body: body.into_owned(),
+                upstream_unreachable: false,
                 diagnosis: wscope_proto::handshake::status::diagnose(response.status).to_owned(),
             };
             ctx.summary.handshake_failed += 1;

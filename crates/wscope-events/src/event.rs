@@ -170,6 +170,10 @@ pub struct HandshakeFailed {
     pub body: String,
     /// What it most likely means.
     pub diagnosis: String,
+    /// A proxy answered the client itself because it could not reach the
+    /// upstream (no connection, TLS failed, or the CONNECT target refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upstream_unreachable: bool,
 }
 
 /// A payload as recorded: text as a string, anything else as base64, cut to

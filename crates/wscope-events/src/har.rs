@@ -491,6 +491,7 @@ impl<'a> Entry<'a> {
             response: answered.and(response),
             status: answered,
             body,
+            upstream_unreachable: false,
             diagnosis,
         }
     }

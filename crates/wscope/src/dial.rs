@@ -228,6 +228,7 @@ pub async fn dial_with(
             response,
             status,
             body,
+            upstream_unreachable: false,
             diagnosis,
         })
     };

@@ -138,11 +138,6 @@ impl Metrics {
         out
     }
 
-    /// The proxy could not reach its upstream.
-    pub fn upstream_connect_failed(&self) {
-        self.upstream_failures.inc();
-    }
-
     fn count(&self, event: &Event, opcode: &'static str, len: u64) {
         let direction = event.dir.map(|d| d.as_str()).unwrap_or("none");
         let labels = Traffic { direction, opcode };
@@ -170,6 +165,9 @@ impl Sink for MetricsSink {
                 }
             }
             EventKind::HandshakeFailed(failed) => {
+                if failed.upstream_unreachable {
+                    metrics.upstream_failures.inc();
+                }
                 let status = failed.status.unwrap_or(0);
                 metrics
                     .rejections

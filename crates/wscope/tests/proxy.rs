@@ -768,6 +768,8 @@ fn connect_to_a_closed_port_is_answered_502_with_the_reason() {
             "--no-intercept",
             "--record",
             record.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
         ],
         &[],
     );
@@ -806,6 +808,20 @@ fn connect_to_a_closed_port_is_answered_502_with_the_reason() {
             .unwrap_or_default()
             .contains("nothing listens there"),
         "{failed}"
+    );
+    assert_eq!(failed["upstream_unreachable"], true, "{failed}");
+    // The metrics learn it from that event, like everything else they count.
+    let metrics = common::metrics::metrics_url(&line);
+    let scraped = common::metrics::scrape_until(&metrics, |s| {
+        s["wscope_upstream_connect_failures_total{}"] == 1.0
+    });
+    assert_eq!(
+        scraped["samples"]["wscope_upstream_connect_failures_total{}"], 1.0,
+        "{scraped}"
+    );
+    assert_eq!(
+        scraped["samples"]["wscope_handshake_rejections_total{status=502}"], 1.0,
+        "{scraped}"
     );
     drop(proxy);
 }

@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::TimedOutput;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::metrics::{metrics_url, scrape_until};
 use common::{
     Running, node_ws, parse_report, peer_script, python, start_server, temp_dir, texts, venv_bin,
     wscope,
@@ -707,34 +706,6 @@ fn json_lifecycle_logs_and_the_record_file() {
         .find(|e| e["event"] == "message" && e["dir"] == "s2c")
         .unwrap();
     assert_eq!(echoed["payload"]["text"], "logged");
-}
-
-fn scrape(metrics_url: &str) -> Value {
-    let out = Command::new(venv_bin("python"))
-        .arg(peer_script("scrape_metrics.py"))
-        .arg(metrics_url)
-        .timed_output()
-        .unwrap();
-    parse_report("scrape_metrics", &out)
-}
-
-fn metrics_url(line: &str) -> String {
-    line.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("a metrics URL in {line:?}"))
-        .to_owned()
-}
-
-/// Scrapes until `check` holds (the metrics lag the events a little).
-fn scrape_until(url: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = scrape(url);
-        if check(&metrics["samples"]) || Instant::now() > deadline {
-            return metrics;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -249,6 +249,7 @@ fn notes_errors_and_refusals_lose_query_secrets() {
             response: None,
             status: Some(401),
             body: "no access for ?auth=s3cret".into(),
+            upstream_unreachable: false,
             diagnosis: String::new(),
         }),
     ] {

@@ -292,6 +292,7 @@ mod tests {
             response: Some(response),
             status: Some(status),
             body: String::new(),
+            upstream_unreachable: false,
             diagnosis: "refused".to_owned(),
         }))
     }

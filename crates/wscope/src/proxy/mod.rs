@@ -31,7 +31,6 @@ use crate::ca::Authority;
 use crate::cli::ProxyArgs;
 use crate::control::Controls;
 use crate::listen;
-use crate::metrics::Metrics;
 use crate::net::{NetStream, Replay};
 use crate::outputs::{self, Extras};
 use crate::pipeline::{self, Events};
@@ -50,7 +49,6 @@ pub struct Proxy {
     report_frames: bool,
     handshake_timeout: Duration,
     limit: Arc<listen::ConnectionLimit>,
-    metrics: Option<Arc<Metrics>>,
     shutdown: watch::Receiver<bool>,
     next_id: AtomicU64,
     /// The rules in force, when there are any (or a file to watch).
@@ -150,7 +148,7 @@ pub async fn run_embedded(args: ProxyArgs, embedding: Embedding) -> anyhow::Resu
     let outputs = outputs::build(&args.output, &outputs::PROXY, Extras::default())?;
     let payload_limit = outputs.payload_limit();
     let report_frames = outputs.frames;
-    let (metrics, metrics_url) = outputs.metrics.unzip();
+    let metrics_url = outputs.metrics.map(|(_, url)| url);
     let (events, pipeline) = pipeline::start(outputs.sinks, payload_limit)?;
 
     let scheme = match (&mode, &client_tls) {
@@ -227,7 +225,6 @@ pub async fn run_embedded(args: ProxyArgs, embedding: Embedding) -> anyhow::Resu
         report_frames,
         handshake_timeout: args.handshake_timeout,
         limit: listen::ConnectionLimit::new(args.max_connections),
-        metrics,
         shutdown: shutdown_rx,
         next_id: AtomicU64::new(1),
         rules: rules.as_ref().map(|(_, current)| current.clone()),
@@ -328,10 +325,7 @@ async fn forward(proxy: &Proxy, client: &Client, mut stream: NetStream) {
     let upstream = match connect_upstream(proxy, &host, port).await {
         Ok(tcp) => tcp,
         Err((status, why)) => {
-            if let Some(metrics) = &proxy.metrics {
-                metrics.upstream_connect_failed();
-            }
-            refuse(proxy, client, &mut stream, Some(&request), status, why).await;
+            unreachable(proxy, client, &mut stream, Some(&request), status, why).await;
             return;
         }
     };
@@ -506,6 +500,31 @@ async fn refuse(
     status: u16,
     why: String,
 ) {
+    answer_refusal(proxy, client, stream, request, status, why, false).await;
+}
+
+/// Answers the client itself because the upstream could not be reached;
+/// the event says so, which is what the metrics count.
+async fn unreachable(
+    proxy: &Proxy,
+    client: &Client,
+    stream: &mut NetStream,
+    request: Option<&Request>,
+    status: u16,
+    why: String,
+) {
+    answer_refusal(proxy, client, stream, request, status, why, true).await;
+}
+
+async fn answer_refusal(
+    proxy: &Proxy,
+    client: &Client,
+    stream: &mut NetStream,
+    request: Option<&Request>,
+    status: u16,
+    why: String,
+    upstream_unreachable: bool,
+) {
     let response = ServerResponse::reject(status, &format!("wscope proxy: {why}"), vec![]);
     let mut out = Vec::new();
     response.encode(&mut out);
@@ -521,6 +540,7 @@ async fn refuse(
         }),
         status: Some(status),
         body: why.clone(),
+        upstream_unreachable,
         diagnosis: why,
     });
     proxy.events.emit(&client.id, None, event).await;
@@ -535,6 +555,7 @@ async fn failed_without_response(proxy: &Proxy, client: &Client, why: String) {
         response: None,
         status: None,
         body: String::new(),
+        upstream_unreachable: false,
         diagnosis: why,
     });
     proxy.events.emit(&client.id, None, event).await;

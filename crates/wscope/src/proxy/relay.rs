@@ -21,7 +21,7 @@ use wscope_proto::handshake::{Request, Response, has_token, parse_extensions, st
 
 use super::engine::{BATCH, Config, Cut, End, Engine, HOLD_LIMIT, Pass};
 use super::upstream::Target;
-use super::{Client, Proxy, refuse};
+use super::{Client, Proxy, refuse, unreachable};
 use crate::control::{self, Reach};
 use crate::http_io::{encode_request, read_response, request_head};
 use crate::net::NetStream;
@@ -90,9 +90,6 @@ pub async fn exchange(
     let (mut upstream, timing) = match connecting.await {
         Ok(Ok(connected)) => connected,
         failure => {
-            if let Some(metrics) = &proxy.metrics {
-                metrics.upstream_connect_failed();
-            }
             let why = match failure {
                 Ok(Err(why)) => why,
                 _ => format!(
@@ -100,7 +97,7 @@ pub async fn exchange(
                     target, proxy.handshake_timeout
                 ),
             };
-            refuse(proxy, client, &mut stream, Some(&request), 502, why).await;
+            unreachable(proxy, client, &mut stream, Some(&request), 502, why).await;
             return;
         }
     };
@@ -282,6 +279,7 @@ async fn pass_refusal(
         response: Some(response_head(response)),
         status: Some(response.status),
         body: String::from_utf8_lossy(&body).trim_end().to_owned(),
+        upstream_unreachable: false,
         diagnosis: format!(
             "the upstream refused the upgrade: {}",
             diagnose(response.status)

@@ -279,6 +279,7 @@ async fn open(tcp: tokio::net::TcpStream, peer: SocketAddr, server: &Server) -> 
             body: response
                 .map(|r| String::from_utf8_lossy(&r.body).trim_end().to_owned())
                 .unwrap_or_default(),
+            upstream_unreachable: false,
             diagnosis: why,
         })
     };

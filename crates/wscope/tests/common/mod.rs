@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod metrics;
 pub mod peer_log;
 
 use std::io::{BufRead, BufReader};

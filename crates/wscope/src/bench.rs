@@ -17,7 +17,7 @@ use wscope_proto::{CloseCode, OpCode};
 use crate::cli::BenchArgs;
 use crate::connection::Incoming;
 use crate::dial::dial;
-use crate::sink::Sinks;
+use crate::emit::Events;
 
 /// Counted before measuring, so connection set-up and cold caches do not
 /// count.
@@ -35,9 +35,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
     }
     let mut tasks = Vec::new();
     for i in 0..args.connections {
-        let mut sinks = Sinks::default();
         let conn_id = format!("b{i}");
-        let conn = match dial(&args.handshake, u64::MAX, &mut sinks, &conn_id).await? {
+        let conn = match dial(&args.handshake, u64::MAX, &Events::nowhere(), &conn_id).await? {
             Ok(conn) => conn,
             Err(status) => {
                 return Err(anyhow!(

@@ -17,12 +17,12 @@ use wscope_proto::{CloseCode, OpCode};
 use crate::cli::ConnectArgs;
 use crate::connection::{ConnError, Incoming};
 use crate::dial::{DialFailure, DialOptions};
+use crate::emit::Events;
 use crate::header_cmd::{self, HeaderTemplate};
 use crate::interactive::{self, Command, Printer};
 use crate::opening::{self, Runner, Step};
 use crate::outputs::{self, Extras};
 use crate::reconnect::{self, Tally};
-use crate::sink::Sinks;
 use crate::timers::{sleep_until, tick};
 
 pub use crate::exit::connection as exit;
@@ -158,7 +158,8 @@ async fn run_prepared(
     )?;
     // Every data frame, as much of each as the outputs keep.
     let frames = outputs.frames.then_some(outputs.max_payload);
-    let mut sinks = outputs.sinks;
+    let payload_limit = outputs.payload_limit();
+    let events = Events::direct(outputs.sinks, payload_limit);
     let mut input = Input {
         open: session.lines.is_some(),
         ended: false,
@@ -178,21 +179,21 @@ async fn run_prepared(
             number: args.reconnect.then_some(attempt),
         };
         let outcome = one_connection(
-            &args, &prepared, &mut sinks, frames, &mut input, &this, &mut tally,
+            &args, &prepared, &events, frames, &mut input, &this, &mut tally,
         )
         .await?;
         if !args.reconnect {
             return Ok(outcome.status);
         }
-        let finish = |sinks: &mut Sinks, tally: &Tally, why: Option<String>| {
+        let finish = async |tally: &Tally, why: Option<String>| {
             if let Some(text) = why {
-                sinks.emit(&Event::now(&conn_id, None, EventKind::Note { text }));
+                events.emit(&conn_id, None, EventKind::Note { text }).await;
             }
             let text = tally.summary();
-            sinks.emit(&Event::now(&conn_id, None, EventKind::Note { text }));
+            events.emit(&conn_id, None, EventKind::Note { text }).await;
         };
         if outcome.user_ended {
-            finish(&mut sinks, &tally, None);
+            finish(&tally, None).await;
             return Ok(outcome.status);
         }
         if let Some(code) = outcome.code
@@ -203,7 +204,7 @@ async fn run_prepared(
                 "{conn_id} (attempt {attempt}) {}; {code} is not in --reconnect-on, so no reconnection",
                 outcome.reason
             );
-            finish(&mut sinks, &tally, Some(why));
+            finish(&tally, Some(why)).await;
             return Ok(outcome.status);
         }
         let stable = outcome.lasted >= args.stable_after;
@@ -215,7 +216,7 @@ async fn run_prepared(
                 "{conn_id} (attempt {attempt}) {}; giving up after {attempt} attempts in a row without a connection lasting {:?} (--max-attempts {max})",
                 outcome.reason, args.stable_after
             );
-            finish(&mut sinks, &tally, Some(why));
+            finish(&tally, Some(why)).await;
             return Ok(outcome.status);
         }
         let ended = attempt;
@@ -235,11 +236,11 @@ async fn run_prepared(
             attempt + 1,
             outcome.reason
         );
-        sinks.emit(&Event::now(&conn_id, None, EventKind::Note { text }));
+        events.emit(&conn_id, None, EventKind::Note { text }).await;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = tokio::signal::ctrl_c() => {
-                finish(&mut sinks, &tally, None);
+                finish(&tally, None).await;
                 return Ok(outcome.status);
             }
         }
@@ -317,22 +318,21 @@ async fn expand_headers(
 async fn one_connection(
     args: &ConnectArgs,
     prepared: &Prepared,
-    sinks: &mut Sinks,
+    events: &Events,
     frames: Option<usize>,
     input: &mut Input,
     attempt: &Attempt<'_>,
     tally: &mut Tally,
 ) -> anyhow::Result<Outcome> {
     let conn_id = attempt.conn_id;
-    let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
-        sinks.emit(&Event::now(conn_id, dir, kind));
-    };
     // Fresh header values for every attempt.
     let (headers, secret_headers) = match expand_headers(&prepared.headers).await {
         Ok(expanded) => expanded,
         Err(why) => {
             let message = format!("{why}; the attempt fails");
-            emit(sinks, None, EventKind::Error { message });
+            events
+                .emit(conn_id, None, EventKind::Error { message })
+                .await;
             return Ok(Outcome::failed(
                 exit::OPENING_FAILED,
                 None,
@@ -355,7 +355,7 @@ async fn one_connection(
     let dialed = crate::dial::dial_with(
         &handshake,
         args.limits.max_message,
-        sinks,
+        events,
         conn_id,
         &options,
     )
@@ -404,16 +404,20 @@ async fn one_connection(
                 // not the run.
                 if let Err(err) = conn.send(opcode, data).await {
                     let message = format!("connection error while sending the opening: {err}");
-                    emit(sinks, None, EventKind::Error { message });
+                    events
+                        .emit(conn_id, None, EventKind::Error { message })
+                        .await;
                     break 'conn dropped();
                 }
-                if sinks.wants_payloads() {
+                if events.wants_payloads() {
                     let message = sent_message(opcode, data);
-                    emit(
-                        sinks,
-                        Some(Direction::ClientToServer),
-                        EventKind::Message(message),
-                    );
+                    events
+                        .emit(
+                            conn_id,
+                            Some(Direction::ClientToServer),
+                            EventKind::Message(message),
+                        )
+                        .await;
                 }
             }
         }
@@ -431,7 +435,7 @@ async fn one_connection(
                         "--on-open line {line}: no message matched `{expr}` within {:?} (--expect-timeout); closing, the attempt failed",
                         args.expect_timeout
                     );
-                    emit(sinks, None, EventKind::Error { message });
+                    events.emit(conn_id, None, EventKind::Error { message }).await;
                     opening_failed = true;
                     if !conn.close_sent() {
                         we_closed_first = true;
@@ -444,19 +448,19 @@ async fn one_connection(
                 match command {
                     Some(Command::Send(opcode, data)) => {
                         conn.send(opcode, &data).await?;
-                        if sinks.wants_payloads() {
+                        if events.wants_payloads() {
                             let message = sent_message(opcode, &data);
-                            emit(sinks, Some(Direction::ClientToServer), EventKind::Message(message));
+                            events.emit(conn_id, Some(Direction::ClientToServer), EventKind::Message(message)).await;
                         }
                     }
                     Some(Command::Ping(payload)) => {
                         conn.send_control(OpCode::Ping, &payload).await?;
-                        emit(sinks, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload));
+                        events.emit(conn_id, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload)).await;
                         ping_out = Some((payload, tokio::time::Instant::now()));
                     }
                     Some(Command::Pong(payload)) => {
                         conn.send_control(OpCode::Pong, &payload).await?;
-                        emit(sinks, Some(Direction::ClientToServer), control_frame(OpCode::Pong, &payload));
+                        events.emit(conn_id, Some(Direction::ClientToServer), control_frame(OpCode::Pong, &payload)).await;
                     }
                     Some(Command::Close(code, reason)) => {
                         we_closed_first = !conn.close_sent();
@@ -468,15 +472,15 @@ async fn one_connection(
                             "{} messages / {} bytes sent, {} messages / {} bytes received, open for {:.1?}",
                             stats.messages_out, stats.bytes_out, stats.messages_in, stats.bytes_in, opened.elapsed()
                         );
-                        emit(sinks, None, EventKind::Note { text });
+                        events.emit(conn_id, None, EventKind::Note { text }).await;
                         if args.reconnect {
-                            emit(sinks, None, EventKind::Note { text: tally.summary() });
+                            events.emit(conn_id, None, EventKind::Note { text: tally.summary() }).await;
                         }
                     }
                     Some(Command::Help) => {
-                        emit(sinks, None, EventKind::Note { text: interactive::HELP.to_owned() });
+                        events.emit(conn_id, None, EventKind::Note { text: interactive::HELP.to_owned() }).await;
                     }
-                    Some(Command::Problem(text)) => emit(sinks, None, EventKind::Note { text }),
+                    Some(Command::Problem(text)) => events.emit(conn_id, None, EventKind::Note { text }).await,
                     None => {
                         input.open = false;
                         input.ended = true;
@@ -496,7 +500,7 @@ async fn one_connection(
                 ping_seq += 1;
                 let payload = ping_seq.to_be_bytes();
                 conn.send_control(OpCode::Ping, &payload).await?;
-                emit(sinks, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload));
+                events.emit(conn_id, Some(Direction::ClientToServer), control_frame(OpCode::Ping, &payload)).await;
                 if ping_out.is_none() {
                     ping_out = Some((payload.to_vec(), tokio::time::Instant::now()));
                 }
@@ -505,7 +509,7 @@ async fn one_connection(
             _ = sleep_until(ping_out.as_ref().zip(args.ping_timeout).map(|((_, sent), timeout)| *sent + timeout)), if ping_out.is_some() && args.ping_timeout.is_some() => {
                 let timeout = args.ping_timeout.unwrap_or_default();
                 let message = format!("no pong within {timeout:?}: the server or the network stopped answering; closing");
-                emit(sinks, None, EventKind::Error { message });
+                events.emit(conn_id, None, EventKind::Error { message }).await;
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(Some(CloseCode::GOING_AWAY), "ping timeout")).await;
                 break (ClosedBy::Client, false, CloseCode::ABNORMAL, "no pong (ping timeout)".to_owned(), exit::ABNORMAL);
             }
@@ -524,7 +528,7 @@ async fn one_connection(
                     conn.send(message.opcode, &message.data).await?;
                 }
                 let expecting = script.expecting();
-                if sinks.wants_payloads() || expecting.is_some() {
+                if events.wants_payloads() || expecting.is_some() {
                     let event = Event::now(
                         conn_id,
                         Some(Direction::ServerToClient),
@@ -533,17 +537,19 @@ async fn one_connection(
                     if expecting.is_some_and(|expr| expr.matches(&event)) {
                         script.matched();
                     }
-                    if sinks.wants_payloads() {
-                        sinks.emit(&event);
+                    if events.wants_payloads() {
+                        events.emit_event(event).await;
                     }
                 }
-                if args.echo && sinks.wants_payloads() {
+                if args.echo && events.wants_payloads() {
                     let echoed = sent_message(message.opcode, &message.data);
-                    emit(
-                        sinks,
-                        Some(Direction::ClientToServer),
-                        EventKind::Message(echoed),
-                    );
+                    events
+                        .emit(
+                            conn_id,
+                            Some(Direction::ClientToServer),
+                            EventKind::Message(echoed),
+                        )
+                        .await;
                 }
                 received += 1;
                 if args.expect.is_some_and(|n| received >= n) && !conn.close_sent() {
@@ -557,21 +563,27 @@ async fn one_connection(
                     frames_are_text = header.opcode == OpCode::Text && !header.rsv1;
                 }
                 let frame = data_frame(&header, &payload, frames_are_text);
-                emit(sinks, Some(Direction::ServerToClient), frame);
+                events
+                    .emit(conn_id, Some(Direction::ServerToClient), frame)
+                    .await;
             }
             Ok(Incoming::Ping(payload)) => {
-                emit(
-                    sinks,
-                    Some(Direction::ServerToClient),
-                    control_frame(OpCode::Ping, &payload),
-                );
+                events
+                    .emit(
+                        conn_id,
+                        Some(Direction::ServerToClient),
+                        control_frame(OpCode::Ping, &payload),
+                    )
+                    .await;
             }
             Ok(Incoming::Pong(payload)) => {
-                emit(
-                    sinks,
-                    Some(Direction::ServerToClient),
-                    control_frame(OpCode::Pong, &payload),
-                );
+                events
+                    .emit(
+                        conn_id,
+                        Some(Direction::ServerToClient),
+                        control_frame(OpCode::Pong, &payload),
+                    )
+                    .await;
                 let answered = ping_out
                     .as_ref()
                     .filter(|(expected, _)| payload[..] == expected[..])
@@ -580,18 +592,20 @@ async fn one_connection(
                     {
                         ping_out = None;
                         let text = format!("pong: round trip {round_trip:.2?}");
-                        emit(sinks, None, EventKind::Note { text });
+                        events.emit(conn_id, None, EventKind::Note { text }).await;
                     }
                 }
             }
             Ok(Incoming::Close(close)) => {
                 let code = close.code.unwrap_or(CloseCode::NO_STATUS);
                 let info = Close::new(close.code, &close.reason);
-                emit(
-                    sinks,
-                    Some(Direction::ServerToClient),
-                    EventKind::Close(info),
-                );
+                events
+                    .emit(
+                        conn_id,
+                        Some(Direction::ServerToClient),
+                        EventKind::Close(info),
+                    )
+                    .await;
                 conn.finish(Duration::from_secs(2)).await;
                 let by = if we_closed_first {
                     ClosedBy::Client
@@ -612,7 +626,9 @@ async fn one_connection(
                 let message = format!(
                     "the server broke the protocol, so wscope closed the connection: {err}"
                 );
-                emit(sinks, None, EventKind::Error { message });
+                events
+                    .emit(conn_id, None, EventKind::Error { message })
+                    .await;
                 let code = crate::connection::close_code_for(&err);
                 break (
                     ClosedBy::Client,
@@ -624,7 +640,9 @@ async fn one_connection(
             }
             Err(ConnError::Io(err)) => {
                 let message = format!("connection error: {err}");
-                emit(sinks, None, EventKind::Error { message });
+                events
+                    .emit(conn_id, None, EventKind::Error { message })
+                    .await;
                 break dropped();
             }
         }
@@ -652,7 +670,7 @@ async fn one_connection(
         }
     };
     let lasted = opened.elapsed();
-    emit(sinks, None, EventKind::Closed(closed));
+    events.emit(conn_id, None, EventKind::Closed(closed)).await;
     tally.closed(code.0);
     if opening_failed {
         return Ok(Outcome {

@@ -8,31 +8,31 @@ use anyhow::{Context, anyhow};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
-use wscope_events::{Direction, Event, EventKind, HandshakeFailed, Head, Open, Timings};
+use wscope_events::{EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::Role;
 use wscope_proto::deflate;
 use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
 
 use crate::cli::HandshakeArgs;
 use crate::connection::{Connection, Stream};
+use crate::emit::Events;
 use crate::exit::connection as exit;
 use crate::hosts::Hosts;
-use crate::sink::Sinks;
 use crate::tls;
 
 /// A client connection, open and upgraded.
 pub type Dialed = Connection<Box<dyn Stream>>;
 
 /// Opens the connection `h` describes. `Ok(Err(status))` is a failure that
-/// has been reported through `sinks`, with the exit status it maps to;
+/// has been reported through `events`, with the exit status it maps to;
 /// `Err` is a usage error (a bad URL or flag).
 pub async fn dial(
     h: &HandshakeArgs,
     max_message: u64,
-    sinks: &mut Sinks,
+    events: &Events,
     conn_id: &str,
 ) -> anyhow::Result<Result<Dialed, i32>> {
-    let dialed = dial_with(h, max_message, sinks, conn_id, &DialOptions::default()).await?;
+    let dialed = dial_with(h, max_message, events, conn_id, &DialOptions::default()).await?;
     Ok(dialed.map_err(|failure| failure.status))
 }
 
@@ -69,13 +69,10 @@ impl DialFailure {
 pub async fn dial_with(
     h: &HandshakeArgs,
     max_message: u64,
-    sinks: &mut Sinks,
+    events: &Events,
     conn_id: &str,
     options: &DialOptions,
 ) -> anyhow::Result<Result<Dialed, DialFailure>> {
-    let emit = |sinks: &mut Sinks, dir: Option<Direction>, kind: EventKind| {
-        sinks.emit(&Event::now(conn_id, dir, kind));
-    };
     let url = Url::parse(&h.url).with_context(|| format!("{:?} is not a URL", h.url))?;
     let secure = match url.scheme() {
         "ws" | "http" => false,
@@ -125,7 +122,9 @@ pub async fn dial_with(
     let (tcp, dns_us, tcp_us) = match connecting.await {
         Ok(Ok(connected)) => connected,
         Ok(Err(message)) => {
-            emit(sinks, None, EventKind::Error { message });
+            events
+                .emit(conn_id, None, EventKind::Error { message })
+                .await;
             return Ok(Err(DialFailure::of(exit::CONNECT_FAILED)));
         }
         Err(_) => {
@@ -133,7 +132,9 @@ pub async fn dial_with(
                 "no TCP connection to {host}:{port} within {:?}",
                 h.connect_timeout
             );
-            emit(sinks, None, EventKind::Error { message });
+            events
+                .emit(conn_id, None, EventKind::Error { message })
+                .await;
             return Ok(Err(DialFailure::of(exit::CONNECT_FAILED)));
         }
     };
@@ -154,7 +155,9 @@ pub async fn dial_with(
                 }
                 Ok(Err(err)) => {
                     let message = tls::describe(&err, &host);
-                    emit(sinks, None, EventKind::Error { message });
+                    events
+                        .emit(conn_id, None, EventKind::Error { message })
+                        .await;
                     return Ok(Err(DialFailure::of(exit::TLS_FAILED)));
                 }
                 Err(_) => {
@@ -162,7 +165,9 @@ pub async fn dial_with(
                         "no TLS handshake with {host} within {:?}",
                         h.connect_timeout
                     );
-                    emit(sinks, None, EventKind::Error { message });
+                    events
+                        .emit(conn_id, None, EventKind::Error { message })
+                        .await;
                     return Ok(Err(DialFailure::of(exit::TLS_FAILED)));
                 }
             }
@@ -235,16 +240,15 @@ pub async fn dial_with(
     let (response, head_len) = match handshake.await {
         Ok(Ok(parsed)) => parsed,
         Ok(Err(err)) => {
-            emit(
-                sinks,
-                None,
-                failed(None, None, String::new(), err.to_string()),
-            );
+            let kind = failed(None, None, String::new(), err.to_string());
+            events.emit(conn_id, None, kind).await;
             return Ok(Err(DialFailure::of(exit::HANDSHAKE_FAILED)));
         }
         Err(_) => {
             let why = format!("no handshake response within {:?}", h.connect_timeout);
-            emit(sinks, None, failed(None, None, String::new(), why));
+            events
+                .emit(conn_id, None, failed(None, None, String::new(), why))
+                .await;
             return Ok(Err(DialFailure::of(exit::HANDSHAKE_FAILED)));
         }
     };
@@ -287,7 +291,7 @@ pub async fn dial_with(
                 _ => None,
             };
             let kind = failed(Some(response.status), Some(response_head), body, diagnosis);
-            emit(sinks, None, kind);
+            events.emit(conn_id, None, kind).await;
             return Ok(Err(DialFailure {
                 status: exit::HANDSHAKE_FAILED,
                 retry_after,
@@ -315,7 +319,7 @@ pub async fn dial_with(
         handshake: None,
         attempt: options.attempt,
     };
-    emit(sinks, None, EventKind::Open(open));
+    events.emit(conn_id, None, EventKind::Open(open)).await;
 
     let conn = Connection::new(stream, Role::Client, &buf[head_len..], params, max_message);
     Ok(Ok(conn))

@@ -21,6 +21,7 @@ pub mod control;
 pub mod demo;
 pub mod dial;
 pub mod doctor;
+pub mod emit;
 pub mod exit;
 pub mod explain;
 pub mod files;

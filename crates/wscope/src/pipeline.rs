@@ -9,8 +9,9 @@
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
-use wscope_events::{Direction, Event, EventKind};
+use wscope_events::Event;
 
+use crate::emit::Events;
 use crate::sink::Sinks;
 
 /// How many events may wait for the sinks. Each may carry a payload of up
@@ -19,34 +20,6 @@ use crate::sink::Sinks;
 const QUEUE: usize = 1024;
 /// How many events one batch takes at most before flushing.
 const BATCH: usize = 512;
-
-/// Where a connection sends its events. Cheap to clone.
-#[derive(Clone)]
-pub struct Events {
-    /// `None` when there are no sinks: events are not even built.
-    tx: Option<mpsc::Sender<Event>>,
-    /// How many payload bytes any sink keeps (0: only lengths matter).
-    pub payload_limit: usize,
-}
-
-impl Events {
-    /// Events that go nowhere: for a live UI with nothing to act on and
-    /// no notes to send (`capture --ui`).
-    pub fn nowhere() -> Events {
-        Events {
-            tx: None,
-            payload_limit: 0,
-        }
-    }
-
-    /// Stamps and sends one event. Waits while the sinks are behind.
-    pub async fn emit(&self, conn: &str, dir: Option<Direction>, kind: EventKind) {
-        if let Some(tx) = &self.tx {
-            // Only fails once the sink thread is gone, at shutdown.
-            let _ = tx.send(Event::now(conn, dir, kind)).await;
-        }
-    }
-}
 
 /// The running sink thread. Dropping every [`Events`] ends it; [`Pipeline::finish`]
 /// waits for the last batch to be written.
@@ -58,6 +31,7 @@ pub struct Pipeline {
 pub fn start(mut sinks: Sinks, payload_limit: usize) -> std::io::Result<(Events, Pipeline)> {
     let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
     let tx = (!sinks.is_empty()).then_some(tx);
+    let wants_payloads = sinks.wants_payloads();
     let thread = std::thread::Builder::new()
         .name("wscope-sinks".into())
         .spawn(move || {
@@ -72,7 +46,11 @@ pub fn start(mut sinks: Sinks, payload_limit: usize) -> std::io::Result<(Events,
                 sinks.flush();
             }
         })?;
-    Ok((Events { tx, payload_limit }, Pipeline { thread }))
+    let events = match tx {
+        Some(tx) => Events::channel(tx, payload_limit, wants_payloads),
+        None => Events::nowhere(),
+    };
+    Ok((events, Pipeline { thread }))
 }
 
 impl Pipeline {

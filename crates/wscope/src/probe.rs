@@ -13,6 +13,7 @@ use wscope_proto::CloseCode;
 use crate::cli::ProbeArgs;
 use crate::connection::Incoming;
 use crate::dial::dial;
+use crate::emit::Events;
 use crate::sink::{JsonLines, Sink, Sinks};
 
 pub async fn run(args: ProbeArgs) -> anyhow::Result<i32> {
@@ -22,7 +23,8 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<i32> {
     } else {
         sinks.add("terminal", Box::new(ProbeReport));
     }
-    let mut conn = match dial(&args.handshake, 1 << 20, &mut sinks, crate::connect::CONN).await? {
+    let events = Events::direct(sinks, 64 * 1024);
+    let mut conn = match dial(&args.handshake, 1 << 20, &events, crate::connect::CONN).await? {
         Ok(conn) => conn,
         Err(status) => return Ok(status),
     };
@@ -48,11 +50,9 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<i32> {
         Ok(None) => "the server dropped the connection instead of answering the close frame".into(),
         Err(_) => "the server did not answer the close frame within 3s".into(),
     };
-    sinks.emit(&Event::now(
-        crate::connect::CONN,
-        None,
-        EventKind::Note { text },
-    ));
+    events
+        .emit(crate::connect::CONN, None, EventKind::Note { text })
+        .await;
     Ok(0)
 }
 

@@ -28,9 +28,9 @@ use wscope_capture::{Capture, Packet};
 
 use crate::captures;
 use crate::cli::CaptureArgs;
+use crate::emit::Events;
 use crate::keylog_follow::KeylogFollower;
 use crate::outputs::{self, Extras};
-use crate::sink::Sinks;
 use socket::{Next, PacketSocket};
 
 /// How long the loop waits for a packet before looking at the stop flag.
@@ -80,6 +80,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
     });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let payload_limit = outputs.payload_limit();
     let mut ready = format!(
         "capturing on {} ({}), Ctrl-C to stop",
         interface.name,
@@ -96,7 +97,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
         let live = crate::ui::Mode::Live {
             source: format!("wscope capture on {}", interface.name),
             controls: None,
-            events: crate::pipeline::Events::nowhere(),
+            events: Events::nowhere(),
         };
         let url = ui.start(live, shutdown_rx).await?;
         ready.push_str(&format!(" (ui: {url})"));
@@ -104,7 +105,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
     poll_keylogs(&mut keylogs, &mut capture);
     eprintln!("{ready}");
 
-    let mut sinks = outputs.sinks;
+    let events = Events::direct(outputs.sinks, payload_limit);
     let live = Live {
         socket: &socket,
         name: &interface.name,
@@ -114,10 +115,12 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<i32> {
         write: args.packets.write.as_deref(),
         stop: &stop,
     };
-    let outcome = tokio::task::block_in_place(|| live.pump(&mut capture, &mut sinks, &mut keylogs));
-    capture.finish();
-    deliver(&mut capture, &mut sinks);
-    sinks.flush();
+    let outcome = tokio::task::block_in_place(|| {
+        let outcome = live.pump(&mut capture, &events, &mut keylogs);
+        capture.finish();
+        deliver(&mut capture, &events);
+        outcome
+    });
     let write_error = capture.take_write_error();
     let _ = shutdown_tx.send(true);
     report_problems(&mut capture, &interface.name);
@@ -156,18 +159,18 @@ impl Live<'_> {
     fn pump(
         &self,
         capture: &mut Capture,
-        sinks: &mut Sinks,
+        events: &Events,
         keylogs: &mut KeylogFollower,
     ) -> anyhow::Result<()> {
         let mut buf = vec![0u8; self.snaplen as usize + socket::VLAN_TAG];
-        let had_outputs = !sinks.is_empty();
+        let had_outputs = !events.is_nowhere();
         let mut number = 0u64;
         let mut polled = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             if !keylogs.is_empty() && polled.elapsed() >= KEYLOG_POLL {
                 polled = Instant::now();
                 poll_keylogs(keylogs, capture);
-                deliver(capture, sinks);
+                deliver(capture, events);
             }
             let received = match self.socket.next(&mut buf) {
                 Ok(Next::Packet(received)) => received,
@@ -182,7 +185,7 @@ impl Live<'_> {
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_or(0, |d| d.as_micros() as u64);
                         capture.tick(now);
-                        deliver(capture, sinks);
+                        deliver(capture, events);
                     }
                     if let Some(err) = capture.take_write_error() {
                         return Err(write_failed(self.write, err));
@@ -205,12 +208,12 @@ impl Live<'_> {
                 snaplen: self.snaplen,
             };
             capture.packet(0, &packet);
-            deliver(capture, sinks);
+            deliver(capture, events);
             report_problems(capture, self.name);
             if let Some(err) = capture.take_write_error() {
                 return Err(write_failed(self.write, err));
             }
-            if had_outputs && sinks.is_empty() {
+            if had_outputs && events.all_stopped() {
                 // Every output failed (a closed pipe, a full disk).
                 return Ok(());
             }
@@ -233,11 +236,13 @@ fn poll_keylogs(keylogs: &mut KeylogFollower, capture: &mut Capture) {
     }
 }
 
-/// Every event that is ready, to the sinks, each flushed as it goes: a
-/// live view shows an event when it happens.
-fn deliver(capture: &mut Capture, sinks: &mut Sinks) {
+/// Every event that is ready, handed over as it comes (each flushed: a
+/// live view shows an event when it happens). Called from the blocking
+/// loop (`block_in_place`), which may wait on the runtime.
+fn deliver(capture: &mut Capture, events: &Events) {
+    let runtime = tokio::runtime::Handle::current();
     while let Some(event) = capture.next_event() {
-        sinks.emit(&event);
+        runtime.block_on(events.emit_event(event));
     }
 }
 

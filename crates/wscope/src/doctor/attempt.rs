@@ -8,6 +8,7 @@ use wscope_events::{Event, EventKind, HandshakeFailed, Open};
 
 use crate::cli::HandshakeArgs;
 use crate::dial::{Dialed, dial};
+use crate::emit::Events;
 use crate::sink::{Sink, Sinks};
 
 /// How a handshake ended.
@@ -49,8 +50,9 @@ pub async fn attempt(h: &HandshakeArgs) -> anyhow::Result<Attempt> {
     let caught = Arc::new(Mutex::new(Vec::new()));
     let mut sinks = Sinks::default();
     sinks.add("doctor", Box::new(Catch(caught.clone())));
-    let dialed = dial(h, 64 << 20, &mut sinks, "doctor").await?;
-    drop(sinks);
+    let events = Events::direct(sinks, 64 * 1024);
+    let dialed = dial(h, 64 << 20, &events, "doctor").await?;
+    drop(events);
     let events = std::mem::take(&mut *caught.lock().expect("no sink panics holding it"));
     let mut open = None;
     let mut failure = None;

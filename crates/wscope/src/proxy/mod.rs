@@ -30,10 +30,11 @@ use self::upstream::{Connected, Target};
 use crate::ca::Authority;
 use crate::cli::ProxyArgs;
 use crate::control::Controls;
+use crate::emit::Events;
 use crate::listen;
 use crate::net::{NetStream, Replay};
 use crate::outputs::{self, Extras};
-use crate::pipeline::{self, Events};
+use crate::pipeline;
 
 /// What every connection of one proxy shares.
 pub struct Proxy {

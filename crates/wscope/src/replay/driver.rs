@@ -18,7 +18,7 @@ use crate::cli::{HandshakeArgs, Pace};
 use crate::connect::exit;
 use crate::connection::{ConnError, Incoming};
 use crate::dial::Dialed;
-use crate::sink::Sinks;
+use crate::emit::Events;
 
 /// What every connection of a replay shares.
 pub struct Plan {
@@ -255,7 +255,7 @@ fn as_text(value: &serde_json::Value) -> String {
 struct Live<'a> {
     plan: &'a Plan,
     id: &'a str,
-    sinks: &'a mut Sinks,
+    events: &'a Events,
     conn: Dialed,
     /// Server messages that count, as they arrived.
     compared: Vec<Compared>,
@@ -284,17 +284,18 @@ struct Live<'a> {
 }
 
 impl Live<'_> {
-    fn emit(&mut self, dir: Option<Direction>, kind: EventKind) {
-        self.sinks.emit(&Event::now(self.id, dir, kind));
+    async fn emit(&mut self, dir: Option<Direction>, kind: EventKind) {
+        self.events.emit(self.id, dir, kind).await;
     }
 
-    fn note(&mut self, text: String) {
-        self.emit(None, EventKind::Note { text: text.clone() });
+    async fn note(&mut self, text: String) {
+        self.emit(None, EventKind::Note { text: text.clone() })
+            .await;
         self.notes.push(text);
     }
 
     /// Takes one thing the server did.
-    fn take(&mut self, incoming: Result<Incoming, ConnError>) {
+    async fn take(&mut self, incoming: Result<Incoming, ConnError>) {
         match incoming {
             Ok(Incoming::Message(message)) => {
                 self.received += 1;
@@ -303,8 +304,8 @@ impl Live<'_> {
                     Some(Direction::ServerToClient),
                     EventKind::Message(Message::capture(&message, usize::MAX)),
                 );
-                self.sinks.emit(&event);
                 let counts = self.plan.filter.as_ref().is_none_or(|f| f.matches(&event));
+                self.events.emit_event(event.clone()).await;
                 let EventKind::Message(recorded) = event.kind else {
                     unreachable!("built as a message just above")
                 };
@@ -316,7 +317,7 @@ impl Live<'_> {
                         self.note(format!(
                             "the server sent more than {} bytes of compared messages (--max-compared); replay keeps no more and ends this connection",
                             self.plan.max_compared
-                        ));
+                        )).await;
                     }
                     self.compared.push(Compared {
                         number: self.compared.len() as u64 + 1,
@@ -330,7 +331,8 @@ impl Live<'_> {
                 self.emit(
                     Some(Direction::ServerToClient),
                     EventKind::Close(Close::new(close.code, &close.reason)),
-                );
+                )
+                .await;
                 if self.ending.is_none() {
                     self.ending = Some(Ending {
                         by: "server",
@@ -355,7 +357,8 @@ impl Live<'_> {
                     EventKind::Error {
                         message: err.to_string(),
                     },
-                );
+                )
+                .await;
                 if self.ending.is_none() {
                     self.ending = Some(Ending {
                         by: "nobody",
@@ -437,7 +440,7 @@ impl Live<'_> {
                 },
                 None => self.conn.next().await,
             };
-            self.take(incoming);
+            self.take(incoming).await;
             if resets && self.compared.len() > before {
                 deadline = Some(Instant::now() + self.plan.timeout);
             }
@@ -452,12 +455,13 @@ impl Live<'_> {
                 self.emit(
                     Some(Direction::ClientToServer),
                     EventKind::Message(Message::new(opcode, &data, usize::MAX)),
-                );
+                )
+                .await;
                 true
             }
             Err(err) => {
                 let message = format!("sending failed: {err}");
-                self.emit(None, EventKind::Error { message });
+                self.emit(None, EventKind::Error { message }).await;
                 self.ended = true;
                 if self.ending.is_none() {
                     self.ending = Some(Ending {
@@ -490,7 +494,7 @@ pub fn counts(filter: Option<&Expr>, conn: &str, message: &Recorded) -> bool {
 }
 
 /// Plays `conv` once as connection `id`.
-pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks) -> ConnReport {
+pub async fn play(plan: &Plan, conv: &Conversation, id: &str, events: &Events) -> ConnReport {
     let mut report = ConnReport::new(id, &conv.conn, "failed", exit::CONNECT_FAILED);
     // The recorded server messages that count, and for each client
     // message how many of them came before it.
@@ -531,15 +535,13 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         let text = format!(
             "header {name} was redacted or stripped in the recording and is not sent; give it with -H '{name}: VALUE'"
         );
-        sinks.emit(&Event::now(
-            id,
-            None,
-            EventKind::Note { text: text.clone() },
-        ));
+        events
+            .emit(id, None, EventKind::Note { text: text.clone() })
+            .await;
         report.notes.push(text);
     }
     report.missing_headers = missing;
-    let conn = match crate::dial::dial(&handshake, plan.max_message, sinks, id).await {
+    let conn = match crate::dial::dial(&handshake, plan.max_message, events, id).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(status)) => {
             report.status = status;
@@ -549,20 +551,15 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         Err(err) => {
             report.status = exit::CONNECT_FAILED;
             report.error = Some(format!("{err:#}"));
-            sinks.emit(&Event::now(
-                id,
-                None,
-                EventKind::Error {
-                    message: format!("{err:#}"),
-                },
-            ));
+            let message = format!("{err:#}");
+            events.emit(id, None, EventKind::Error { message }).await;
             return report;
         }
     };
     let mut live = Live {
         plan,
         id,
-        sinks,
+        events,
         conn,
         compared: Vec::new(),
         received: 0,
@@ -583,7 +580,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         live.note(
             "no client messages in the recording: only the opening and what the server sends on its own are replayed"
                 .to_owned(),
-        );
+        ).await;
     }
 
     let mut unsent = 0;
@@ -608,7 +605,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
                         want,
                         message.number
                     );
-                    live.note(text);
+                    live.note(text).await;
                 }
             }
             Pace::Original(scale) => {
@@ -634,7 +631,8 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
                         EventKind::Error {
                             message: why.clone(),
                         },
-                    );
+                    )
+                    .await;
                     report.error = Some(why);
                     unsent = steps.len() - k;
                     break;
@@ -670,7 +668,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         );
         // A difference the close comparison and the missing answers show,
         // not a failure of the replay itself.
-        live.note(text);
+        live.note(text).await;
     }
 
     // What the server still owes.
@@ -697,7 +695,8 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
                 live.note(format!(
                     "the server did not close within {:?}, as it did in the recording",
                     plan.timeout
-                ));
+                ))
+                .await;
             }
         }
     }
@@ -714,12 +713,14 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
                 EventKind::Error {
                     message: format!("closing: {err}"),
                 },
-            );
+            )
+            .await;
         }
         live.emit(
             Some(Direction::ClientToServer),
             EventKind::Close(Close::new(code, &reason)),
-        );
+        )
+        .await;
         live.ending = Some(Ending {
             by: "client",
             code: code.map_or(1005, |c| c.0),
@@ -753,7 +754,8 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
             bytes_s2c: stats.bytes_in,
             ended: None,
         }),
-    );
+    )
+    .await;
 
     // The comparison. Values taken with --extract stand where the
     // recorded ones stood, and their paths are not compared.
@@ -788,7 +790,8 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         live.emit(
             Some(Direction::ServerToClient),
             EventKind::Diff(diff.clone()),
-        );
+        )
+        .await;
     }
     for (k, (name, path)) in plan.extract.iter().enumerate() {
         if live.seen[k] == 0 {
@@ -801,7 +804,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
                     ""
                 }
             );
-            live.note(text);
+            live.note(text).await;
         }
     }
     if live.full {
@@ -850,12 +853,10 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, sinks: &mut Sinks)
         ending.code,
         ending.by
     );
-    sinks_note(live.sinks, id, summary);
+    events
+        .emit(id, None, EventKind::Note { text: summary })
+        .await;
     report
-}
-
-fn sinks_note(sinks: &mut Sinks, id: &str, text: String) {
-    sinks.emit(&Event::now(id, None, EventKind::Note { text }));
 }
 
 /// How the recorded connection ended, when the recording saw it.

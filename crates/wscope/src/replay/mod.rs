@@ -21,16 +21,15 @@ pub mod mock;
 pub mod report;
 pub mod script;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use url::Url;
-use wscope_events::Event;
 
 use crate::cli::ReplayArgs;
+use crate::emit::Events;
 use crate::outputs::{self, Extras};
-use crate::sink::{Sink, Sinks};
 use conversation::{Conversation, Recording};
 use driver::{ConnReport, Plan};
 
@@ -142,7 +141,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         max_message: args.limits.max_message,
         max_compared: args.max_compared,
     });
-    let shared = Arc::new(Mutex::new(outputs.sinks));
+    let payload_limit = outputs.payload_limit();
+    let events = Events::direct(outputs.sinks, payload_limit);
     let first = recording.started_us();
     let copies = args.connections;
     let one_each = copies == 1 && args.repeat == 1;
@@ -160,12 +160,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
                 let plan = Arc::clone(&plan);
                 let conv: Conversation = (*conv).clone();
                 let offset = Duration::from_micros(conv.started_us.saturating_sub(first));
-                let mut sinks = Sinks::default();
-                sinks.add("replay", Box::new(Shared(Arc::clone(&shared))));
+                let events = events.clone();
                 let order = tasks.len();
                 tasks.spawn(async move {
                     tokio::time::sleep_until(started + offset).await;
-                    (order, driver::play(&plan, &conv, &id, &mut sinks).await)
+                    (order, driver::play(&plan, &conv, &id, &events).await)
                 });
             }
         }
@@ -187,21 +186,6 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         this_run.sort_by_key(|(order, _)| *order);
         reports.extend(this_run.into_iter().map(|(_, report)| report));
     }
-    if let Ok(mut sinks) = shared.lock() {
-        sinks.flush();
-    }
     let report = report::Report::new("replay", &name, Some(plan.to.as_str()), reports);
     report.finish(args.compare.report_json.as_deref(), args.output.json)
-}
-
-/// Hands events from many connection tasks to one set of sinks.
-struct Shared(Arc<Mutex<Sinks>>);
-
-impl Sink for Shared {
-    fn event(&mut self, event: &Event) -> std::io::Result<()> {
-        if let Ok(mut sinks) = self.0.lock() {
-            sinks.emit(event);
-        }
-        Ok(())
-    }
 }

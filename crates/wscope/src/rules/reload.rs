@@ -15,7 +15,7 @@ use wscope_events::EventKind;
 use super::RuleSet;
 use super::file::parse;
 use crate::cli::FaultArgs;
-use crate::pipeline::Events;
+use crate::emit::Events;
 
 /// How often the file is looked at.
 const POLL: Duration = Duration::from_millis(500);

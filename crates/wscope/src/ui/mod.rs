@@ -24,8 +24,8 @@ use tokio::sync::watch;
 use self::access::{Access, RemoteOrigin, Verdict};
 use self::hub::Hub;
 use crate::control::Controls;
+use crate::emit::Events;
 use crate::http_io::read_request;
-use crate::pipeline::Events;
 
 pub use self::hub::UiSink;
 

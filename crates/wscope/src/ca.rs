@@ -23,8 +23,6 @@ use rcgen::{
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::cli::CaArgs;
-
 const CA_NAME: &str = "wscope interception CA";
 
 /// Hosts whose leaf certificate is kept; the least recently used goes
@@ -276,6 +274,13 @@ pub fn run(args: CaArgs) -> anyhow::Result<i32> {
     );
     println!("Anyone with the key can impersonate any site to this machine: keep it private.");
     Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaArgs {
+    /// Print the CA certificate (PEM) only.
+    #[arg(long)]
+    pub pem: bool,
 }
 
 #[cfg(test)]

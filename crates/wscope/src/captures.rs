@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use wscope_capture::keylog::KeyLog;
 use wscope_capture::{PacketWriter, PcapngWriter, Summary};
 
-use crate::cli::OutputArgs;
+use crate::output_args::OutputArgs;
 
 /// What is kept of each payload read from a capture, unless
 /// `--max-payload` says otherwise (connect's and serve's default).

@@ -1,13 +1,26 @@
-//! The whole command-line surface, in one place: every subcommand and flag
-//! with its help text. Nothing else defines flags.
+//! The command-line surface: every subcommand, and the flags of the
+//! commands themselves. Flag groups that configure something below the
+//! commands live beside what they configure and are flattened in here:
+//! the output flags (`output_args.rs`), what it takes to dial
+//! (`dial::HandshakeArgs`), connection limits (`connection::Limits`), fault
+//! flags (`rules::FaultArgs`), `serve` and `proxy` (`serve/args.rs`,
+//! `proxy/args.rs`), `ca` and `ui FILE`. So imports point one way: this
+//! module reaches down to them, nothing below reaches up to it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::values::{parse_close_code, parse_duration, parse_probability, parse_rate, parse_size};
+use crate::ca::CaArgs;
+use crate::connection::Limits;
+use crate::dial::HandshakeArgs;
+use crate::output_args::{OutputArgs, PacketArgs, RedactArgs};
+use crate::proxy::args::ProxyArgs;
+use crate::replay::options::{Pace, parse_pace, parse_path};
+use crate::serve::args::ServeArgs;
+use crate::ui::UiArgs;
+use crate::values::parse_duration;
 
 /// Debug WebSocket connections: talk to an endpoint, stand up a test server.
 #[derive(Debug, Parser)]
@@ -253,338 +266,6 @@ pub struct ExplainArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(mut_args = crate::outputs::SERVE.help())]
-pub struct ServeArgs {
-    /// Address to listen on; repeat for several. Port 0 picks a free port.
-    #[arg(long, short, default_value = "127.0.0.1:9001", value_name = "ADDR")]
-    pub listen: Vec<SocketAddr>,
-
-    /// Refuse new connections (503) while this many are open.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    pub max_connections: usize,
-
-    /// Serve wss:// with this certificate chain (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key (PEM) for --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Serve wss:// with a certificate for localhost, 127.0.0.1 and ::1,
-    /// made on first use in wscope's data directory (the path is printed).
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
-    pub tls_self_signed: bool,
-
-    #[command(flatten)]
-    pub limits: Limits,
-
-    #[command(flatten)]
-    pub mock: MockArgs,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-/// `serve --replay`: every connection answered from a recording instead
-/// of by its path (docs/REPLAY.md).
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Mock server from a recording")]
-pub struct MockArgs {
-    /// Answer every WebSocket connection from this recording (a record
-    /// file, a HAR, a packet capture; repeat for the pieces of one
-    /// capture) instead of by the path behaviours: the recorded server
-    /// messages are sent in answer to the recorded client messages. Only
-    /// files named here are read; a client can never name one.
-    #[arg(long, value_name = "FILE")]
-    pub replay: Vec<PathBuf>,
-
-    /// Serve every connection from this recorded connection (c1, c2, ...).
-    /// Without it: the one whose recorded path and query match the
-    /// client's, else the one with the same path, else the first.
-    #[arg(long, value_name = "ID", requires = "replay")]
-    pub conn: Option<String>,
-
-    /// Which recorded client message a live one must match.
-    #[arg(long = "match", value_enum, default_value_t = MatchOrder::Next, value_name = "ORDER", requires = "replay")]
-    pub order: MatchOrder,
-
-    /// A client message may also match a recorded one already used; its
-    /// recorded replies are sent again.
-    #[arg(long, requires = "replay")]
-    pub reuse: bool,
-
-    /// replies (each reply sent as soon as its client message matched;
-    /// unprompted messages at their recorded times), original (replies
-    /// too at their recorded gaps after the client message), xN (the
-    /// recorded times N times faster), or none (no waiting at all).
-    #[arg(long, default_value = "replies", value_parser = parse_pace, value_name = "PACE", requires = "replay")]
-    pub pace: Pace,
-
-    /// What a client message that matches no recorded one gets, besides
-    /// a note saying so.
-    #[arg(long, value_enum, default_value_t = OnMismatch::Ignore, value_name = "ACTION", requires = "replay")]
-    pub on_mismatch: OnMismatch,
-
-    /// A JSON path whose value does not count when matching client
-    /// messages (json.id, json.ts); repeatable.
-    #[arg(long, value_name = "PATH", value_parser = parse_path, requires = "replay")]
-    pub ignore: Vec<Vec<wscope_events::filter::PathStep>>,
-
-    /// TLS key log to decrypt wss:// connections in a capture.
-    #[arg(long, value_name = "FILE", requires = "replay")]
-    pub keylog: Vec<PathBuf>,
-}
-
-/// Which recorded client message a live one must match (`serve --replay`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MatchOrder {
-    /// The next recorded client message, in recorded order.
-    Next,
-    /// Any recorded client message not used yet.
-    Any,
-}
-
-/// What `serve --replay` does with a client message that matches nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnMismatch {
-    /// Nothing more: the connection goes on.
-    Ignore,
-    /// Close 1008 (policy violation), with the mismatch as the reason.
-    Close,
-}
-
-#[derive(Debug, Args)]
-pub struct UiArgs {
-    /// Record files (from --record), packet captures (pcap, pcapng) or HAR
-    /// files, shown together in the order given; `-` reads standard input.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-
-    /// Address for the web UI.
-    #[arg(long, short, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-
-    #[command(flatten)]
-    pub ui: UiOptions,
-
-    #[command(flatten)]
-    pub redact: RedactArgs,
-
-    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) to decrypt
-    /// wss:// connections in captures; repeatable. Decryption Secrets
-    /// Blocks inside a pcapng are used as well.
-    #[arg(long, value_name = "FILE")]
-    pub keylog: Vec<PathBuf>,
-}
-
-/// Where the events of a run go: the output flags, the same on every
-/// command that produces events (connect, serve, proxy, read, and those to
-/// come), turned into sinks by [`crate::outputs::build`]. Defaults that
-/// differ per command (`--max-payload`, `--log-format`) are `None` here and
-/// come from that command's row in `crate::outputs` (its `--help` shows
-/// them). A flag a command cannot honour is hidden from its help and
-/// refused with the reason.
-#[derive(Debug, Args, Clone, Default)]
-#[command(next_help_heading = "Output")]
-pub struct OutputArgs {
-    /// Print the events as JSON Lines on stdout (docs/FORMAT.md), in place
-    /// of the terminal view.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Print no messages. connect still says how each connection ended;
-    /// proxy, read and capture print nothing. --json, --record, logs and metrics
-    /// still get every event.
-    #[arg(long, short)]
-    pub quiet: bool,
-
-    /// Pretty-print JSON payloads; show binary as a hex dump.
-    #[arg(long)]
-    pub pretty: bool,
-
-    /// Print every message whole on its line (binary as hex), rather than
-    /// cut to the terminal's width (on a terminal) or binary cut to its
-    /// first bytes (anywhere).
-    #[arg(long)]
-    pub full: bool,
-
-    /// Cut each message's line to N columns, after its kind and size
-    /// (`c1 > text 65536 B {"type":…`), also in a pipe. On a terminal the
-    /// default is its width; in a pipe text is printed whole.
-    #[arg(long, value_name = "N", conflicts_with_all = ["full", "pretty"], value_parser = clap::value_parser!(u16).range(20..))]
-    pub preview_width: Option<u16>,
-
-    /// Prefix every printed line with the time (UTC).
-    #[arg(long, short = 't')]
-    pub timestamps: bool,
-
-    /// Show control frames: pings, pongs, close frames with the code's
-    /// meaning.
-    #[arg(long)]
-    pub show_control: bool,
-
-    /// Also report every data frame (FIN, RSV bits, opcode, payload as on
-    /// the wire) in --json and --record output.
-    #[arg(long)]
-    pub frames: bool,
-
-    /// Only the events that pass this filter, e.g. 'dir == s2c &&
-    /// json.type == "error"' (docs/FILTER.md). On connect, serve, proxy and
-    /// capture it narrows what is printed (the terminal view, --json, the lifecycle
-    /// log) and --record, --metrics and --ui still get every event; on
-    /// read it narrows everything, --record included.
-    #[arg(long, short, value_name = "EXPR")]
-    pub filter: Option<String>,
-
-    /// Write the events to this record file (JSON Lines, docs/FORMAT.md;
-    /// created readable by you only).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-
-    /// Start a new record file when the current one would grow past SIZE
-    /// (K, M, G suffixes, powers of 1024): FILE, then FILE's name with .1,
-    /// .2, ... before its extension (session.jsonl, session.1.jsonl), each
-    /// standing alone (docs/FORMAT.md, "Rotation"). `wscope read` and
-    /// `wscope ui` put the files of a set back in order.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "record")]
-    pub record_max_size: Option<u64>,
-
-    /// With --record-max-size: keep only the newest N files of the set,
-    /// deleting the oldest as new ones start.
-    #[arg(long, value_name = "N", requires = "record_max_size", value_parser = clap::value_parser!(u32).range(1..))]
-    pub record_keep: Option<u32>,
-
-    /// Keep at most this many bytes of each payload in --json, --record
-    /// and the UI (the true length is always kept). The proxy forwards
-    /// frames whole whatever this is, but keeping more costs more: see
-    /// BENCHMARKS.md before raising it on a busy proxy.
-    #[arg(long, value_name = "BYTES")]
-    pub max_payload: Option<usize>,
-
-    #[command(flatten)]
-    pub redact: RedactArgs,
-
-    /// Lifecycle logs on stderr: a line per connect, message, close and
-    /// error, with client address, Origin and User-Agent.
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub log_format: Option<crate::lifecycle::LogFormat>,
-
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<SocketAddr>,
-
-    /// Serve the web UI (docs/UI.md) at ADDR (default 127.0.0.1 and a free
-    /// port): every connection and message live, searchable; on the proxy
-    /// also actions on live connections (send, close, reset), for which it
-    /// holds each message whole, as with rules.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
-    pub ui: Option<SocketAddr>,
-
-    #[command(flatten)]
-    pub ui_options: UiOptions,
-}
-
-/// Which secrets are taken out of everything a command writes or shows
-/// (docs/FORMAT.md, "Redaction"); turned into one `Redactor` by
-/// [`RedactArgs::redactor`].
-#[derive(Debug, Args, Clone, Default)]
-pub struct RedactArgs {
-    /// Keep every secret as it was: credentials in headers, query
-    /// parameters, subprotocols and JSON messages are redacted by default
-    /// in --json, --record, the terminal, logs and the UI.
-    #[arg(long, conflicts_with_all = ["redact_header", "redact_query", "redact_json"])]
-    pub no_redact: bool,
-
-    /// Also redact this header's value (Authorization, Cookie, X-Api-Key
-    /// and a few more are by default). Repeatable.
-    #[arg(long, value_name = "NAME", value_parser = parse_redact_name)]
-    pub redact_header: Vec<String>,
-
-    /// Also redact this query string parameter wherever a URL appears
-    /// (token, access_token, key, sig, ... are by default). Repeatable.
-    #[arg(long, value_name = "NAME", value_parser = parse_redact_name)]
-    pub redact_query: Vec<String>,
-
-    /// Also redact this field of JSON text messages, as a filter path:
-    /// json.user.pin or json.items[0].key (fields named password, token,
-    /// secret and authorization are at any depth by default). Repeatable.
-    #[arg(long, value_name = "PATH", value_parser = parse_redact_path)]
-    pub redact_json: Vec<String>,
-}
-
-impl RedactArgs {
-    /// The redaction rules the flags ask for: the defaults plus every
-    /// `--redact-header`, `--redact-query` and `--redact-json`.
-    pub fn rules(&self) -> anyhow::Result<wscope_events::redact::Rules> {
-        let mut rules = wscope_events::redact::Rules::default();
-        for name in &self.redact_header {
-            rules.add_header(name)?;
-        }
-        for name in &self.redact_query {
-            rules.add_query(name)?;
-        }
-        for path in &self.redact_json {
-            rules.add_json_path(path)?;
-        }
-        Ok(rules)
-    }
-
-    /// The one redactor of a run (`None` with `--no-redact`, or where a
-    /// command redacts nothing, `redact` false): every event passes it on
-    /// its way to the sinks (`Sinks::redacting`), so all outputs show the
-    /// same markers.
-    pub fn redactor(
-        &self,
-        redact: bool,
-    ) -> anyhow::Result<Option<std::sync::Arc<wscope_events::redact::Redactor>>> {
-        if !redact || self.no_redact {
-            return Ok(None);
-        }
-        let redactor = wscope_events::redact::Redactor::new(self.rules()?)?;
-        Ok(Some(std::sync::Arc::new(redactor)))
-    }
-}
-
-/// A header or parameter name for a redaction rule: not empty.
-fn parse_redact_name(text: &str) -> Result<String, String> {
-    match text.trim() {
-        "" => Err("a name is needed".to_owned()),
-        name => Ok(name.to_owned()),
-    }
-}
-
-/// A JSON path for `--redact-json`, checked when the flags are read.
-fn parse_redact_path(text: &str) -> Result<String, String> {
-    wscope_events::filter::parse_json_path(text)
-        .map(|path| wscope_events::filter::json_path_string(&path))
-}
-
-/// How the web UI is served.
-#[derive(Debug, Args, Clone, Default)]
-pub struct UiOptions {
-    /// Let the UI listen on a non-loopback address (anyone with its URL
-    /// sees every message). Needs --ui-origin.
-    #[arg(long)]
-    pub ui_allow_remote: bool,
-
-    /// With --ui-allow-remote: the exact origin the UI's page is loaded
-    /// from (scheme://host[:port], e.g. https://wscope.example.com behind
-    /// a TLS proxy); pages from any other origin cannot use it.
-    #[arg(long, value_name = "ORIGIN", value_parser = parse_ui_origin)]
-    pub ui_origin: Option<String>,
-
-    /// Open the UI in the default browser.
-    #[arg(long)]
-    pub open: bool,
-
-    /// How much the UI keeps for pages that open later, in bytes (K, M, G
-    /// suffixes, powers of 1024: 256M, 1G); the oldest events go first.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
-    pub ui_history: u64,
-}
-
-#[derive(Debug, Args)]
 #[command(mut_args = crate::outputs::READ.help())]
 pub struct ReadArgs {
     /// Record files (from --record), packet captures (pcap, pcapng) or HAR
@@ -663,18 +344,6 @@ pub struct CaptureArgs {
     pub output: OutputArgs,
 }
 
-/// What is done with the packets themselves (not the events made of
-/// them): shared by `capture` and `read`.
-#[derive(Debug, Args, Clone, Default)]
-#[command(next_help_heading = "Packets")]
-pub struct PacketArgs {
-    /// Write the packets, as captured, to this pcapng file (created
-    /// readable by you only; nanosecond timestamps), for Wireshark, tshark
-    /// or a later `wscope read`. On read, only from captures.
-    #[arg(long, short, value_name = "FILE")]
-    pub write: Option<PathBuf>,
-}
-
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(flatten)]
@@ -705,132 +374,6 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct CaArgs {
-    /// Print the CA certificate (PEM) only.
-    #[arg(long)]
-    pub pem: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(mut_args = crate::outputs::PROXY.help())]
-pub struct ProxyArgs {
-    /// Address to listen on; repeat for several. Port 0 picks a free port.
-    #[arg(long, short, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub listen: Vec<SocketAddr>,
-
-    /// Reverse proxy to this server: ws[s]://HOST[:PORT][/PREFIX]. The
-    /// path and query of each request are appended to the prefix.
-    #[arg(
-        long,
-        value_name = "URL",
-        required_unless_present = "forward",
-        conflicts_with = "forward"
-    )]
-    pub upstream: Option<String>,
-
-    /// Forward proxy: handle absolute-URI requests and CONNECT tunnels.
-    #[arg(long)]
-    pub forward: bool,
-
-    /// Intercept TLS in CONNECT tunnels with wscope's CA, creating it if
-    /// needed (on by default once the CA exists).
-    #[arg(long, requires = "forward", conflicts_with = "no_intercept")]
-    pub intercept_tls: bool,
-
-    /// Never intercept TLS: CONNECT tunnels are passed through blind.
-    #[arg(long, requires = "forward")]
-    pub no_intercept: bool,
-
-    /// Keep the client's Host header instead of the upstream's.
-    #[arg(long)]
-    pub preserve_host: bool,
-
-    /// Accept any upstream certificate (test servers only).
-    #[arg(long)]
-    pub upstream_insecure: bool,
-
-    /// Trust only the CA certificate(s) in this PEM file upstream.
-    #[arg(long, value_name = "FILE")]
-    pub upstream_ca: Option<PathBuf>,
-
-    /// Speak wss:// to clients with this certificate chain (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key (PEM) for --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Refuse new connections (503) while this many are open.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    pub max_connections: usize,
-
-    /// Give up on a client's request, or on the upstream's TCP, TLS and
-    /// upgrade, after this long.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
-    pub handshake_timeout: Duration,
-
-    /// Memory all connections together may hold for the rules (messages
-    /// held whole, bytes queued behind delays and throttles); a connection
-    /// that needs more is closed with 1013 (try again later).
-    #[arg(long, default_value = "1G", value_parser = parse_size, value_name = "SIZE")]
-    pub hold_budget: u64,
-
-    #[command(flatten)]
-    pub faults: FaultArgs,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-/// Faults and rewrites the proxy applies on purpose (docs/RULES.md). The
-/// shortcut flags are rules too, in force before the file's.
-#[derive(Debug, Args, Clone, Default)]
-#[command(next_help_heading = "Faults and rules")]
-pub struct FaultArgs {
-    /// A TOML file of rules (delay, drop, replace, inject, close, reset,
-    /// throttle, idle-timeout, pause); reloaded when it changes.
-    #[arg(long, value_name = "FILE")]
-    pub rules: Option<PathBuf>,
-
-    /// Hold every message and control frame this long, each way (order is
-    /// kept; a round trip gets it twice).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub latency: Option<Duration>,
-
-    /// Vary --latency by up to this much either way.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "latency")]
-    pub jitter: Option<Duration>,
-
-    /// Drop this fraction of data messages (0 to 1), each way.
-    #[arg(long, value_parser = parse_probability, value_name = "P")]
-    pub drop_rate: Option<f64>,
-
-    /// Close every connection this long after it opened (close frames to
-    /// both sides, with --close-code).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub close_after: Option<Duration>,
-
-    /// The code --close-after sends.
-    #[arg(long, default_value_t = 1000, value_parser = parse_close_code, value_name = "CODE", requires = "close_after")]
-    pub close_code: u16,
-
-    /// Reset both TCP connections this long after opening (peers see 1006).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub reset_after: Option<Duration>,
-
-    /// Close connections that carried nothing either way for this long, by
-    /// closing TCP as a load balancer does.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub idle_timeout: Option<Duration>,
-
-    /// Limit each direction of each connection to this rate (64KiB/s, 1MB/s,
-    /// 8mbit/s).
-    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
-    pub bandwidth: Option<u64>,
-}
-
 /// `wscope demo`.
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
@@ -838,70 +381,6 @@ pub struct DemoArgs {
     /// than keep the web UI up until Ctrl-C.
     #[arg(long)]
     pub once: bool,
-}
-
-/// What it takes to open a client connection: shared by connect and probe.
-#[derive(Debug, Args, Clone)]
-pub struct HandshakeArgs {
-    /// ws:// or wss:// URL to connect to.
-    pub url: String,
-
-    /// Offer permessage-deflate compression.
-    #[arg(long)]
-    pub compress: bool,
-
-    /// Extra request header, as 'Name: value'. Repeatable.
-    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-
-    /// HTTP Basic credentials, as user:password.
-    #[arg(long, value_name = "USER:PASSWORD")]
-    pub auth: Option<String>,
-
-    /// Origin header to send.
-    #[arg(long)]
-    pub origin: Option<String>,
-
-    /// Subprotocol to offer (Sec-WebSocket-Protocol). Repeatable.
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
-
-    /// Trust only the CA certificate(s) in this PEM file for wss://.
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
-
-    /// Accept any server certificate (test servers only).
-    #[arg(long, short = 'k')]
-    pub insecure: bool,
-
-    /// Client certificate chain (PEM) for servers that ask for one.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<std::path::PathBuf>,
-
-    /// Private key (PEM) for --cert.
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<std::path::PathBuf>,
-
-    /// Go through this HTTP proxy (HTTP CONNECT), e.g.
-    /// http://user:password@proxy.example:3128.
-    #[arg(long, value_name = "URL")]
-    pub proxy: Option<String>,
-
-    /// Connect to ADDR for HOST:PORT instead of asking DNS, as curl's
-    /// --resolve (the URL, Host and TLS name stay). ADDR may be a list
-    /// (a,b); HOST may be *. Repeatable.
-    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::hosts::parse_resolve)]
-    pub resolve: Vec<crate::hosts::Resolve>,
-
-    /// Send connections for HOST1:PORT1 to HOST2:PORT2 instead, as
-    /// curl's --connect-to (an empty part is any, or unchanged).
-    /// Repeatable; the first match wins.
-    #[arg(long, value_name = "HOST1:PORT1:HOST2:PORT2", value_parser = crate::hosts::parse_connect_to)]
-    pub connect_to: Vec<crate::hosts::ConnectTo>,
-
-    /// Give up on the TCP connection and handshake after this long.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -989,38 +468,6 @@ pub struct ConnectArgs {
     pub output: OutputArgs,
 }
 
-/// How a replay paces the client's messages.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Pace {
-    /// Before each client message, wait until the server has sent as many
-    /// compared messages as it had at that point in the recording.
-    Replies,
-    /// The recorded gaps, scaled by the factor (1.0: as recorded).
-    Original(f64),
-    /// As fast as the server takes them.
-    None,
-}
-
-fn parse_pace(text: &str) -> Result<Pace, String> {
-    match text {
-        "replies" => Ok(Pace::Replies),
-        "original" => Ok(Pace::Original(1.0)),
-        "none" => Ok(Pace::None),
-        _ => {
-            let factor = text
-                .strip_prefix('x')
-                .and_then(|f| f.parse::<f64>().ok())
-                .filter(|f| f.is_finite() && *f > 0.0 && *f <= 1000.0)
-                .ok_or_else(|| {
-                    format!(
-                        "{text:?}: use replies, original, none, or xN (x2: twice as fast, x0.5: half as fast)"
-                    )
-                })?;
-            Ok(Pace::Original(1.0 / factor))
-        }
-    }
-}
-
 /// `NAME=json.path`.
 fn parse_extract(text: &str) -> Result<(String, Vec<wscope_events::filter::PathStep>), String> {
     let (name, path) = text
@@ -1038,10 +485,6 @@ fn parse_extract(text: &str) -> Result<(String, Vec<wscope_events::filter::PathS
     }
     let path = wscope_events::filter::parse_json_path(path)?;
     Ok((name.to_owned(), path))
-}
-
-fn parse_path(text: &str) -> Result<Vec<wscope_events::filter::PathStep>, String> {
-    wscope_events::filter::parse_json_path(text)
 }
 
 /// What replay and diff compare, and how.
@@ -1169,66 +612,6 @@ pub struct DiffArgs {
     pub redact: RedactArgs,
 }
 
-impl HandshakeArgs {
-    /// `--resolve` and `--connect-to`.
-    pub fn hosts(&self) -> crate::hosts::Hosts<'_> {
-        crate::hosts::Hosts {
-            resolve: &self.resolve,
-            connect_to: &self.connect_to,
-        }
-    }
-
-    /// The TLS flags, for wss:// URLs.
-    pub fn tls_options(&self) -> crate::tls::TlsOptions {
-        crate::tls::TlsOptions {
-            ca: self.ca.clone(),
-            insecure: self.insecure,
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-        }
-    }
-}
-
-/// Limits that keep a connection from eating memory.
-#[derive(Debug, Args, Clone, Copy)]
-pub struct Limits {
-    /// Largest message accepted, in bytes; a bigger one closes with 1009.
-    #[arg(long, default_value_t = wscope_proto::message::DEFAULT_MAX_MESSAGE)]
-    pub max_message: u64,
-}
-
-/// Compiles a `--filter` expression; a mistake is shown with a caret under
-/// it, before anything starts.
-pub fn parse_filter(text: Option<&str>) -> anyhow::Result<Option<wscope_events::filter::Expr>> {
-    text.map(|text| {
-        wscope_events::filter::parse(text)
-            .map_err(|e| anyhow::anyhow!("--filter:\n{}", e.render(text)))
-    })
-    .transpose()
-}
-
-/// `--ui-origin`: an origin as a browser sends it (`Origin` header), no
-/// path, query or credentials.
-pub fn parse_ui_origin(text: &str) -> Result<String, String> {
-    let url = url::Url::parse(text).map_err(|err| {
-        format!("{text:?} is not an origin ({err}); e.g. https://wscope.example.com")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "{text:?}: an origin is http:// or https:// and a host"
-        ));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{text:?}: an origin has no path, query or fragment"
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{text:?}: an origin has no user or password"));
-    }
-    Ok(url.origin().ascii_serialization())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1237,5 +620,65 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+}
+
+/// The per-command defaults of `outputs.rs` as each command's `--help`
+/// shows them.
+#[cfg(test)]
+mod output_defaults {
+    use clap::CommandFactory;
+
+    use crate::output_args::OutputArgs;
+    use crate::outputs::{CAPTURE, CONNECT, PROXY, READ, REPLAY, SERVE, check};
+
+    /// The help text clap shows for `--long` of `wscope command`.
+    fn help_of(command: &str, long: &str) -> Option<(String, bool)> {
+        let cli = super::Cli::command();
+        let sub = cli.find_subcommand(command)?;
+        sub.get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .map(|a| {
+                (
+                    a.get_help().map(ToString::to_string).unwrap_or_default(),
+                    a.is_hide_set(),
+                )
+            })
+    }
+
+    #[test]
+    fn each_command_shows_its_own_defaults() {
+        let (proxy, _) = help_of("proxy", "max-payload").unwrap();
+        assert!(proxy.ends_with("[default: 16384]"), "{proxy}");
+        let (connect, _) = help_of("connect", "max-payload").unwrap();
+        assert!(connect.ends_with("[default: 65536]"), "{connect}");
+        let (serve, _) = help_of("serve", "log-format").unwrap();
+        assert!(serve.ends_with("[default: text]"), "{serve}");
+        let (proxy, _) = help_of("proxy", "log-format").unwrap();
+        assert!(proxy.ends_with("[default: off]"), "{proxy}");
+        let (read, _) = help_of("read", "max-payload").unwrap();
+        assert!(read.ends_with("[default: no limit]"), "{read}");
+    }
+
+    #[test]
+    fn refused_flags_are_hidden_and_refused_with_a_reason() {
+        for defaults in [&CONNECT, &SERVE, &PROXY, &READ, &CAPTURE, &REPLAY] {
+            for (id, _) in defaults.refused {
+                let long = id.replace('_', "-");
+                let (_, hidden) = help_of(defaults.command, &long)
+                    .unwrap_or_else(|| panic!("{} has no --{long}", defaults.command));
+                assert!(hidden, "--{long} shows in {} --help", defaults.command);
+            }
+        }
+        let args = OutputArgs {
+            metrics: Some("127.0.0.1:0".parse().unwrap()),
+            ..OutputArgs::default()
+        };
+        let err = check(&args, &READ).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--metrics is not available on `wscope read`: "),
+            "{err}"
+        );
+        assert!(check(&args, &SERVE).is_ok());
     }
 }

@@ -340,7 +340,7 @@ async fn one_connection(
             ));
         }
     };
-    let handshake = crate::cli::HandshakeArgs {
+    let handshake = crate::dial::HandshakeArgs {
         headers,
         ..args.handshake.clone()
     };

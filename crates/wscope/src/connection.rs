@@ -590,6 +590,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+/// Limits that keep a connection from eating memory.
+#[derive(Debug, clap::Args, Clone, Copy)]
+pub struct Limits {
+    /// Largest message accepted, in bytes; a bigger one closes with 1009.
+    #[arg(long, default_value_t = wscope_proto::message::DEFAULT_MAX_MESSAGE)]
+    pub max_message: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

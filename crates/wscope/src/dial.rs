@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::values::parse_duration;
+
 use anyhow::{Context, anyhow};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -13,7 +15,6 @@ use wscope_proto::Role;
 use wscope_proto::deflate;
 use wscope_proto::handshake::{ClientRequest, Parsed, Request, Response, generate_key, status};
 
-use crate::cli::HandshakeArgs;
 use crate::connection::{Connection, Stream};
 use crate::emit::Events;
 use crate::exit::connection as exit;
@@ -449,4 +450,88 @@ fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// What it takes to open a client connection: shared by connect and probe.
+#[derive(Debug, clap::Args, Clone)]
+pub struct HandshakeArgs {
+    /// ws:// or wss:// URL to connect to.
+    pub url: String,
+
+    /// Offer permessage-deflate compression.
+    #[arg(long)]
+    pub compress: bool,
+
+    /// Extra request header, as 'Name: value'. Repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// HTTP Basic credentials, as user:password.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub auth: Option<String>,
+
+    /// Origin header to send.
+    #[arg(long)]
+    pub origin: Option<String>,
+
+    /// Subprotocol to offer (Sec-WebSocket-Protocol). Repeatable.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+
+    /// Trust only the CA certificate(s) in this PEM file for wss://.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// Accept any server certificate (test servers only).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// Client certificate chain (PEM) for servers that ask for one.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) for --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Go through this HTTP proxy (HTTP CONNECT), e.g.
+    /// http://user:password@proxy.example:3128.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Connect to ADDR for HOST:PORT instead of asking DNS, as curl's
+    /// --resolve (the URL, Host and TLS name stay). ADDR may be a list
+    /// (a,b); HOST may be *. Repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::hosts::parse_resolve)]
+    pub resolve: Vec<crate::hosts::Resolve>,
+
+    /// Send connections for HOST1:PORT1 to HOST2:PORT2 instead, as
+    /// curl's --connect-to (an empty part is any, or unchanged).
+    /// Repeatable; the first match wins.
+    #[arg(long, value_name = "HOST1:PORT1:HOST2:PORT2", value_parser = crate::hosts::parse_connect_to)]
+    pub connect_to: Vec<crate::hosts::ConnectTo>,
+
+    /// Give up on the TCP connection and handshake after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+impl HandshakeArgs {
+    /// `--resolve` and `--connect-to`.
+    pub fn hosts(&self) -> crate::hosts::Hosts<'_> {
+        crate::hosts::Hosts {
+            resolve: &self.resolve,
+            connect_to: &self.connect_to,
+        }
+    }
+
+    /// The TLS flags, for wss:// URLs.
+    pub fn tls_options(&self) -> crate::tls::TlsOptions {
+        crate::tls::TlsOptions {
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use wscope_events::filter::Expr;
 
-use crate::cli::{OutputArgs, UiOptions};
 use crate::interactive::Printer;
 use crate::lifecycle::{LifecycleLog, LogFormat};
 use crate::metrics::{Metrics, MetricsSink};
+use crate::output_args::{OutputArgs, UiOptions};
 use crate::preview::Preview;
 use crate::progress::{OnStderr, Progress};
 use crate::sink::{Human, JsonLines, Record, Sink, Sinks, filtered};
@@ -337,7 +337,7 @@ pub fn check(args: &OutputArgs, defaults: &OutputDefaults) -> anyhow::Result<Opt
         }
     }
     args.redact.rules()?;
-    crate::cli::parse_filter(args.filter.as_deref())
+    crate::output_args::parse_filter(args.filter.as_deref())
 }
 
 /// Turns the output flags into sinks, with `defaults` for what they leave
@@ -477,61 +477,4 @@ fn serve_metrics(addr: SocketAddr) -> anyhow::Result<(Arc<Metrics>, String)> {
     let metrics = Metrics::new();
     tokio::spawn(crate::metrics::serve(listener, Arc::clone(&metrics)));
     Ok((metrics, url))
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::*;
-
-    /// The help text clap shows for `--long` of `wscope command`.
-    fn help_of(command: &str, long: &str) -> Option<(String, bool)> {
-        let cli = crate::cli::Cli::command();
-        let sub = cli.find_subcommand(command)?;
-        sub.get_arguments()
-            .find(|a| a.get_long() == Some(long))
-            .map(|a| {
-                (
-                    a.get_help().map(ToString::to_string).unwrap_or_default(),
-                    a.is_hide_set(),
-                )
-            })
-    }
-
-    #[test]
-    fn each_command_shows_its_own_defaults() {
-        let (proxy, _) = help_of("proxy", "max-payload").unwrap();
-        assert!(proxy.ends_with("[default: 16384]"), "{proxy}");
-        let (connect, _) = help_of("connect", "max-payload").unwrap();
-        assert!(connect.ends_with("[default: 65536]"), "{connect}");
-        let (serve, _) = help_of("serve", "log-format").unwrap();
-        assert!(serve.ends_with("[default: text]"), "{serve}");
-        let (proxy, _) = help_of("proxy", "log-format").unwrap();
-        assert!(proxy.ends_with("[default: off]"), "{proxy}");
-        let (read, _) = help_of("read", "max-payload").unwrap();
-        assert!(read.ends_with("[default: no limit]"), "{read}");
-    }
-
-    #[test]
-    fn refused_flags_are_hidden_and_refused_with_a_reason() {
-        for defaults in [&CONNECT, &SERVE, &PROXY, &READ, &CAPTURE, &REPLAY] {
-            for (id, _) in defaults.refused {
-                let long = id.replace('_', "-");
-                let (_, hidden) = help_of(defaults.command, &long)
-                    .unwrap_or_else(|| panic!("{} has no --{long}", defaults.command));
-                assert!(hidden, "--{long} shows in {} --help", defaults.command);
-            }
-        }
-        let args = OutputArgs {
-            metrics: Some("127.0.0.1:0".parse().unwrap()),
-            ..OutputArgs::default()
-        };
-        let err = check(&args, &READ).unwrap_err().to_string();
-        assert!(
-            err.starts_with("--metrics is not available on `wscope read`: "),
-            "{err}"
-        );
-        assert!(check(&args, &SERVE).is_ok());
-    }
 }

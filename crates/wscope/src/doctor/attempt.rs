@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use wscope_events::{Event, EventKind, HandshakeFailed, Open};
 
-use crate::cli::HandshakeArgs;
+use crate::dial::HandshakeArgs;
 use crate::dial::{Dialed, dial};
 use crate::emit::Events;
 use crate::sink::{Sink, Sinks};

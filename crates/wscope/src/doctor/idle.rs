@@ -18,9 +18,9 @@ use wscope_proto::OpCode;
 use super::attempt::{Attempt, attempt};
 use super::finding::{Finding, Verdict};
 use super::progress::Progress;
-use crate::cli::HandshakeArgs;
 use crate::connection::{ConnError, Incoming};
 use crate::dial::Dialed;
+use crate::dial::HandshakeArgs;
 
 /// Pings are never sent more often than this, whatever the timeout.
 const FASTEST_PING: Duration = Duration::from_millis(200);

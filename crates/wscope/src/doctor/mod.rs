@@ -34,7 +34,8 @@ use url::Url;
 
 pub use finding::{Finding, Verdict};
 
-use crate::cli::{DoctorArgs, HandshakeArgs};
+use crate::cli::DoctorArgs;
+use crate::dial::HandshakeArgs;
 use attempt::{Attempt, Stage, attempt};
 use progress::Progress;
 

@@ -9,7 +9,7 @@ use wscope_events::Head;
 
 use super::attempt::{Attempt, attempt};
 use super::finding::{Finding, Verdict};
-use crate::cli::HandshakeArgs;
+use crate::dial::HandshakeArgs;
 
 /// The Origin no real site has: `.invalid` never resolves (RFC 2606).
 pub const FOREIGN_ORIGIN: &str = "https://wscope-foreign.invalid";

@@ -12,8 +12,8 @@ use wscope_proto::OpCode;
 use super::attempt::{Attempt, attempt};
 use super::finding::{Finding, Verdict};
 use super::progress::Progress;
-use crate::cli::HandshakeArgs;
 use crate::connection::Incoming;
+use crate::dial::HandshakeArgs;
 
 /// The sizes tried, smallest first.
 const SIZES: [usize; 4] = [1 << 10, 64 << 10, 1 << 20, 16 << 20];

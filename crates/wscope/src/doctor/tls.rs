@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use super::Target;
 use super::finding::{Finding, Verdict};
 use super::network::ms;
-use crate::cli::HandshakeArgs;
+use crate::dial::HandshakeArgs;
 
 /// The `tls` finding.
 pub async fn check(target: &Target, h: &HandshakeArgs, timeout: Duration) -> Finding {

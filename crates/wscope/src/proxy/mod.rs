@@ -9,6 +9,7 @@
 //! turns them into events. Anything else (a refusal, a plain HTTP request,
 //! an uninspected tunnel) is passed through as bytes.
 
+pub mod args;
 mod engine;
 mod relay;
 mod upstream;
@@ -28,13 +29,13 @@ use wscope_proto::handshake::{Parsed, Request, ServerResponse};
 
 use self::upstream::{Connected, Target};
 use crate::ca::Authority;
-use crate::cli::ProxyArgs;
 use crate::control::Controls;
 use crate::emit::Events;
 use crate::listen;
 use crate::net::{NetStream, Replay};
 use crate::outputs::{self, Extras};
 use crate::pipeline;
+use args::ProxyArgs;
 
 /// What every connection of one proxy shares.
 pub struct Proxy {

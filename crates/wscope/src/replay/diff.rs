@@ -13,7 +13,7 @@ use crate::cli::DiffArgs;
 use crate::sink::{Human, JsonLines, Sink, Sinks};
 
 pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
-    let filter = crate::cli::parse_filter(args.filter.as_deref())?;
+    let filter = crate::output_args::parse_filter(args.filter.as_deref())?;
     let a_name = args.a.display().to_string();
     let b_name = args.b.display().to_string();
     let a = super::load(std::slice::from_ref(&args.a), &[])?;

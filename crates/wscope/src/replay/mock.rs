@@ -22,7 +22,7 @@ use wscope_proto::CloseCode;
 use super::compare::{self, Compared, Rules};
 use super::conversation::Recorded;
 use super::script::{Script, ServerClose};
-use crate::cli::{MatchOrder, OnMismatch, Pace};
+use crate::replay::options::{MatchOrder, OnMismatch, Pace};
 
 /// How every connection of a mock server plays its script.
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ pub mod conversation;
 pub mod diff;
 pub mod driver;
 pub mod mock;
+pub mod options;
 pub mod report;
 pub mod script;
 
@@ -38,7 +39,7 @@ pub fn load(
     files: &[std::path::PathBuf],
     keylogs: &[std::path::PathBuf],
 ) -> anyhow::Result<Recording> {
-    let mut inputs = crate::read::open_inputs(files)?;
+    let mut inputs = crate::inputs::open_inputs(files)?;
     inputs.keylogs(keylogs)?;
     inputs.capture_options(wscope_capture::Options {
         // Replay needs whole messages and the handshake as it was.

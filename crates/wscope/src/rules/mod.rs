@@ -14,12 +14,14 @@ pub mod reload;
 pub mod state;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Args;
 use wscope_events::Direction;
 use wscope_events::filter::{Expr, PathStep};
 
-use crate::cli::FaultArgs;
+use crate::values::{parse_close_code, parse_duration, parse_probability, parse_rate};
 
 /// Every rule in force, in order.
 #[derive(Debug, Default)]
@@ -230,4 +232,51 @@ impl RuleSet {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+}
+
+/// Faults and rewrites the proxy applies on purpose (docs/RULES.md). The
+/// shortcut flags are rules too, in force before the file's.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Faults and rules")]
+pub struct FaultArgs {
+    /// A TOML file of rules (delay, drop, replace, inject, close, reset,
+    /// throttle, idle-timeout, pause); reloaded when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Hold every message and control frame this long, each way (order is
+    /// kept; a round trip gets it twice).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub latency: Option<Duration>,
+
+    /// Vary --latency by up to this much either way.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "latency")]
+    pub jitter: Option<Duration>,
+
+    /// Drop this fraction of data messages (0 to 1), each way.
+    #[arg(long, value_parser = parse_probability, value_name = "P")]
+    pub drop_rate: Option<f64>,
+
+    /// Close every connection this long after it opened (close frames to
+    /// both sides, with --close-code).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub close_after: Option<Duration>,
+
+    /// The code --close-after sends.
+    #[arg(long, default_value_t = 1000, value_parser = parse_close_code, value_name = "CODE", requires = "close_after")]
+    pub close_code: u16,
+
+    /// Reset both TCP connections this long after opening (peers see 1006).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub reset_after: Option<Duration>,
+
+    /// Close connections that carried nothing either way for this long, by
+    /// closing TCP as a load balancer does.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Option<Duration>,
+
+    /// Limit each direction of each connection to this rate (64KiB/s, 1MB/s,
+    /// 8mbit/s).
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    pub bandwidth: Option<u64>,
 }

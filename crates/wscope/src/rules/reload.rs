@@ -12,9 +12,9 @@ use anyhow::anyhow;
 use tokio::sync::watch;
 use wscope_events::EventKind;
 
+use super::FaultArgs;
 use super::RuleSet;
 use super::file::parse;
-use crate::cli::FaultArgs;
 use crate::emit::Events;
 
 /// How often the file is looked at.

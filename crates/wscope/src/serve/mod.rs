@@ -15,6 +15,7 @@
 //! conversation chosen for its request target, played by the session
 //! through a [`crate::replay::mock::Mock`].
 
+pub mod args;
 pub mod behavior;
 mod hub;
 mod session;
@@ -35,7 +36,6 @@ use wscope_proto::handshake::{Request, ServerResponse, UpgradeRequest};
 
 use self::behavior::{HandshakePlan, Plan, Reply, SessionPlan};
 use self::hub::Hub;
-use crate::cli::{MockArgs, ServeArgs};
 use crate::connection::Connection;
 use crate::control::{self, Controls, Reach};
 use crate::emit::Events;
@@ -48,6 +48,7 @@ use crate::replay::compare::Rules;
 use crate::replay::mock::{Mock, MockOptions};
 use crate::replay::script::{Script, Scripts};
 use crate::sink::Sinks;
+use args::{MockArgs, ServeArgs};
 
 /// How long a client has for TLS and its whole upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

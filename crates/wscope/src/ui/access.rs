@@ -33,7 +33,7 @@ pub struct RemoteOrigin {
 }
 
 impl RemoteOrigin {
-    /// `text` as [`crate::cli::parse_ui_origin`] left it.
+    /// `text` as [`crate::output_args::parse_ui_origin`] left it.
     pub fn new(text: &str) -> anyhow::Result<RemoteOrigin> {
         let url = url::Url::parse(text)?;
         let host = url

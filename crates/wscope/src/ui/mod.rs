@@ -14,9 +14,11 @@ mod open;
 mod page;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use clap::Args;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -26,6 +28,7 @@ use self::hub::Hub;
 use crate::control::Controls;
 use crate::emit::Events;
 use crate::http_io::read_request;
+use crate::output_args::{RedactArgs, UiOptions};
 
 pub use self::hub::UiSink;
 
@@ -53,7 +56,7 @@ pub enum Mode {
 /// Where the UI was asked to listen.
 pub struct Listen<'a> {
     pub addr: SocketAddr,
-    pub options: &'a crate::cli::UiOptions,
+    pub options: &'a UiOptions,
 }
 
 /// A started UI: where it is, and how to open it.
@@ -175,7 +178,7 @@ pub async fn start(
 /// when asked; returns its URL for the first line of stdout.
 pub async fn start_live(
     addr: SocketAddr,
-    options: &crate::cli::UiOptions,
+    options: &UiOptions,
     hub: Arc<Hub>,
     mode: Mode,
     shutdown: watch::Receiver<bool>,
@@ -189,14 +192,14 @@ pub async fn start_live(
 }
 
 /// `wscope ui FILE...`: record files in the UI until Ctrl-C.
-pub async fn run_file(args: crate::cli::UiArgs) -> anyhow::Result<()> {
+pub async fn run_file(args: UiArgs) -> anyhow::Result<()> {
     let source = args
         .files
         .iter()
         .map(|path| path.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let mut inputs = crate::read::open_inputs(&args.files)?;
+    let mut inputs = crate::inputs::open_inputs(&args.files)?;
     inputs.keylogs(&args.keylog)?;
     // The file's events reach the UI as a live command's do: through
     // sinks that redact them first.
@@ -427,6 +430,30 @@ async fn respond_download(stream: &mut TcpStream, kind: &str, name: &str, body: 
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body).await;
     let _ = stream.shutdown().await;
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Record files (from --record), packet captures (pcap, pcapng) or HAR
+    /// files, shown together in the order given; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Address for the web UI.
+    #[arg(long, short, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub ui: UiOptions,
+
+    #[command(flatten)]
+    pub redact: RedactArgs,
+
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) to decrypt
+    /// wss:// connections in captures; repeatable. Decryption Secrets
+    /// Blocks inside a pcapng are used as well.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
 }
 
 #[cfg(test)]

@@ -639,8 +639,8 @@ mod tests {
         assert!(held.read_buffer <= SMALLEST, "{held:?}");
         assert!(held.write_buffers <= KEEP_AFTER_USE, "{held:?}");
 
-        // A compressed message each way: the server keeps its inflate
-        // context and the window it sent, never a compressor.
+        // A compressed message each way: the server keeps the windows it
+        // received and sent, never zlib's state.
         let text = br#"{"type":"update","items":[1,2,3,4,5,6,7,8,9]}"#.repeat(10);
         client.send(OpCode::Text, &text).await.unwrap();
         let message = next_message(&mut server).await;
@@ -658,8 +658,9 @@ mod tests {
             deflate,
             DeflateHeld {
                 compressor: false,
-                decompressor: true,
+                decompressor: false,
                 window: text.len(),
+                received_window: text.len(),
             }
         );
     }

@@ -523,8 +523,8 @@ impl PerMessageDeflate {
     /// Inflates one frame's payload of a compressed message, appending to
     /// `out`, which holds only this message so far. Fails with
     /// [`Error::TooBig`] once the message would exceed `limit` bytes; `out`
-    /// then holds `limit + 1` bytes at most (the error's `size` is how far
-    /// inflation got, not the message's whole size).
+    /// then holds `limit + 1` bytes at most, and the error's `size` is
+    /// `None`: the message's whole size is never learnt.
     pub fn decompress_chunk(
         &mut self,
         data: &[u8],
@@ -572,8 +572,9 @@ impl PerMessageDeflate {
             let status = status.map_err(|e| Error::Inflate(e.to_string()))?;
             consumed += (decompressor.total_in() - before_in) as usize;
             if out.len() > limit {
+                // Only "more than the limit" is known: inflation stops here.
                 return Err(Error::TooBig {
-                    size: out.len() as u64,
+                    size: None,
                     limit: limit as u64,
                 });
             }
@@ -991,7 +992,12 @@ mod tests {
         let mut rx = PerMessageDeflate::new(Role::Server, DeflateParams::default());
         let mut out = Vec::new();
         let err = rx.decompress(&wire, &mut out, 1 << 20).unwrap_err();
-        assert!(matches!(err, Error::TooBig { .. }), "{err}");
+        // The bomb's true size (10 MiB) is never learnt, and not claimed.
+        assert!(
+            matches!(err, Error::TooBig { size: None, limit } if limit == 1 << 20),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
         assert!(out.capacity() < (2 << 20), "capacity {}", out.capacity());
     }
 

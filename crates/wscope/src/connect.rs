@@ -610,7 +610,8 @@ async fn one_connection(
             Err(ConnError::Proto(err)) => {
                 conn.finish(Duration::from_secs(2)).await;
                 let message = format!(
-                    "the server broke the protocol, so wscope closed the connection: {err}"
+                    "the server {}, so wscope closed the connection: {err}",
+                    crate::connection::what_the_peer_did(&err)
                 );
                 emit(sinks, None, EventKind::Error { message });
                 let code = crate::connection::close_code_for(&err);

@@ -96,6 +96,15 @@ pub fn close_code_for(err: &wscope_proto::Error) -> CloseCode {
     }
 }
 
+/// What the peer did to make us fail the connection with `err`, for
+/// "the server ...": a message over our size limit breaks no rule.
+pub fn what_the_peer_did(err: &wscope_proto::Error) -> &'static str {
+    match err {
+        wscope_proto::Error::TooBig { .. } => "sent a message over the size limit",
+        _ => "broke the protocol",
+    }
+}
+
 /// Appends one final frame to the write buffer and counts its bytes.
 fn push_frame(
     wbuf: &mut Vec<u8>,
@@ -626,6 +635,21 @@ mod tests {
             .expect("a ping within 10 s")
             .expect("the peer is well-behaved");
         assert!(matches!(incoming, Incoming::Ping(_)), "{incoming:?}");
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_not_called_a_protocol_violation() {
+        let too_big = wscope_proto::Error::TooBig {
+            size: None,
+            limit: 10,
+        };
+        assert_eq!(
+            what_the_peer_did(&too_big),
+            "sent a message over the size limit"
+        );
+        assert_eq!(close_code_for(&too_big), CloseCode::MESSAGE_TOO_BIG);
+        let broken = wscope_proto::Error::Inflate("bad".into());
+        assert_eq!(what_the_peer_did(&broken), "broke the protocol");
     }
 
     #[tokio::test]

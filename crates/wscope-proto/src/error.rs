@@ -17,9 +17,16 @@ pub enum Error {
 
     /// A message or frame is larger than the configured limit.
     #[error(
-        "message of {size} bytes is over the {limit}-byte limit (raise the maximum message size if this is expected)"
+        "message of {} is over the {limit}-byte limit (raise the maximum message size if this is expected)",
+        size_words(*.size, *.limit)
     )]
-    TooBig { size: u64, limit: u64 },
+    TooBig {
+        /// The message's size when it is known (frame headers say it);
+        /// `None` when only "more than `limit`" is: inflation stops one
+        /// byte past the limit, never learning the whole size.
+        size: Option<u64>,
+        limit: u64,
+    },
 
     /// The bytes are not an HTTP request or response we can read.
     #[error("malformed HTTP: {0}")]
@@ -37,4 +44,37 @@ pub enum Error {
     /// A permessage-deflate payload did not decompress.
     #[error("permessage-deflate payload does not inflate: {0}")]
     Inflate(String),
+}
+
+/// "N bytes", or "more than LIMIT bytes" when the size is not known.
+fn size_words(size: Option<u64>, limit: u64) -> String {
+    match size {
+        Some(size) => format!("{size} bytes"),
+        None => format!("more than {limit} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_big_says_what_is_known_of_the_size() {
+        let known = Error::TooBig {
+            size: Some(12),
+            limit: 10,
+        };
+        assert_eq!(
+            known.to_string(),
+            "message of 12 bytes is over the 10-byte limit (raise the maximum message size if this is expected)"
+        );
+        let unknown = Error::TooBig {
+            size: None,
+            limit: 10,
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "message of more than 10 bytes is over the 10-byte limit (raise the maximum message size if this is expected)"
+        );
+    }
 }

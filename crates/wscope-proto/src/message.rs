@@ -131,7 +131,7 @@ impl MessageAssembler {
         let size = message.wire_len.saturating_add(header.payload_len);
         if size > self.max_message {
             return Err(Error::TooBig {
-                size,
+                size: Some(size),
                 limit: self.max_message,
             });
         }
@@ -299,7 +299,7 @@ mod tests {
         assert!(matches!(
             err,
             Error::TooBig {
-                size: 12,
+                size: Some(12),
                 limit: 10
             }
         ));

@@ -1,7 +1,10 @@
 //! Many idle WebSocket clients at once: the load `scripts/memory` measures
 //! `wscope serve` and `wscope proxy` under.
 //!
-//! Usage: idle_clients ws://HOST:PORT/PATH COUNT [--deflate] [--messages N]
+//! Usage: idle_clients ws[s]://HOST:PORT/PATH COUNT [--deflate] [--messages N]
+//!
+//! With wss:// any server certificate is accepted: this is a load client
+//! for servers on loopback with a self-signed certificate.
 //!
 //! Opens COUNT connections (offering permessage-deflate as browsers do with
 //! `--deflate`), sends N messages on each and waits for each echo, then
@@ -17,9 +20,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsConnector;
 use wscope::connection::{Connection, Incoming};
 use wscope_proto::handshake::{ClientRequest, Parsed, Response, generate_key};
 use wscope_proto::{CloseCode, OpCode, Role, deflate};
@@ -29,7 +34,14 @@ use wscope_proto::{CloseCode, OpCode, Role, deflate};
 const OPENING_AT_ONCE: usize = 100;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A plain or a TLS stream.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = Box<dyn Io>;
+
 struct Args {
+    /// With wss://: the TLS client (accepting any certificate).
+    tls: Option<TlsConnector>,
     host: String,
     addr: String,
     target: String,
@@ -43,15 +55,26 @@ fn args() -> Result<Args, String> {
     let url = args
         .next()
         .ok_or("usage: idle_clients URL COUNT [--deflate] [--messages N]")?;
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or("only ws:// URLs (the measurement is of plain connections)")?;
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
+        let options = wscope::tls::TlsOptions {
+            insecure: true,
+            ..Default::default()
+        };
+        let config = wscope::tls::client_config(&options).map_err(|e| e.to_string())?;
+        (Some(TlsConnector::from(config)), rest)
+    } else {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or("only ws:// and wss:// URLs")?;
+        (None, rest)
+    };
     let (addr, path) = rest.split_once('/').unwrap_or((rest, ""));
     let count = args
         .next()
         .and_then(|c| c.parse().ok())
         .ok_or("COUNT should be a number")?;
     let mut parsed = Args {
+        tls,
         host: addr.to_owned(),
         addr: addr.to_owned(),
         target: format!("/{path}"),
@@ -93,10 +116,22 @@ fn message(connection: usize, n: usize) -> String {
     )
 }
 
-async fn open(args: &Args) -> Result<Connection<TcpStream>, String> {
-    let mut stream = TcpStream::connect(&args.addr)
+async fn open(args: &Args) -> Result<Connection<Stream>, String> {
+    let tcp = TcpStream::connect(&args.addr)
         .await
         .map_err(|e| format!("connect {}: {e}", args.addr))?;
+    let mut stream: Stream = match &args.tls {
+        Some(connector) => {
+            let host = args.host.rsplit_once(':').map_or(&*args.host, |(h, _)| h);
+            let name = ServerName::try_from(host.to_owned()).map_err(|e| e.to_string())?;
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {}: {e}", args.addr))?;
+            Box::new(tls)
+        }
+        None => Box::new(tcp),
+    };
     let offers = if args.deflate {
         deflate::client_offers()
     } else {
@@ -139,11 +174,7 @@ async fn open(args: &Args) -> Result<Connection<TcpStream>, String> {
     ))
 }
 
-async fn exchange(
-    conn: &mut Connection<TcpStream>,
-    id: usize,
-    messages: usize,
-) -> Result<(), String> {
+async fn exchange(conn: &mut Connection<Stream>, id: usize, messages: usize) -> Result<(), String> {
     for n in 0..messages {
         let text = message(id, n);
         conn.send(OpCode::Text, text.as_bytes())
@@ -161,7 +192,7 @@ async fn exchange(
     Ok(())
 }
 
-async fn close(conn: &mut Connection<TcpStream>) -> Result<(), String> {
+async fn close(conn: &mut Connection<Stream>) -> Result<(), String> {
     conn.close(Some(CloseCode::NORMAL), "")
         .await
         .map_err(|e| e.to_string())?;

@@ -624,7 +624,8 @@ async fn one_connection(
             Err(ConnError::Proto(err)) => {
                 conn.finish(Duration::from_secs(2)).await;
                 let message = format!(
-                    "the server broke the protocol, so wscope closed the connection: {err}"
+                    "the server {}, so wscope closed the connection: {err}",
+                    crate::connection::what_the_peer_did(&err)
                 );
                 events
                     .emit(conn_id, None, EventKind::Error { message })

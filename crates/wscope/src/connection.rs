@@ -96,6 +96,15 @@ pub fn close_code_for(err: &wscope_proto::Error) -> CloseCode {
     }
 }
 
+/// What the peer did to make us fail the connection with `err`, for
+/// "the server ...": a message over our size limit breaks no rule.
+pub fn what_the_peer_did(err: &wscope_proto::Error) -> &'static str {
+    match err {
+        wscope_proto::Error::TooBig { .. } => "sent a message over the size limit",
+        _ => "broke the protocol",
+    }
+}
+
 /// Appends one final frame to the write buffer and counts its bytes.
 fn push_frame(
     wbuf: &mut Vec<u8>,
@@ -636,6 +645,21 @@ mod tests {
         assert!(matches!(incoming, Incoming::Ping(_)), "{incoming:?}");
     }
 
+    #[test]
+    fn a_message_over_the_limit_is_not_called_a_protocol_violation() {
+        let too_big = wscope_proto::Error::TooBig {
+            size: None,
+            limit: 10,
+        };
+        assert_eq!(
+            what_the_peer_did(&too_big),
+            "sent a message over the size limit"
+        );
+        assert_eq!(close_code_for(&too_big), CloseCode::MESSAGE_TOO_BIG);
+        let broken = wscope_proto::Error::Inflate("bad".into());
+        assert_eq!(what_the_peer_did(&broken), "broke the protocol");
+    }
+
     #[tokio::test]
     async fn negotiated_compression_holds_nothing_until_used() {
         let (mut server, mut client) = pair(Some(DeflateParams::default()));
@@ -647,8 +671,8 @@ mod tests {
         assert!(held.read_buffer <= SMALLEST, "{held:?}");
         assert!(held.write_buffers <= KEEP_AFTER_USE, "{held:?}");
 
-        // A compressed message each way: the server keeps its inflate
-        // context and the window it sent, never a compressor.
+        // A compressed message each way: the server keeps the windows it
+        // received and sent, never zlib's state.
         let text = br#"{"type":"update","items":[1,2,3,4,5,6,7,8,9]}"#.repeat(10);
         client.send(OpCode::Text, &text).await.unwrap();
         let message = next_message(&mut server).await;
@@ -666,8 +690,9 @@ mod tests {
             deflate,
             DeflateHeld {
                 compressor: false,
-                decompressor: true,
+                decompressor: false,
                 window: text.len(),
+                received_window: text.len(),
             }
         );
     }

@@ -350,8 +350,10 @@ impl<'a> Session<'a> {
                 Ok(Incoming::Eof) => return Ok(Ending::dropped(ClosedBy::Client)),
                 Err(ConnError::Proto(err)) => {
                     let code = close_code_for(&err);
-                    let message =
-                        format!("the client broke the protocol; closing with {code}: {err}");
+                    let message = format!(
+                        "the client {}; closing with {code}: {err}",
+                        crate::connection::what_the_peer_did(&err)
+                    );
                     ctx.events
                         .emit(&ctx.id, None, EventKind::Error { message })
                         .await;

@@ -5,11 +5,11 @@
 
 use wscope_events::{Diff, Direction, Event, EventKind};
 
+use super::args::DiffArgs;
 use super::compare::{self, Aligned, Compared, Tally};
 use super::conversation::Conversation;
 use super::driver::{CloseReport, ConnReport};
 use super::report::Report;
-use crate::cli::DiffArgs;
 use crate::sink::{Human, JsonLines, Sink, Sinks};
 
 pub fn run(args: DiffArgs) -> anyhow::Result<i32> {

@@ -14,11 +14,11 @@ use wscope_proto::{CloseCode, OpCode};
 
 use super::compare::{self, Aligned, Compared, Rules, Tally};
 use super::conversation::{Conversation, Recorded};
-use crate::connect::exit;
 use crate::connection::{ConnError, Incoming};
 use crate::dial::Dialed;
 use crate::dial::HandshakeArgs;
 use crate::emit::Events;
+use crate::exit::connection as exit;
 use crate::replay::options::Pace;
 
 /// What every connection of a replay shares.

@@ -13,6 +13,7 @@
 //!   server side cut into exchanges and played to a live client (the
 //!   serve session drives it).
 
+pub mod args;
 pub mod compare;
 pub mod conversation;
 pub mod diff;
@@ -28,9 +29,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use url::Url;
 
-use crate::cli::ReplayArgs;
 use crate::emit::Events;
 use crate::outputs::{self, Extras};
+use args::ReplayArgs;
 use conversation::{Conversation, Recording};
 use driver::{ConnReport, Plan};
 

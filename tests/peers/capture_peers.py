@@ -1,8 +1,8 @@
 """Real WebSocket peers talking on loopback while tcpdump captures them.
 
 Usage:
-  capture_peers.py SCENARIO --out FILE.pcap --log LOG.json [--count N]
-  capture_peers.py SCENARIO --external-capture --log LOG.json [--count N]
+  capture_peers.py SCENARIO --out FILE.pcap --log LOG.json [--count N] [--mask-seed N]
+  capture_peers.py SCENARIO --external-capture --log LOG.json [--count N] [--mask-seed N]
   capture_peers.py --list
 
 Runs one SCENARIO between real peers (Python `websockets`, Node.js `ws`
@@ -22,7 +22,7 @@ that datagram is in it, so every packet before it is in the file too. The
 marker stays in the capture: readers must skip packets that are not TCP.
 
 LOG.json:
-  {"scenario", "port", "library": {"client": "...", "server": "..."},
+  {"scenario", "port", "library": {"client": "...", "server": "..."}, "mask_seed": int | null,
    "expect": {"ended": "close_handshake" | "fin" | "rst", "by": "client" | "server" | "unknown",
               "code": int | null, "handshake": "ok" | "refused"},
    "client": PEER, "server": PEER}
@@ -97,6 +97,13 @@ the peers talk; at the end it writes LOG.json and prints
 The TLS and HTTP/2 scenarios carry WebSocket (or nothing) that a capture
 reader cannot decode: their "expect" says what it can tell instead
 ("handshake": "encrypted" or "http2").
+
+--mask-seed N: the Python `websockets` client draws its masking keys from
+random.Random(N) instead of os.urandom, and every payload is already fixed
+(the 100 KB binary comes from random.Random(12)), so the WebSocket bytes of
+the Python scenarios are the same on every run (TCP sequence numbers, ports,
+times and the handshake's Sec-WebSocket-Key still differ). The LOG.json
+"mask_seed" says which was used (null: os.urandom).
 
 --keylog FILE: the TLS scenarios' session secrets are written there in the
 NSS key log format (Python: the client context's keylog_filename; Node.js:
@@ -241,15 +248,23 @@ def frame_record(frame, masked):
 
 
 _last_mask = [None]
+# Where the client's masking keys come from: the OS, as websockets does,
+# unless --mask-seed makes them a fixed sequence.
+_mask_source = [os.urandom]
 
 
 def _token_bytes(n):
-    key = os.urandom(n)
+    key = _mask_source[0](n)
     _last_mask[0] = key
     return key
 
 
-def install_frame_hooks():
+def install_frame_hooks(mask_seed=None):
+    if mask_seed is not None:
+        # Masked random payloads hold, now and then, bytes that look like a
+        # run of frame headers; a test that cuts a capture inside one must
+        # see the same bytes every run, so that it passes or fails for good.
+        _mask_source[0] = random.Random(mask_seed).randbytes
     wsframes.secrets = types.SimpleNamespace(token_bytes=_token_bytes)
     serialize = Frame.serialize
     parse = Frame.parse.__func__
@@ -739,6 +754,12 @@ async def main():
     )
     parser.add_argument("--list", action="store_true", help="print the scenarios")
     parser.add_argument("--keylog", type=Path, help="where TLS scenarios log their session secrets")
+    parser.add_argument(
+        "--mask-seed",
+        type=int,
+        help="Python clients draw their masking keys from random.Random(SEED), not os.urandom: "
+        "the same WebSocket bytes every run",
+    )
     args = parser.parse_args()
     if args.list:
         print("\n".join(SCENARIOS))
@@ -746,7 +767,7 @@ async def main():
     if not (args.scenario and args.log and (args.out or args.external_capture)):
         parser.error("SCENARIO, --log and --out (or --external-capture) are required")
 
-    install_frame_hooks()
+    install_frame_hooks(args.mask_seed)
     capture = Capture(args.out)
     LOG["library"] = {"client": f"websockets {websockets.__version__}", "server": f"websockets {websockets.__version__}"}
 
@@ -773,6 +794,7 @@ async def main():
         "scenario": args.scenario,
         "port": port,
         "library": LOG.pop("library"),
+        "mask_seed": args.mask_seed,
         "expect": {
             "ended": SCENARIOS[args.scenario][0],
             "by": SCENARIOS[args.scenario][1],

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use common::{
     Running, TimedOutput, first_line, named_address, node, peer_script, repo_root, run_within,
-    start_server, temp_dir, venv_bin, within, wscope,
+    start_server, temp_dir, venv_bin, wscope,
 };
 
 /// How long one whole suite may run (kosoku's own case timeouts end it
@@ -306,7 +306,7 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
         child: kosoku,
         stdout: None,
     };
-    let (mut stderr, line) = first_line(stderr, "kosoku", common::START_LIMIT);
+    let (mut stderr, line) = first_line(stderr, &mut kosoku.child, "kosoku", common::START_LIMIT);
     let direct = common::ws_url_in(&line);
     // Keep draining kosoku's stderr so it never blocks on a full pipe.
     let drain = thread::spawn(move || {
@@ -366,15 +366,10 @@ fn fuzzingserver(side: &str, via_proxy: bool) -> Verdicts {
         "updateReports connection ran"
     );
     let pid = kosoku.child.id();
-    let status = within(
+    let status = common::exit_within(
+        &mut kosoku.child,
         &format!("kosoku (pid {pid}) exits after updateReports"),
         common::START_LIMIT,
-        move || {
-            kosoku
-                .child
-                .wait()
-                .expect("kosoku exits after updateReports")
-        },
     );
     let log = drain.join().unwrap_or_default();
     let verdicts = verdicts(&dir);

@@ -390,7 +390,8 @@ fn a_live_pipe_is_decoded_as_it_arrives() {
         .expect("tcpdump starts");
     let mut tcpdump_err = BufReader::new(capture.stderr.take().unwrap());
     loop {
-        let (rest, line) = common::first_line(tcpdump_err, "tcpdump", common::START_LIMIT);
+        let (rest, line) =
+            common::first_line(tcpdump_err, &mut capture, "tcpdump", common::START_LIMIT);
         tcpdump_err = rest;
         if line.contains("listening on") {
             break;

@@ -80,14 +80,15 @@ impl Live {
             .expect("wscope capture starts");
         let stdout = child.stdout.take().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let process = Running {
+        let mut process = Running {
             child,
             stdout: None,
         };
         let mut before = String::new();
         let ready = loop {
             let what = format!("wscope capture {args:?} (after {before:?})");
-            let (rest, line) = common::first_line(stderr, &what, common::START_LIMIT);
+            let (rest, line) =
+                common::first_line(stderr, &mut process.child, &what, common::START_LIMIT);
             stderr = rest;
             if line.starts_with("capturing on ") {
                 break line.trim_end().to_owned();
@@ -252,7 +253,8 @@ impl Peers {
             .expect("capture_peers.py starts");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (stdout, line) = common::first_line(stdout, "capture_peers.py", common::START_LIMIT);
+        let (stdout, line) =
+            common::first_line(stdout, &mut child, "capture_peers.py", common::START_LIMIT);
         let port = line
             .trim()
             .strip_prefix("port ")
@@ -392,7 +394,7 @@ fn tcpdump(filter: &str, out: &Path) -> Running {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while !line.contains("listening on") {
-        (stderr, line) = common::first_line(stderr, "tcpdump", common::START_LIMIT);
+        (stderr, line) = common::first_line(stderr, &mut child, "tcpdump", common::START_LIMIT);
     }
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     Running {

@@ -96,7 +96,7 @@ fn the_demo_keeps_its_ui_up_until_stopped() {
         .expect("wscope demo starts");
     let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
     // Stopped when the test ends, passed or failed.
-    let _demo = common::Running {
+    let mut demo = common::Running {
         child,
         stdout: None,
     };
@@ -104,6 +104,7 @@ fn the_demo_keeps_its_ui_up_until_stopped() {
     let (url, lines) = common::within(
         "the demo's exchange",
         std::time::Duration::from_secs(60),
+        &mut demo.child,
         move || {
             let mut url = None;
             let mut lines = Vec::new();
@@ -324,7 +325,8 @@ fn serve_filter_narrows_the_log_not_the_record() {
     let stderr = server.stderr.take().expect("stderr is piped");
     let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let stdout = std::io::BufReader::new(server.stdout.take().expect("stdout is piped"));
-    let (stdout, line) = common::first_line(stdout, "wscope serve", common::START_LIMIT);
+    let (stdout, line) =
+        common::first_line(stdout, &mut server, "wscope serve", common::START_LIMIT);
     let server = common::Running {
         child: server,
         stdout: Some(stdout),

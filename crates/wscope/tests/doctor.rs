@@ -287,6 +287,7 @@ fn ctrl_c_prints_the_report_so_far() {
     let line = common::within(
         "the quick checks' line",
         Duration::from_secs(30),
+        &mut child,
         move || {
             use std::io::BufRead;
             std::io::BufReader::new(stderr)

@@ -732,18 +732,23 @@ fn the_live_view_shows_a_preview_of_each_large_message_on_one_line() {
     assert_eq!(echoed.len(), 1, "{report}");
     assert!(echoed[0].starts_with("0123456789abcdef"), "{report}");
     // Both directions, each one line: kind, size, the start of the message.
-    let lines = common::within("two preview lines", Duration::from_secs(30), move || {
-        let mut previews = Vec::new();
-        for line in out.lines().map_while(Result::ok) {
-            if line.contains(" text 65536 B ") {
-                previews.push(line);
-                if previews.len() == 2 {
-                    break;
+    let lines = common::within(
+        "two preview lines",
+        Duration::from_secs(30),
+        &mut proxy.child,
+        move || {
+            let mut previews = Vec::new();
+            for line in out.lines().map_while(Result::ok) {
+                if line.contains(" text 65536 B ") {
+                    previews.push(line);
+                    if previews.len() == 2 {
+                        break;
+                    }
                 }
             }
-        }
-        previews
-    });
+            previews
+        },
+    );
     assert_eq!(lines.len(), 2, "{lines:?}");
     for (line, marker) in lines.iter().zip(["c1 > ", "c1 < "]) {
         assert!(

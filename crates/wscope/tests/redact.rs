@@ -222,7 +222,12 @@ fn the_proxy_redacts_its_live_view_logs_and_record() {
         child,
         stdout: None,
     };
-    let (stdout, line) = common::first_line(stdout, "wscope proxy", common::START_LIMIT);
+    let (stdout, line) = common::first_line(
+        stdout,
+        &mut proxy.child,
+        "wscope proxy",
+        common::START_LIMIT,
+    );
     let url = address_in(&line, "ws://");
     let login = login();
     let report = python(&[

@@ -578,7 +578,7 @@ impl Tcpdump {
         loop {
             let what = format!("tcpdump (root needed; it said {said:?})");
             let line;
-            (stderr, line) = common::first_line(stderr, &what, common::START_LIMIT);
+            (stderr, line) = common::first_line(stderr, &mut child, &what, common::START_LIMIT);
             said.push_str(&line);
             if line.contains("listening on") {
                 break;

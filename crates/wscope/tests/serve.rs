@@ -523,7 +523,8 @@ fn several_listeners_and_tls_with_a_self_signed_certificate() {
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (stdout, line) = common::first_line(stdout, "wscope serve", common::START_LIMIT);
+    let (stdout, line) =
+        common::first_line(stdout, &mut child, "wscope serve", common::START_LIMIT);
     let _server = Running {
         child,
         stdout: Some(stdout),
@@ -593,7 +594,8 @@ fn start_logged(extra: &[&str]) -> (Running, String, std::sync::mpsc::Receiver<S
         }
     });
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (stdout, line) = common::first_line(stdout, "wscope serve", common::START_LIMIT);
+    let (stdout, line) =
+        common::first_line(stdout, &mut child, "wscope serve", common::START_LIMIT);
     (
         Running {
             child,

@@ -50,8 +50,37 @@ pub struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// Ends `child` for good: SIGKILL to it, and to its whole process group
+/// when it leads one (what it started goes too: a peer's tcpdump or node
+/// holding a pipe open), then reaps it. Says what it did, for the panic
+/// message of a timeout. Its own group is killed only while it is still
+/// unreaped: only then is its pid certainly not some other process's.
+pub fn kill_and_reap(child: &mut Child) -> String {
+    let pid = child.id();
+    if let Ok(Some(status)) = child.try_wait() {
+        return format!("pid {pid} had already ended ({status})");
+    }
+    let pid_t = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    // SAFETY: plain system calls on a pid this process has not reaped.
+    let leads_group = unsafe { libc::getpgid(pid_t) } == pid_t;
+    if leads_group {
+        // SAFETY: as above; the group is the one the child leads.
+        unsafe { libc::kill(-pid_t, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let status = child.wait();
+    let group = if leads_group {
+        " and its process group"
+    } else {
+        ""
+    };
+    match status {
+        Ok(status) => format!("killed pid {pid}{group} with SIGKILL, reaped ({status})"),
+        Err(e) => format!("killed pid {pid}{group} with SIGKILL; reaping it failed: {e}"),
     }
 }
 
@@ -88,20 +117,22 @@ pub fn named_address(mut child: Child, what: &str) -> (Running, String) {
         child,
         stdout: None,
     };
-    let (stdout, line) = first_line(stdout, what, START_LIMIT);
+    let (stdout, line) = first_line(stdout, &mut running.child, what, START_LIMIT);
     running.stdout = Some(stdout);
     (running, line)
 }
 
-/// The next line of a child's output, within `limit`; the reader comes
-/// back for the rest. End of output is a failure that says so.
+/// The next line of `child`'s output (`reader` is one of its pipes),
+/// within `limit`, else `child` is killed (see [`within`]); the reader
+/// comes back for the rest. End of output is a failure that says so.
 pub fn first_line<R: std::io::Read + Send + 'static>(
     mut reader: BufReader<R>,
+    child: &mut Child,
     what: &str,
     limit: Duration,
 ) -> (BufReader<R>, String) {
     let what_owned = what.to_owned();
-    let (reader, line) = within(&format!("{what} prints a line"), limit, move || {
+    let (reader, line) = within(&format!("{what} prints a line"), limit, child, move || {
         let mut line = String::new();
         let n = reader
             .read_line(&mut line)
@@ -385,28 +416,111 @@ impl TimedOutput for Command {
 }
 
 /// `Command::output` with a limit; stdin as the command has it (inherited
-/// unless set: [`output_within`] and [`TimedOutput`] set it empty).
+/// unless set: [`output_within`] and [`TimedOutput`] set it empty). The
+/// command leads a process group of its own, so that a timeout kills
+/// what it started as well (a peer script's tcpdump or node).
 pub fn run_within(command: &mut Command, limit: Duration) -> std::io::Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
     let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()?;
-    let pid = child.id();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output();
-        let _ = done_tx.send(());
-        out
-    });
-    if done_rx.recv_timeout(limit).is_err() {
-        // Only the child this function started, by its id.
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        let out = waiter.join().unwrap();
-        panic!("{command:?} still running after {limit:?}; killed: {out:?}");
+    Ok(output_until(child, &format!("{command:?}"), limit))
+}
+
+/// Waits for `child` to exit and collects its output, within `timeout`;
+/// else kills it (and its process group if it leads one), reaps it and
+/// fails the test.
+pub fn wait_output(child: Child, timeout: Duration) -> std::process::Output {
+    output_until(child, "the process", timeout)
+}
+
+/// [`wait_output`], naming the process `what` when it times out.
+fn output_until(mut child: Child, what: &str, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    let stdout = child.stdout.take().map(read_to_end_on_a_thread);
+    let stderr = child.stderr.take().map(read_to_end_on_a_thread);
+    let status = match wait_until(&mut child, deadline) {
+        Some(status) => status,
+        None => {
+            let killed = kill_and_reap(&mut child);
+            // Killed, so its pipes close (unless something outside its
+            // group holds them): show what it had said.
+            let said = |pipe: Option<std::sync::mpsc::Receiver<Vec<u8>>>| {
+                pipe.and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok())
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default()
+            };
+            panic!(
+                "{what} still running after {limit:?}; {killed}\nstdout: {}\nstderr: {}",
+                said(stdout),
+                said(stderr)
+            );
+        }
+    };
+    // It ended; a process it started may still hold its pipes open.
+    let collect = |pipe: Option<std::sync::mpsc::Receiver<Vec<u8>>>, name: &str| {
+        let Some(rx) = pipe else {
+            return Vec::new();
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "{what} ended ({status}) but its {name} was still open after {limit:?} \
+                 (a process it started holds it)"
+            )
+        })
+    };
+    let stdout = collect(stdout, "stdout");
+    let stderr = collect(stderr, "stderr");
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
     }
-    waiter.join().unwrap()
+}
+
+/// Reads `pipe` to its end on a thread; the bytes come on the channel.
+fn read_to_end_on_a_thread(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    rx
+}
+
+/// How often [`wait_until`] looks whether the child has exited: waiting
+/// on a thread instead would leave that thread to reap the child, and a
+/// kill sent after it did could reach a process that took its pid.
+const EXIT_POLL: Duration = Duration::from_millis(5);
+
+/// The child's exit status once it has exited, or `None` at `deadline`
+/// with the child still unreaped.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the process") {
+            return Some(status);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::sleep(left.min(EXIT_POLL));
+    }
+}
+
+/// Waits for `child` to exit, within `timeout`; else kills it (and its
+/// process group if it leads one), reaps it and fails the test.
+pub fn exit_within(child: &mut Child, what: &str, timeout: Duration) -> std::process::ExitStatus {
+    wait_until(child, Instant::now() + timeout).unwrap_or_else(|| {
+        let killed = kill_and_reap(child);
+        panic!("{what}: still running after {timeout:?}; {killed}")
+    })
 }
 
 /// An HTTP response as [`http_request`] read it.
@@ -488,24 +602,30 @@ pub fn start_http_proxy(extra: &[&str]) -> (Running, u16) {
     panic!("proxy.py wrote no port file");
 }
 
-/// Runs `work` on a thread and returns its result, failing the test if it
-/// takes longer than `timeout` (a hung peer fails instead of hanging CI).
+/// Runs `work` on a thread and returns its result; if it takes longer
+/// than `timeout`, kills `child`, the process the work waits on (and its
+/// process group if it leads one), reaps it and fails the test naming
+/// `what` (a hung peer fails the test instead of hanging CI or outliving
+/// it).
 pub fn within<T: Send + 'static>(
     what: &str,
     timeout: Duration,
+    child: &mut Child,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(work());
     });
-    rx.recv_timeout(timeout)
-        .unwrap_or_else(|_| panic!("{what}: nothing within {timeout:?}"))
-}
-
-/// Waits for `child` to exit and collects its output, within `timeout`.
-pub fn wait_output(child: Child, timeout: Duration) -> std::process::Output {
-    within("the process to exit", timeout, move || {
-        child.wait_with_output().expect("waiting for the process")
-    })
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            let killed = kill_and_reap(child);
+            panic!("{what}: nothing within {timeout:?}; {killed}")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let killed = kill_and_reap(child);
+            panic!("{what}: the work failed (its panic is above); {killed}")
+        }
+    }
 }

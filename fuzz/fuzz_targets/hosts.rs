@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wscope::hosts::{Hosts, parse_connect_to, parse_resolve};
+use wscope::network::hosts::{Hosts, parse_connect_to, parse_resolve};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

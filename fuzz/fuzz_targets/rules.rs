@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(err) = wscope::rules::file::parse(text) {
+    if let Err(err) = wscope::sources::rules::file::parse(text) {
         assert!(err.line <= text.lines().count() + 1, "{err}");
     }
 });

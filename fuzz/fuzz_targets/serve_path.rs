@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(target) = std::str::from_utf8(data) {
-        match wscope::serve::behavior::parse(target) {
+        match wscope::sources::serve::behavior::parse(target) {
             Ok(_) => {}
             Err(err) => assert!((400..500).contains(&err.status)),
         }

@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsConnector;
-use wscope::connection::{Connection, Incoming};
+use wscope::network::connection::{Connection, Incoming};
 use wscope_proto::handshake::{ClientRequest, Parsed, Response, generate_key};
 use wscope_proto::{CloseCode, OpCode, Role, deflate};
 
@@ -56,11 +56,11 @@ fn args() -> Result<Args, String> {
         .next()
         .ok_or("usage: idle_clients URL COUNT [--deflate] [--messages N]")?;
     let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
-        let options = wscope::tls::TlsOptions {
+        let options = wscope::network::tls::TlsOptions {
             insecure: true,
             ..Default::default()
         };
-        let config = wscope::tls::client_config(&options).map_err(|e| e.to_string())?;
+        let config = wscope::network::tls::client_config(&options).map_err(|e| e.to_string())?;
         (Some(TlsConnector::from(config)), rest)
     } else {
         let rest = url

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::ca::CaArgs;
-use crate::connection::Limits;
-use crate::dial::HandshakeArgs;
-use crate::output_args::{OutputArgs, PacketArgs, RedactArgs};
-use crate::proxy::args::ProxyArgs;
-use crate::replay::args::{DiffArgs, ReplayArgs};
-use crate::serve::args::ServeArgs;
-use crate::ui::UiArgs;
+use crate::network::ca::CaArgs;
+use crate::network::connection::Limits;
+use crate::sinks::output_args::{OutputArgs, PacketArgs, RedactArgs};
+use crate::sinks::ui::UiArgs;
+use crate::sources::dial::HandshakeArgs;
+use crate::sources::proxy::args::ProxyArgs;
+use crate::sources::replay::args::{DiffArgs, ReplayArgs};
+use crate::sources::serve::args::ServeArgs;
 use crate::values::parse_duration;
 
 /// Debug WebSocket connections: talk to an endpoint, stand up a test server.
@@ -54,7 +54,7 @@ pub enum Command {
     /// The first line of stdout names the addresses it listens on (useful
     /// with port 0). permessage-deflate is accepted when a client offers it.
     /// Lifecycle logs go to stderr.
-    #[command(after_help = crate::serve::behavior::HELP)]
+    #[command(after_help = crate::sources::serve::behavior::HELP)]
     Serve(ServeArgs),
     /// Connect to a WebSocket endpoint, print what arrives, send stdin lines.
     ///
@@ -266,7 +266,7 @@ pub struct ExplainArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(mut_args = crate::outputs::READ.help())]
+#[command(mut_args = crate::sinks::outputs::READ.help())]
 pub struct ReadArgs {
     /// Record files (from --record), packet captures (pcap, pcapng) or HAR
     /// files (Chrome's, with `_webSocketMessages`), read one after the
@@ -309,7 +309,7 @@ pub struct ReadArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(mut_args = crate::outputs::CAPTURE.help())]
+#[command(mut_args = crate::sinks::outputs::CAPTURE.help())]
 pub struct CaptureArgs {
     /// The network interface to capture on (lo, eth0, ...).
     #[arg(long, short, value_name = "IFACE")]
@@ -384,7 +384,7 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(mut_args = crate::outputs::CONNECT.help())]
+#[command(mut_args = crate::sinks::outputs::CONNECT.help())]
 pub struct ConnectArgs {
     #[command(flatten)]
     pub handshake: HandshakeArgs,
@@ -453,8 +453,8 @@ pub struct ConnectArgs {
     /// With --reconnect: reconnect only when the connection closed with
     /// one of these codes (comma-separated); 1006 (dropped) and a ping
     /// timeout always reconnect. Default: any close wscope did not start.
-    #[arg(long, value_name = "CODES", requires = "reconnect", value_parser = crate::reconnect::parse_codes)]
-    pub reconnect_on: Option<crate::reconnect::CloseCodes>,
+    #[arg(long, value_name = "CODES", requires = "reconnect", value_parser = crate::network::reconnect::parse_codes)]
+    pub reconnect_on: Option<crate::network::reconnect::CloseCodes>,
 
     /// After stdin (or --send) ends, close once nothing has arrived for
     /// this long, so replies to the last messages are not lost.
@@ -485,8 +485,8 @@ mod tests {
 mod output_defaults {
     use clap::CommandFactory;
 
-    use crate::output_args::OutputArgs;
-    use crate::outputs::{CAPTURE, CONNECT, PROXY, READ, REPLAY, SERVE, check};
+    use crate::sinks::output_args::OutputArgs;
+    use crate::sinks::outputs::{CAPTURE, CONNECT, PROXY, READ, REPLAY, SERVE, check};
 
     /// The help text clap shows for `--long` of `wscope command`.
     fn help_of(command: &str, long: &str) -> Option<(String, bool)> {

@@ -2,12 +2,13 @@
 //! subcommand, exit with its status.
 
 use clap::Parser;
-#[cfg(target_os = "linux")]
-use wscope::capture;
 use wscope::cli::{Cli, Command};
-use wscope::{
-    bench, ca, connect, demo, doctor, explain, manuals, probe, proxy, read, replay, serve, ui,
-};
+#[cfg(target_os = "linux")]
+use wscope::commands::capture;
+use wscope::commands::{bench, connect, demo, doctor, explain, manuals, probe, read};
+use wscope::network::ca;
+use wscope::sinks::ui;
+use wscope::sources::{proxy, replay, serve};
 
 fn main() {
     let cli = Cli::parse();

@@ -503,7 +503,12 @@ impl Engine {
             flow.forward(now, wire);
             return;
         }
-        flow.held.extend_from_slice(&wire);
+        if flow.held.is_empty() {
+            // A message's first frame: no copy.
+            flow.held = wire;
+        } else {
+            flow.held.extend_from_slice(&wire);
+        }
         if flow.held.len() as u64 > limit {
             self.too_big(dir, now);
             return;

@@ -442,8 +442,14 @@ async fn relay(
         if up.done && down.done {
             break;
         }
-        let reading_up = !up.done_reading && up.out.is_empty() && engine.wants_read(c2s);
-        let reading_down = !down.done_reading && down.out.is_empty() && engine.wants_read(s2c);
+        // Without rules a read is what gets written, so the next waits for
+        // that write; with rules the engine takes every read (its output
+        // is its own), so reading goes on while a held message is written.
+        let overlap = engine.shaping();
+        let reading_up =
+            !up.done_reading && (overlap || up.out.is_empty()) && engine.wants_read(c2s);
+        let reading_down =
+            !down.done_reading && (overlap || down.out.is_empty()) && engine.wants_read(s2c);
         if reading_up {
             up.reserve();
         }

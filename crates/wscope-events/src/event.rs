@@ -46,6 +46,12 @@ impl Event {
         }
     }
 
+    /// Whether [`Event::truncate_payload`] would cut anything (so a sink
+    /// need not copy the event to cut it).
+    pub fn payload_over(&self, limit: usize) -> bool {
+        self.payload().is_some_and(|p| p.kept_len() > limit)
+    }
+
     /// Cuts a frame's or message's payload to `limit` kept bytes.
     pub fn truncate_payload(&mut self, limit: usize) {
         match &mut self.kind {
@@ -243,6 +249,18 @@ impl Payload {
                 self.base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
                 self.truncated = true;
             }
+        }
+    }
+
+    /// How many bytes were kept (what [`Payload::truncate`] cuts).
+    pub fn kept_len(&self) -> usize {
+        match (&self.text, &self.base64) {
+            (Some(text), _) => text.len(),
+            (None, Some(b64)) => {
+                let pad = b64.bytes().rev().take_while(|&c| c == b'=').count();
+                (b64.len() / 4 * 3).saturating_sub(pad)
+            }
+            (None, None) => 0,
         }
     }
 

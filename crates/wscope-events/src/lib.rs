@@ -7,6 +7,7 @@
 //! output is a new sink and a new input is a new source.
 //!
 //! - [`event`]: the types, with their JSON shape (docs/FORMAT.md).
+//! - [`line`]: one event as one line of JSON, fast for big payloads.
 //! - [`record`]: the JSON Lines record file: writer and crash-tolerant reader.
 //! - [`redact`]: which values are secrets (headers, query parameters,
 //!   credential subprotocols, JSON fields) and the `Redactor` that
@@ -17,6 +18,7 @@
 pub mod event;
 pub mod filter;
 pub mod har;
+pub mod line;
 pub mod observed;
 pub mod record;
 pub mod redact;

@@ -99,7 +99,7 @@ impl<W: Write> RecordWriter<W> {
     /// Appends one event (buffered until [`RecordWriter::flush`]).
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, event)?;
+        crate::line::write_line(event, &mut self.line)?;
         self.line.push(b'\n');
         self.out.write_all(&self.line)
     }

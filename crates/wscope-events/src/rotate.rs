@@ -86,7 +86,7 @@ impl<F: Files> RotatingWriter<F> {
     /// Appends one event, in a new file first when it would not fit.
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, event)?;
+        crate::line::write_line(event, &mut self.line)?;
         self.line.push(b'\n');
         let size = self.writer.written();
         if !self.fresh && size + self.line.len() as u64 > self.max_size {

@@ -23,6 +23,9 @@ use crate::{ClosePayload, Decoded, FrameHeader, OpCode, Role, Violation};
 /// (at most ~1032 times its size) stays small before it is cut.
 const INFLATE_SLICE: usize = 4096;
 
+/// How much room for a frame's payload is made ahead of its arrival.
+const RESERVE: usize = 64 * 1024;
+
 /// What the tap saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
@@ -345,6 +348,8 @@ impl Tap {
         frame.remaining -= chunk.len() as u64;
         let control = frame.header.opcode.is_control();
         let mask = frame.header.mask;
+        // This chunk and what is still to come of the frame.
+        let to_come = frame.remaining + chunk.len() as u64;
         // The frame's own copy (control frames, reported frames).
         if frame.report || control {
             let room = self.capture.max(125).saturating_sub(frame.kept.len());
@@ -390,6 +395,13 @@ impl Tap {
         } else {
             message.len += chunk.len() as u64;
             let start = message.data.len();
+            // Room for the rest of the frame at once, rather than growing
+            // by doubling (each growth copied what was kept so far); only
+            // up to RESERVE ahead of what has arrived, so a header that
+            // promises much reserves little.
+            let wanted = usize::try_from(to_come).unwrap_or(usize::MAX).min(RESERVE);
+            let room = self.message_capture.saturating_sub(start);
+            message.data.reserve(wanted.min(room));
             keep_prefix(&mut message.data, chunk, self.message_capture);
             if let Some(key) = mask {
                 apply_mask(&mut message.data[start..], key, offset as usize);

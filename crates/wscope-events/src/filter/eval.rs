@@ -345,6 +345,15 @@ mod tests {
     }
 
     #[test]
+    fn which_filters_read_binary_payloads() {
+        let reads = |filter: &str| parse(filter).unwrap().reads_binary();
+        assert!(reads(r#""error""#));
+        assert!(reads("dir == c2s && !(payload contains 'ab')"));
+        assert!(!reads(r#"json.type == "never" || text contains "x""#));
+        assert!(!reads("len > 10"));
+    }
+
+    #[test]
     fn binary_payloads_are_searched_as_bytes() {
         let event = Event::now(
             "c3",

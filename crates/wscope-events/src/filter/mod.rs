@@ -114,6 +114,21 @@ impl Expr {
             }
         }
     }
+
+    /// Whether evaluating the expression may look at a binary payload's
+    /// bytes: only `payload` (and a bare string) does; `text` and `json.`
+    /// read text payloads alone. A relay that must build a message's event
+    /// for filters skips encoding a binary payload no filter reads.
+    pub fn reads_binary(&self) -> bool {
+        match self {
+            Expr::Or(a, b) | Expr::And(a, b) => a.reads_binary() || b.reads_binary(),
+            Expr::Not(a) => a.reads_binary(),
+            Expr::Compare(field, ..)
+            | Expr::In(field, _)
+            | Expr::Exists(field)
+            | Expr::Flag(field) => matches!(field, Field::Payload),
+        }
+    }
 }
 
 /// Parses a lone `json.` path (`json.user.ids[0]`), as `--ignore` and

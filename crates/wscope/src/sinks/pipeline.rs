@@ -2,8 +2,9 @@
 //!
 //! Connections hand their events to a bounded channel; one thread owns the
 //! sinks, writes what has arrived in a batch and flushes once per batch, so
-//! a record file costs one write per burst rather than per event. The bound
-//! gives back-pressure: a sink that cannot keep up slows the connections
+//! a record file costs one write per burst rather than per event; once
+//! woken it lets a burst gather for a moment (`GATHER`). The bound gives
+//! back-pressure: a sink that cannot keep up slows the connections
 //! rather than growing memory without limit.
 
 use std::thread::JoinHandle;
@@ -21,6 +22,26 @@ const QUEUE: usize = 1024;
 /// How many events one batch takes at most before flushing.
 const BATCH: usize = 512;
 
+/// How long the sink thread lets events gather after being woken. Busy
+/// connections emit tens of thousands of events a second, one or two per
+/// read; woken for each, the thread spent more on waking and on small
+/// writes than on writing, and so did the connections waking it. Events
+/// reach the sinks at most this much later; the relays do not wait.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Hands the sinks up to `max` events that are already waiting; how many.
+fn take(rx: &mut mpsc::Receiver<Event>, sinks: &mut Sinks, max: usize) -> usize {
+    let mut taken = 0;
+    while taken < max {
+        match rx.try_recv() {
+            Ok(event) => sinks.push(&event),
+            Err(_) => break,
+        }
+        taken += 1;
+    }
+    taken
+}
+
 /// The running sink thread. Dropping every [`Events`] ends it; [`Pipeline::finish`]
 /// waits for the last batch to be written.
 pub struct Pipeline {
@@ -37,11 +58,12 @@ pub fn start(mut sinks: Sinks, payload_limit: usize) -> std::io::Result<(Events,
         .spawn(move || {
             while let Some(event) = rx.blocking_recv() {
                 sinks.push(&event);
-                for _ in 1..BATCH {
-                    match rx.try_recv() {
-                        Ok(event) => sinks.push(&event),
-                        Err(_) => break,
-                    }
+                let taken = 1 + take(&mut rx, &mut sinks, BATCH - 1);
+                if taken < BATCH {
+                    // Let a burst gather rather than be woken for each of
+                    // its events (see GATHER).
+                    std::thread::sleep(GATHER);
+                    take(&mut rx, &mut sinks, BATCH - taken);
                 }
                 sinks.flush();
             }

@@ -206,15 +206,12 @@ impl JsonLines {
 impl Sink for JsonLines {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         self.line.clear();
-        let over = event
-            .payload()
-            .is_some_and(|p| p.len as usize > self.max_payload);
-        if over {
+        if event.payload_over(self.max_payload) {
             let mut event = event.clone();
             event.truncate_payload(self.max_payload);
-            serde_json::to_writer(&mut self.line, &event)?;
+            wscope_events::line::write_line(&event, &mut self.line)?;
         } else {
-            serde_json::to_writer(&mut self.line, event)?;
+            wscope_events::line::write_line(event, &mut self.line)?;
         }
         self.line.push(b'\n');
         self.out.write_all(&self.line)
@@ -224,6 +221,10 @@ impl Sink for JsonLines {
         self.out.flush()
     }
 }
+
+/// What the record file gathers before a write: a batch of message events
+/// (up to some 22 KB each with the default capture) in a few writes.
+const RECORD_BUFFER: usize = 256 * 1024;
 
 /// The record file (`--record FILE`). Created readable and writable by
 /// its owner only (0600): it holds every payload, and with `--no-redact`
@@ -259,7 +260,7 @@ impl Record {
             None => {
                 let file = crate::files::create_private(path)?;
                 RecordOut::One(RecordWriter::new(
-                    BufWriter::new(file),
+                    BufWriter::with_capacity(RECORD_BUFFER, file),
                     writer_name,
                     redaction,
                 )?)
@@ -326,7 +327,7 @@ impl Files for RecordFiles {
         let path = self.path(part);
         let file = crate::files::create_private(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        Ok(BufWriter::new(file))
+        Ok(BufWriter::with_capacity(RECORD_BUFFER, file))
     }
 
     fn remove(&mut self, part: u32) -> io::Result<()> {
@@ -339,10 +340,9 @@ impl Files for RecordFiles {
 
 impl Sink for Record {
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        if event
-            .payload()
-            .is_some_and(|p| p.len as usize > self.max_payload)
-        {
+        // Events usually come cut to this limit already: copied only
+        // when there is something left to cut.
+        if event.payload_over(self.max_payload) {
             let mut event = event.clone();
             event.truncate_payload(self.max_payload);
             self.write(&event)

@@ -13,7 +13,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wscope_events::{Direction, EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::deflate::{self, DeflateParams};
@@ -295,7 +295,9 @@ struct Pump {
     /// How much the next read may take.
     size: usize,
     /// Being written to the receiver.
-    out: Bytes,
+    out: BytesMut,
+    /// `out` is a read passed on as it was (its allocation is a read's).
+    forwarded: bool,
     /// The sender has closed (or failed).
     done_reading: bool,
     /// The receiver's write side is shut.
@@ -307,7 +309,8 @@ impl Pump {
         Pump {
             buf: BytesMut::new(),
             size: MIN_READ,
-            out: Bytes::new(),
+            out: BytesMut::new(),
+            forwarded: false,
             done_reading: false,
             done: false,
         }
@@ -319,6 +322,20 @@ impl Pump {
     fn reserve(&mut self) {
         if self.buf.capacity() < self.size {
             self.buf.reserve(self.size);
+        }
+    }
+
+    /// The bytes just written were read into `buf` and passed on whole:
+    /// their allocation becomes the next read's rather than going back to
+    /// the allocator (a 64 KiB allocation and free per read cost more than
+    /// the engine's own work on small messages).
+    fn recycle(&mut self) {
+        let spent = std::mem::take(&mut self.out);
+        // The engine's own output may be a big held message: not kept.
+        if std::mem::take(&mut self.forwarded) && self.buf.capacity() == 0 {
+            // Empty, its allocation whole: `reserve` moves it back to the
+            // start rather than allocating.
+            self.buf = spent;
         }
     }
 
@@ -382,7 +399,7 @@ async fn relay(
     // starts at the first byte.
     engine.read(c2s, early_c2s, Instant::now());
     if engine.read(s2c, early_s2c, Instant::now()) == Pass::Forward {
-        down.out = Bytes::copy_from_slice(early_s2c);
+        down.out = BytesMut::from(early_s2c);
     }
     let (mut client_read, mut client_write) = tokio::io::split(client_stream);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
@@ -402,7 +419,7 @@ async fn relay(
             if pump.out.is_empty()
                 && let Some(bytes) = engine.poll_write(dir, now)
             {
-                pump.out = Bytes::from(bytes);
+                pump.out = BytesMut::from(bytes::Bytes::from(bytes));
             }
         }
         for (dir, pump, writer) in [
@@ -422,8 +439,14 @@ async fn relay(
         if up.done && down.done {
             break;
         }
-        let reading_up = !up.done_reading && up.out.is_empty() && engine.wants_read(c2s);
-        let reading_down = !down.done_reading && down.out.is_empty() && engine.wants_read(s2c);
+        // Without rules a read is what gets written, so the next waits for
+        // that write; with rules the engine takes every read (its output
+        // is its own), so reading goes on while a held message is written.
+        let overlap = engine.shaping();
+        let reading_up =
+            !up.done_reading && (overlap || up.out.is_empty()) && engine.wants_read(c2s);
+        let reading_down =
+            !down.done_reading && (overlap || down.out.is_empty()) && engine.wants_read(s2c);
         if reading_up {
             up.reserve();
         }
@@ -527,7 +550,8 @@ fn pumped(engine: &mut Engine, dir: Direction, pump: &mut Pump, read: io::Result
                 engine.drained(dir);
             }
             if pass == Pass::Forward {
-                pump.out = pump.buf.split().freeze();
+                pump.out = std::mem::take(&mut pump.buf);
+                pump.forwarded = true;
             } else {
                 pump.buf.clear();
             }
@@ -552,6 +576,9 @@ fn wrote(engine: &mut Engine, dir: Direction, pump: &mut Pump, written: io::Resu
         }
         Ok(n) => {
             pump.out.advance(n);
+            if pump.out.is_empty() {
+                pump.recycle();
+            }
             true
         }
         Err(err) => {
@@ -570,5 +597,28 @@ async fn changed(reloads: &mut Option<Current>) -> Option<Arc<RuleSet>> {
     match current.changed().await {
         Ok(()) => Some(Arc::clone(&current.borrow_and_update())),
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_reads_buffer_is_the_next_reads() {
+        let mut pump = Pump::new();
+        pump.reserve();
+        pump.buf.extend_from_slice(&[7; 100]);
+        let at = pump.buf.as_ptr();
+        pump.out = std::mem::take(&mut pump.buf);
+        pump.forwarded = true;
+        pump.out.advance(100);
+        pump.recycle();
+        // Were it freed, this would likely take its place.
+        let other = vec![1u8; MIN_READ];
+        pump.reserve();
+        assert_eq!(pump.buf.as_ptr(), at);
+        drop(other);
+        assert!(pump.buf.capacity() >= MIN_READ);
     }
 }

@@ -89,6 +89,14 @@ impl RuleState {
             .any(|rule| rule.filter.as_ref().is_some_and(|f| f.reads_payload()) && !timed(rule))
     }
 
+    /// Whether any of those filters reads binary payloads (`payload`).
+    pub fn filters_binary(&self) -> bool {
+        self.set
+            .rules
+            .iter()
+            .any(|rule| rule.filter.as_ref().is_some_and(|f| f.reads_binary()) && !timed(rule))
+    }
+
     /// The rules (indices into [`RuleState::set`]) that act on `event`, a
     /// message or a control frame, in order; a drop ends the list.
     pub fn on_message(&mut self, event: &Event, now: Instant) -> Vec<usize> {

@@ -451,6 +451,15 @@ impl Engine {
             flow.release(now);
             return;
         }
+        if flow.partial.is_empty()
+            && let Some((header, header_len, ..)) = flow.tap.frame_in_progress()
+        {
+            // The frame began in this read: room for all of it at once (up
+            // to BATCH), not grown by doubling with a copy each time.
+            let whole = header_len as u64 + header.payload_len;
+            flow.partial
+                .reserve(usize::try_from(whole).unwrap_or(usize::MAX).min(BATCH));
+        }
         flow.partial.extend_from_slice(rest);
         if (flow.partial.len() + flow.held.len()) as u64 > self.hold_limit {
             self.too_big(dir, now);
@@ -503,7 +512,12 @@ impl Engine {
             flow.forward(now, wire);
             return;
         }
-        flow.held.extend_from_slice(&wire);
+        if flow.held.is_empty() {
+            // A message's first frame: no copy.
+            flow.held = wire;
+        } else {
+            flow.held.extend_from_slice(&wire);
+        }
         if flow.held.len() as u64 > limit {
             self.too_big(dir, now);
             return;

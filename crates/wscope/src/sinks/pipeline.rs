@@ -16,8 +16,9 @@ use crate::sinks::emit::Events;
 use crate::sinks::sink::Sinks;
 
 /// How many events may wait for the sinks. Each may carry a payload of up
-/// to the capture limit (64 KiB by default), so this bounds the memory a
-/// slow sink can hold up: 1024 × 64 KiB = 64 MiB at worst.
+/// to the capture limit (`--max-payload`: 64 KiB by default for serve,
+/// 16 KiB for the proxy), so this bounds the memory a slow sink can hold
+/// up: 1024 × 64 KiB = 64 MiB at worst with the defaults.
 const QUEUE: usize = 1024;
 /// How many events one batch takes at most before flushing.
 const BATCH: usize = 512;

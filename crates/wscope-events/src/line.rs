@@ -23,11 +23,13 @@ pub fn write_line(event: &Event, line: &mut Vec<u8>) -> serde_json::Result<()> {
     let EventKind::Message(message) = &event.kind else {
         return serde_json::to_writer(line, event);
     };
+    // A payload read back from a file may hold anything: only base64's own
+    // alphabet goes in unescaped.
     let Some(base64) = message
         .payload
         .base64
         .as_deref()
-        .filter(|b64| b64.len() >= SPLICE_FROM)
+        .filter(|b64| b64.len() >= SPLICE_FROM && is_base64_alphabet(b64))
     else {
         return serde_json::to_writer(line, event);
     };
@@ -64,6 +66,13 @@ pub fn write_line(event: &Event, line: &mut Vec<u8>) -> serde_json::Result<()> {
     line.extend_from_slice(base64.as_bytes());
     line.extend_from_slice(&tail);
     Ok(())
+}
+
+/// Whether `text` has only the characters base64 writes, none of which
+/// JSON escapes.
+fn is_base64_alphabet(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
 }
 
 #[cfg(test)]
@@ -103,6 +112,20 @@ mod tests {
             };
             same_as_serde(&event);
         }
+    }
+
+    /// A record file read back (`wscope read --record`, `--json`) can put
+    /// anything in the base64 field: it is escaped like any string.
+    #[test]
+    fn a_base64_field_that_is_not_base64_is_escaped() {
+        let mut message = Message::new(OpCode::Binary, &[7; 1000], 1 << 20);
+        message.payload.base64 = Some(format!("{}\"}}\n{{\"event\":\"note\"", "A".repeat(300)));
+        let event = Event::now("c1", None, EventKind::Message(message));
+        same_as_serde(&event);
+        let mut line = Vec::new();
+        write_line(&event, &mut line).unwrap();
+        let back: Event = serde_json::from_slice(&line).expect("one valid JSON line");
+        assert_eq!(back, event);
     }
 
     #[test]

@@ -35,6 +35,10 @@ const BODY_KEPT: usize = 4096;
 /// Once one side has closed its TCP connection, how long the other gets to
 /// follow before it is closed too.
 const LINGER: Duration = Duration::from_secs(10);
+/// How long a direction reads nothing before its read buffer goes back to
+/// the smallest size: a connection that carried a burst of big messages
+/// and then waits holds 2 KiB per direction, not 64.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
 
 fn response_head(response: &Response) -> Head {
     Head {
@@ -339,6 +343,21 @@ impl Pump {
         }
     }
 
+    /// Nothing read for a while: reads start small again, and a big
+    /// empty buffer goes back to the allocator.
+    fn idle(&mut self) {
+        self.size = MIN_READ;
+        if self.buf.is_empty() && self.buf.capacity() > 2 * MIN_READ {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Whether [`Pump::idle`] would give anything back (never true right
+    /// after it, so its timer cannot fire over and over).
+    fn shrinkable(&self) -> bool {
+        self.size > MIN_READ || (self.buf.is_empty() && self.buf.capacity() > 2 * MIN_READ)
+    }
+
     fn adapt(&mut self, n: usize) {
         if n == self.size {
             self.size = (self.size * 2).min(BUFFER);
@@ -404,6 +423,7 @@ async fn relay(
     let (mut client_read, mut client_write) = tokio::io::split(client_stream);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
     let mut linger: Option<tokio::time::Instant> = None;
+    let mut last_read = tokio::time::Instant::now();
     loop {
         let now = Instant::now();
         if engine.next_wake().is_some_and(|wake| wake <= now) {
@@ -460,11 +480,14 @@ async fn relay(
         let wake = engine
             .next_wake_for(|dir| if dir == c2s { up_free } else { down_free })
             .map(tokio::time::Instant::from_std);
+        let shrink = (up.shrinkable() || down.shrinkable()).then_some(last_read + IDLE_SHRINK);
         tokio::select! {
             read = client_read.read_buf(&mut up.buf), if reading_up => {
+                last_read = tokio::time::Instant::now();
                 if !pumped(&mut engine, c2s, &mut up, read) { break; }
             }
             read = upstream_read.read_buf(&mut down.buf), if reading_down => {
+                last_read = tokio::time::Instant::now();
                 if !pumped(&mut engine, s2c, &mut down, read) { break; }
             }
             written = upstream_write.write(&up.out), if !up.out.is_empty() => {
@@ -485,6 +508,12 @@ async fn relay(
             // Woken for a timer or a due write: both are seen at the top.
             _ = crate::network::timers::sleep_until(wake), if wake.is_some() => {}
             _ = crate::network::timers::sleep_until(linger), if linger.is_some() => break,
+            // A read given up here had taken nothing (`read_buf` is
+            // cancel-safe): the loop starts it again with the smaller buffer.
+            _ = crate::network::timers::sleep_until(shrink), if shrink.is_some() => {
+                up.idle();
+                down.idle();
+            }
         }
         if *shutdown.borrow() && !shutting_down {
             shutting_down = true;
@@ -603,6 +632,30 @@ async fn changed(reloads: &mut Option<Current>) -> Option<Arc<RuleSet>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_direction_goes_back_to_small_reads_and_a_small_buffer() {
+        let mut pump = Pump::new();
+        assert!(!pump.shrinkable());
+        // A burst: reads that fill the buffer grow it to the largest.
+        while pump.size < BUFFER {
+            pump.reserve();
+            let size = pump.size;
+            pump.adapt(size);
+        }
+        pump.reserve();
+        assert!(pump.buf.capacity() >= BUFFER);
+        assert!(pump.shrinkable());
+        pump.idle();
+        assert_eq!(pump.size, MIN_READ);
+        pump.reserve();
+        assert!(
+            pump.buf.capacity() < 2 * MIN_READ,
+            "{}",
+            pump.buf.capacity()
+        );
+        assert!(!pump.shrinkable());
+    }
 
     #[test]
     fn a_forwarded_reads_buffer_is_the_next_reads() {

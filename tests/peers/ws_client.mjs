@@ -4,6 +4,9 @@
 //
 // Usage: node ws_client.mjs URL [--send TEXT]... [--send-size N]
 //                               [--expect N] [--wait MS] [--no-compress]
+//                               [--in-turn]
+// --in-turn sends each message after the previous one's reply arrived
+// (rather than all at once on open).
 // Times ("sent_at", each message's "at", "closed_at") are seconds since
 // the connection was opened; "closed_after_start" is seconds since before
 // the connection began, so it holds every timer a server or proxy starts
@@ -18,12 +21,14 @@ const send = [];
 let expect = null;
 let waitMs = 5000;
 let compress = true;
+let inTurn = false;
 for (let i = 1; i < args.length; i++) {
   if (args[i] === "--send") send.push(args[++i]);
   else if (args[i] === "--send-size") send.push("x".repeat(Number(args[++i])));
   else if (args[i] === "--expect") expect = Number(args[++i]);
   else if (args[i] === "--wait") waitMs = Number(args[++i]);
   else if (args[i] === "--no-compress") compress = false;
+  else if (args[i] === "--in-turn") inTurn = true;
 }
 const startedAt = performance.now();
 let openedAt = null;
@@ -51,14 +56,18 @@ ws.on("open", () => {
   result.protocol = ws.protocol;
   result.extensions = ws.extensions;
   result.sent_at = [];
-  for (const text of send) {
-    result.sent_at.push(since());
-    ws.send(text);
-  }
+  if (inTurn) sendNext();
+  else while (send.length > 0) sendNext();
 });
+const sendNext = () => {
+  if (send.length === 0) return;
+  result.sent_at.push(since());
+  ws.send(send.shift());
+};
 ws.on("message", (data, isBinary) => {
   result.received.push({ type: isBinary ? "binary" : "text", len: data.length, data: (isBinary ? data.toString("hex") : data.toString()).slice(0, 200), at: since() });
   if (expect !== null && result.received.length >= expect) ws.close(1000, "client done");
+  else if (inTurn) sendNext();
 });
 ws.on("unexpected-response", (req, res) => {
   result.status = res.statusCode;

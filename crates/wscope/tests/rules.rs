@@ -725,10 +725,13 @@ fn a_message_over_the_hold_budget_is_refused_with_1013() {
         &["--rules", rules.to_str().unwrap(), "--hold-budget", "64K"],
     );
     // A small message passes; one bigger than what all connections may
-    // hold cannot be held for the rules: the client hears 1013.
+    // hold cannot be held for the rules: the client hears 1013. The big
+    // one goes once the small one's echo is back (the refusal closes both
+    // ways at once, and would race an echo still on its way).
     let report = node_ws(&[
         &s.url,
         "--no-compress",
+        "--in-turn",
         "--send",
         "small",
         "--send-size",

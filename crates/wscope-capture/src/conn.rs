@@ -659,8 +659,9 @@ impl State {
                         tap.frame_in_progress()
                             .and_then(|(header, _, violations, seen)| {
                                 let remaining = header.payload_len.checked_sub(seen)?;
-                                (violations.is_empty() && remaining >= len)
-                                    .then_some(remaining - len)
+                                // `then`, not `then_some`: the subtraction
+                                // must not run when the hole is longer.
+                                (violations.is_empty() && remaining >= len).then(|| remaining - len)
                             })
                     }
                     _ => None,

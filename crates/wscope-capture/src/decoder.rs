@@ -28,8 +28,8 @@ pub struct Options {
     /// Replace secrets with wscope's default redaction rules (headers,
     /// query parameters, JSON fields; `wscope_events::redact`).
     pub redact: bool,
-    /// Keep binary payloads (as base64). A reader that only counts them
-    /// (`read --stats`) saves most of its time without.
+    /// Keep binary payloads. A reader that only counts them
+    /// (`read --stats`) saves copying them.
     pub binary: bool,
     /// TLS secrets may still arrive (a key log followed while capturing
     /// live): encrypted records wait for them instead of being given up.

@@ -4,7 +4,6 @@
 //! record file, so they are spelled out with serde attributes rather than
 //! left to Rust's names. Optional fields are omitted when empty.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use wscope_proto::{CloseCode, OpCode, Violation};
 
@@ -184,6 +183,10 @@ pub struct HandshakeFailed {
 
 /// A payload as recorded: text as a string, anything else as base64, cut to
 /// the capture limit with the true length kept.
+///
+/// Binary payloads are held as bytes and turned into base64 only when the
+/// event is written: the connection that captured them pays a copy, not an
+/// encoding (the record writer's thread does that, see `line.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
     /// The payload's true length in bytes.
@@ -191,9 +194,14 @@ pub struct Payload {
     /// The (possibly cut) payload, when it is valid UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// The (possibly cut) payload in base64, when it is not text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base64: Option<String>,
+    /// The (possibly cut) payload, when it is not text: `base64` in JSON.
+    #[serde(
+        rename = "base64",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "base64_field"
+    )]
+    pub binary: Option<Vec<u8>>,
     /// Set when fewer than `len` bytes were kept.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -213,7 +221,7 @@ impl Payload {
                 return Payload {
                     len: data.len() as u64,
                     text: Some(text[..keep].to_owned()),
-                    base64: None,
+                    binary: None,
                     truncated: keep < data.len(),
                 };
             }
@@ -222,7 +230,7 @@ impl Payload {
         Payload {
             len: data.len() as u64,
             text: None,
-            base64: Some(base64::engine::general_purpose::STANDARD.encode(&data[..keep])),
+            binary: Some(data[..keep].to_vec()),
             truncated: keep < data.len(),
         }
     }
@@ -239,38 +247,51 @@ impl Payload {
                 text.truncate(keep);
                 self.truncated = true;
             }
-        } else if let Some(b64) = &self.base64 {
-            // 4 base64 characters carry 3 bytes.
-            let max_chars = limit.div_ceil(3) * 4;
-            if b64.len() > max_chars
-                && let Ok(mut bytes) = self.bytes()
-            {
-                bytes.truncate(limit);
-                self.base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
-                self.truncated = true;
-            }
+        } else if let Some(binary) = &mut self.binary
+            && binary.len() > limit
+        {
+            binary.truncate(limit);
+            self.truncated = true;
         }
     }
 
     /// How many bytes were kept (what [`Payload::truncate`] cuts).
     pub fn kept_len(&self) -> usize {
-        match (&self.text, &self.base64) {
-            (Some(text), _) => text.len(),
-            (None, Some(b64)) => {
-                let pad = b64.bytes().rev().take_while(|&c| c == b'=').count();
-                (b64.len() / 4 * 3).saturating_sub(pad)
-            }
-            (None, None) => 0,
-        }
+        self.bytes().len()
     }
 
     /// The kept bytes.
-    pub fn bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
-        match (&self.text, &self.base64) {
-            (Some(text), _) => Ok(text.as_bytes().to_vec()),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64),
-            (None, None) => Ok(Vec::new()),
+    pub fn bytes(&self) -> &[u8] {
+        match (&self.text, &self.binary) {
+            (Some(text), _) => text.as_bytes(),
+            (None, Some(binary)) => binary,
+            (None, None) => &[],
         }
+    }
+}
+
+/// A binary payload's JSON form: standard base64 with padding. A record
+/// whose field does not decode is a damaged line, reported as such.
+mod base64_field {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(binary: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match binary {
+            Some(bytes) => s.serialize_str(&base64_simd::STANDARD.encode_to_string(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let Some(text) = Option::<std::borrow::Cow<'de, str>>::deserialize(d)? else {
+            return Ok(None);
+        };
+        STANDARD
+            .decode(text.as_bytes())
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("payload.base64 is not base64: {e}")))
     }
 }
 
@@ -544,8 +565,8 @@ mod tests {
         assert!(p.truncated);
         assert_eq!(p.len, 10);
         let p = Payload::capture(&[0xff, 0x00, 0x01], true, 100);
-        assert_eq!(p.base64.as_deref(), Some("/wAB"));
-        assert_eq!(p.bytes().unwrap(), vec![0xff, 0, 1]);
+        assert_eq!(p.binary.as_deref(), Some(&[0xff, 0, 1][..]));
+        assert_eq!(p.bytes(), [0xff, 0, 1]);
         assert!(!p.truncated);
     }
 
@@ -559,11 +580,7 @@ mod tests {
                 let mut full = Payload::capture(&data, text, usize::MAX);
                 full.truncate(limit);
                 let direct = Payload::capture(&data, text, limit);
-                assert_eq!(
-                    full.bytes().unwrap(),
-                    direct.bytes().unwrap(),
-                    "limit {limit}"
-                );
+                assert_eq!(full.bytes(), direct.bytes(), "limit {limit}");
                 assert_eq!(full.truncated, direct.truncated);
             }
         }

@@ -1080,9 +1080,9 @@ fn har_message(event: &Event, message: &Message) -> WrittenMessage {
         _ => "receive",
     };
     let payload = &message.payload;
-    let (opcode, data) = match (&payload.text, &payload.base64) {
+    let (opcode, data) = match (&payload.text, &payload.binary) {
         (Some(text), _) => (1, text.clone()),
-        (None, Some(b64)) => (2, b64.clone()),
+        (None, Some(binary)) => (2, base64::engine::general_purpose::STANDARD.encode(binary)),
         (None, None) => (if message.opcode == "text" { 1 } else { 2 }, String::new()),
     };
     let seconds = format!("{}.{:06}", event.ts / 1_000_000, event.ts % 1_000_000);
@@ -1134,7 +1134,7 @@ mod tests {
                     e.conn.as_str(),
                     e.dir,
                     m.opcode.as_str(),
-                    m.payload.bytes().unwrap(),
+                    m.payload.bytes().to_vec(),
                     e.ts,
                 )),
                 _ => None,
@@ -1313,8 +1313,8 @@ mod tests {
             _ => None,
         });
         assert_eq!(
-            binary.unwrap().payload.base64.as_deref(),
-            Some("AAEC+vv/"),
+            binary.unwrap().payload.binary.as_deref(),
+            Some(&[0, 1, 2, 0xfa, 0xfb, 0xff][..]),
             "binary stays base64"
         );
     }

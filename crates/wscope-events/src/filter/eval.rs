@@ -107,14 +107,7 @@ fn get<'a>(field: &Field, ctx: &'a mut Ctx<'_>) -> Option<Got<'a>> {
         Field::Len => payload(event).map(|p| Got::Num(p.len as f64)),
         Field::Conn => Some(Got::Str(&event.conn)),
         Field::Text => payload(event).and_then(|p| p.text.as_deref()).map(Got::Str),
-        Field::Payload => {
-            let p = payload(event)?;
-            match (&p.text, &p.base64) {
-                (Some(text), _) => Some(Got::Bytes(Cow::Borrowed(text.as_bytes()))),
-                (None, Some(_)) => p.bytes().ok().map(|b| Got::Bytes(Cow::Owned(b))),
-                (None, None) => Some(Got::Bytes(Cow::Borrowed(&[]))),
-            }
-        }
+        Field::Payload => payload(event).map(|p| Got::Bytes(Cow::Borrowed(p.bytes()))),
         Field::CloseCode => match &event.kind {
             EventKind::Close(close) => close.code.map(|c| Got::Num(c as f64)),
             EventKind::Closed(closed) => Some(Got::Num(closed.code as f64)),

@@ -143,23 +143,6 @@ pub fn hex_preview(bytes: &[u8], len: u64, columns: Option<usize>, out: &mut Vec
     }
 }
 
-/// The first bytes of a binary payload, enough for [`hex_preview`]:
-/// only the start of its base64 is decoded, so a large message costs no
-/// more to show than a small one.
-pub fn first_bytes(payload: &wscope_events::Payload) -> Result<Vec<u8>, base64::DecodeError> {
-    use base64::Engine;
-    match (&payload.text, &payload.base64) {
-        (None, Some(b64)) => {
-            // Four base64 characters are three bytes: a whole number of
-            // groups decodes alone.
-            let groups = HEX_BYTES.div_ceil(3) * 4;
-            let start = &b64[..b64.len().min(groups)];
-            base64::engine::general_purpose::STANDARD.decode(start)
-        }
-        _ => payload.bytes(),
-    }
-}
-
 /// `00 01 02`: every byte.
 pub fn hex_spaced(bytes: &[u8], out: &mut Vec<u8>) {
     for (i, byte) in bytes.iter().enumerate() {
@@ -204,21 +187,6 @@ mod tests {
     fn widths_skip_colour_sequences() {
         assert_eq!(visible_width(b"\x1b[34m>\x1b[0m c1 "), 5);
         assert_eq!(visible_width("é…".as_bytes()), 2);
-    }
-
-    #[test]
-    fn only_the_start_of_a_large_payload_is_decoded() {
-        let data: Vec<u8> = (0..=255).cycle().take(100_000).collect();
-        let payload = wscope_events::Payload::capture(&data, false, usize::MAX);
-        let first = first_bytes(&payload).unwrap();
-        assert!(
-            first.len() >= HEX_BYTES && first.len() < 32,
-            "{}",
-            first.len()
-        );
-        assert_eq!(first, data[..first.len()]);
-        let small = wscope_events::Payload::capture(b"AB", false, usize::MAX);
-        assert_eq!(first_bytes(&small).unwrap(), b"AB");
     }
 
     #[test]

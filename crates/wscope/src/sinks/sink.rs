@@ -475,42 +475,31 @@ impl Human {
         }
         let _ = write!(line, "{} {} B ", message.opcode, payload.len);
         if self.preview == Preview::Full {
-            match payload.bytes() {
-                Ok(bytes) => {
-                    preview::hex_spaced(&bytes, line);
-                    if payload.truncated {
-                        line.extend_from_slice(" …".as_bytes());
-                    }
-                }
-                Err(_) => line.extend_from_slice(b"(undecodable payload)"),
+            preview::hex_spaced(payload.bytes(), line);
+            if payload.truncated {
+                line.extend_from_slice(" …".as_bytes());
             }
             return;
         }
-        match preview::first_bytes(payload) {
-            Ok(bytes) => preview::hex_preview(&bytes, payload.len, room(line), line),
-            Err(_) => line.extend_from_slice(b"(undecodable payload)"),
-        }
+        preview::hex_preview(payload.bytes(), payload.len, room(line), line);
     }
 
     fn payload(&self, payload: &Payload, line: &mut Vec<u8>) {
-        match (&payload.text, payload.bytes()) {
-            (Some(text), _) if self.pretty => {
-                match serde_json::from_str::<serde_json::Value>(text) {
-                    Ok(json) if json.is_object() || json.is_array() => {
-                        let pretty =
-                            serde_json::to_string_pretty(&json).unwrap_or_else(|_| text.clone());
-                        line.extend_from_slice(pretty.as_bytes());
-                    }
-                    _ => line.extend_from_slice(text.as_bytes()),
+        match &payload.text {
+            Some(text) if self.pretty => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(json) if json.is_object() || json.is_array() => {
+                    let pretty =
+                        serde_json::to_string_pretty(&json).unwrap_or_else(|_| text.clone());
+                    line.extend_from_slice(pretty.as_bytes());
                 }
-            }
-            (Some(text), _) => line.extend_from_slice(text.as_bytes()),
-            (None, Ok(bytes)) if self.pretty => hex_dump(&bytes, line),
-            (None, Ok(bytes)) => {
+                _ => line.extend_from_slice(text.as_bytes()),
+            },
+            Some(text) => line.extend_from_slice(text.as_bytes()),
+            None if self.pretty => hex_dump(payload.bytes(), line),
+            None => {
                 let _ = write!(line, "binary {} B ", payload.len);
-                preview::hex_spaced(&bytes, line);
+                preview::hex_spaced(payload.bytes(), line);
             }
-            (None, Err(_)) => line.extend_from_slice(b"binary (undecodable payload)"),
         }
     }
 }

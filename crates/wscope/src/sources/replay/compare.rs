@@ -113,7 +113,7 @@ impl<'a> Prepared<'a> {
                 }
                 _ => Shape::Text(text.clone()),
             },
-            _ => Shape::Bytes(message.payload.bytes().unwrap_or_default()),
+            _ => Shape::Bytes(message.payload.bytes().to_vec()),
         };
         Prepared { message, shape }
     }
@@ -462,7 +462,7 @@ pub fn short(payload: &Payload, limit: usize) -> String {
             }
         }
         None => {
-            let bytes = payload.bytes().unwrap_or_default();
+            let bytes = payload.bytes();
             let _ = write!(out, "<binary {} bytes> ", payload.len);
             for byte in bytes.iter().take(limit / 2) {
                 let _ = write!(out, "{byte:02x}");

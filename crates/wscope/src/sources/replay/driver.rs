@@ -129,10 +129,7 @@ pub fn unsendable(conv: &Conversation, message: &Recorded) -> Option<String> {
         "{} client message {} ({} of {} bytes recorded)",
         conv.conn,
         message.number,
-        message.payload.text.as_ref().map_or_else(
-            || message.payload.bytes().map(|b| b.len()).unwrap_or(0),
-            String::len
-        ),
+        message.payload.kept_len(),
         message.payload.len
     );
     if message.payload.truncated {
@@ -640,7 +637,7 @@ pub async fn play(plan: &Plan, conv: &Conversation, id: &str, events: &Events) -
                 }
                 text.into_bytes()
             }
-            _ => message.payload.bytes().unwrap_or_default(),
+            _ => message.payload.bytes().to_vec(),
         };
         if !live.send(message.binary, data).await {
             unsent = steps.len() - k - 1;

@@ -443,9 +443,8 @@ impl<'a> Session<'a> {
                     } else {
                         OpCode::Text
                     };
-                    // Payloads that do not decode are refused at start-up.
-                    let data = message.payload.bytes().unwrap_or_default();
-                    self.reply(conn, ctx, opcode, &data).await?;
+                    self.reply(conn, ctx, opcode, message.payload.bytes())
+                        .await?;
                 }
                 Action::Note(text) => {
                     ctx.events

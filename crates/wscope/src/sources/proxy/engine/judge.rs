@@ -48,8 +48,8 @@ impl Engine {
     ) {
         let text = whole.opcode == OpCode::Text;
         // Only a filter looks at the payload: without one, skip the copy;
-        // a binary payload only `payload` reads (base64 of a 64 KiB message
-        // was a quarter of the shaping relay's time, for a `json.` filter).
+        // a binary payload only `payload` reads (a `json.` filter never
+        // looks at a 64 KiB binary message, so it is not copied for one).
         let view = match &self.rules {
             Some(rules) if rules.filters() && (text || rules.filters_binary()) => RULE_VIEW,
             _ => 0,

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod color;
 pub mod exit;
 pub mod files;
+pub mod heap;
 pub mod values;
 
 pub mod commands;

@@ -11,6 +11,7 @@ use wscope::sinks::ui;
 use wscope::sources::{proxy, replay, serve};
 
 fn main() {
+    wscope::heap::keep_freed_buffers();
     let cli = Cli::parse();
     wscope::color::init(cli.color);
     tracing_subscriber::fmt()

@@ -455,10 +455,15 @@ impl Engine {
             && let Some((header, header_len, ..)) = flow.tap.frame_in_progress()
         {
             // The frame began in this read: room for all of it at once (up
-            // to BATCH), not grown by doubling with a copy each time.
+            // to a BATCH of payload and its header), not grown by doubling
+            // with a copy each time. Capped at BATCH alone, a 64 KiB
+            // message's last header bytes doubled the buffer and copied it.
             let whole = header_len as u64 + header.payload_len;
-            flow.partial
-                .reserve(usize::try_from(whole).unwrap_or(usize::MAX).min(BATCH));
+            flow.partial.reserve(
+                usize::try_from(whole)
+                    .unwrap_or(usize::MAX)
+                    .min(BATCH + wscope_proto::frame::MAX_HEADER_LEN),
+            );
         }
         flow.partial.extend_from_slice(rest);
         if (flow.partial.len() + flow.held.len()) as u64 > self.hold_limit {

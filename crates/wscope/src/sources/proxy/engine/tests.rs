@@ -581,3 +581,23 @@ fn a_side_still_being_written_to_does_not_set_the_wake_up() {
     assert_eq!(engine.next_wake_for(busy_server), Some(t0 + ms(5000)));
     assert_eq!(written(&mut engine, C2S, t0 + ms(200)), text(C2S, "late"));
 }
+
+#[test]
+fn a_held_64_kib_frame_has_room_for_its_header_too() {
+    let t0 = Instant::now();
+    let rules = "[[rule]]\nmatch = 'json.type == \"never\"'\naction = \"drop\"\n";
+    let mut config = config(Some(rules), None);
+    config.hold_limit = 1 << 20;
+    let mut engine = Engine::new(config, t0);
+    let payload = vec![7u8; 64 * 1024];
+    let frame = wire(C2S, OpCode::Binary, true, &payload);
+    engine.read(C2S, &frame[..1000], t0);
+    // Room for the whole frame from its first read: growing by doubling
+    // at the last header bytes copied 64 KiB into a fresh 128 KiB.
+    let room = engine.flows[super::index(C2S)].partial.capacity();
+    assert!(room >= frame.len(), "{room} < {}", frame.len());
+    engine.read(C2S, &frame[1000..], t0);
+    let out = frames(&written(&mut engine, C2S, t0));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].3, payload);
+}

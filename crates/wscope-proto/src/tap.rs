@@ -92,6 +92,8 @@ struct InMessage {
     frames: u32,
     len: u64,
     data: Vec<u8>,
+    /// How much of it is kept.
+    keep: usize,
 }
 
 /// Counts for the end-of-connection report.
@@ -127,6 +129,9 @@ pub struct Tap {
     inflated: Vec<u8>,
     /// How much of each message is kept (`capture` unless raised).
     message_capture: usize,
+    /// Uncompressed binary messages are kept up to `message_capture` too
+    /// (else up to `capture`, what events keep).
+    whole_binary: bool,
     tracking: Option<Tracking>,
     /// Decompression failed: messages are no longer decoded.
     inflate_broken: bool,
@@ -154,6 +159,7 @@ impl Tap {
             scratch: Vec::new(),
             inflated: Vec::new(),
             message_capture: capture,
+            whole_binary: true,
             tracking: None,
             inflate_broken: false,
             stats: TapStats::default(),
@@ -174,11 +180,22 @@ impl Tap {
         self.tracking = Some(Tracking { utf8: None });
     }
 
+    /// Whether uncompressed binary messages are kept whole (up to the
+    /// `track_frames` limit) or, when no rule reads them, only as far as
+    /// events keep: copying a 64 KiB message nobody reads was a third of
+    /// the judging relay's copies. Compressed messages are always kept
+    /// whole (the relay compresses them again). Counts from the next
+    /// message on.
+    pub fn keep_whole_binary(&mut self, yes: bool) {
+        self.whole_binary = yes;
+    }
+
     /// Keeps no more of each message than events need again (the relay
     /// gave up judging this direction), dropping what is kept beyond it.
     pub fn keep_for_events_only(&mut self) {
         self.message_capture = self.capture;
         if let Some(message) = &mut self.message {
+            message.keep = self.capture;
             message.data.truncate(self.capture);
             message.data.shrink_to_fit();
         }
@@ -307,12 +324,18 @@ impl Tap {
                         violations.push(Violation::ExpectedContinuation);
                     }
                     let compressed = self.rules.deflate && header.rsv1;
+                    let whole = compressed || header.opcode != OpCode::Binary || self.whole_binary;
                     *in_progress = Some(InMessage {
                         opcode: header.opcode,
                         compressed,
                         frames: 1,
                         len: 0,
                         data: Vec::new(),
+                        keep: if whole {
+                            self.message_capture
+                        } else {
+                            self.capture
+                        },
                     });
                     if let Some(tracking) = &mut self.tracking {
                         tracking.utf8 =
@@ -388,7 +411,7 @@ impl Tap {
                     )));
                     break;
                 }
-                keep_prefix(&mut message.data, inflated, self.message_capture);
+                keep_prefix(&mut message.data, inflated, message.keep);
                 message.len += inflated.len() as u64;
             }
             self.scratch = unmasked;
@@ -400,9 +423,9 @@ impl Tap {
             // up to RESERVE ahead of what has arrived, so a header that
             // promises much reserves little.
             let wanted = usize::try_from(to_come).unwrap_or(usize::MAX).min(RESERVE);
-            let room = self.message_capture.saturating_sub(start);
+            let room = message.keep.saturating_sub(start);
             message.data.reserve(wanted.min(room));
-            keep_prefix(&mut message.data, chunk, self.message_capture);
+            keep_prefix(&mut message.data, chunk, message.keep);
             if let Some(key) = mask {
                 apply_mask(&mut message.data[start..], key, offset as usize);
             }
@@ -465,7 +488,7 @@ impl Tap {
             let deflate = self.deflate.as_mut().expect("compressed implies deflate");
             match deflate.finish_message(&mut inflated, usize::MAX) {
                 Ok(()) => {
-                    keep_prefix(&mut message.data, &inflated, self.message_capture);
+                    keep_prefix(&mut message.data, &inflated, message.keep);
                     message.len += inflated.len() as u64;
                 }
                 Err(err) => {

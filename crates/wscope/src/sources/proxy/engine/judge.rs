@@ -20,8 +20,11 @@ const RULE_VIEW: usize = 1024 * 1024;
 /// A whole data message as the tap decoded it.
 pub(super) struct Whole {
     pub opcode: OpCode,
-    /// The whole payload, decompressed.
+    /// The payload, decompressed: whole, or only what events keep of an
+    /// uncompressed binary message no rule reads (`Tap::keep_whole_binary`).
     pub data: Vec<u8>,
+    /// Its true length.
+    pub len: u64,
     pub compressed: bool,
     pub frames: u32,
 }
@@ -54,12 +57,15 @@ impl Engine {
             Some(rules) if rules.filters() && (text || rules.filters_binary()) => RULE_VIEW,
             _ => 0,
         };
+        let mut payload = Payload::capture(&whole.data, text, view);
+        payload.truncated |= (whole.data.len() as u64) < whole.len;
+        payload.len = whole.len;
         let event = Event::now(
             &self.id,
             Some(dir),
             EventKind::Message(Message {
                 opcode: whole.opcode.name().to_owned(),
-                payload: Payload::capture(&whole.data, text, view),
+                payload,
                 compressed: whole.compressed,
                 frames: whole.frames,
             }),

@@ -246,7 +246,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: Config, now: Instant) -> Engine {
-        Engine {
+        let mut engine = Engine {
             flows: [
                 Flow::new(Direction::ClientToServer, &config),
                 Flow::new(Direction::ServerToClient, &config),
@@ -263,6 +263,18 @@ impl Engine {
             cut: None,
             events: Vec::new(),
             seen: Vec::new(),
+        };
+        engine.keep_what_rules_read();
+        engine
+    }
+
+    /// The taps keep whole binary messages only for rules that read them.
+    fn keep_what_rules_read(&mut self) {
+        if let Some(rules) = &self.rules {
+            let binary = rules.filters_binary();
+            for flow in &mut self.flows {
+                flow.tap.keep_whole_binary(binary);
+            }
         }
     }
 
@@ -410,6 +422,7 @@ impl Engine {
                     message = Some(judge::Whole {
                         opcode,
                         data: payload,
+                        len,
                         compressed,
                         frames,
                     });
@@ -655,6 +668,7 @@ impl Engine {
         if let Some(state) = &mut self.rules {
             state.replace(set, now);
         }
+        self.keep_what_rules_read();
     }
 
     /// The proxy is shutting down: a 1001 close frame toward each

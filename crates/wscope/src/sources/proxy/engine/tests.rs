@@ -601,3 +601,46 @@ fn a_held_64_kib_frame_has_room_for_its_header_too() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].3, payload);
 }
+
+#[test]
+fn a_binary_message_no_rule_reads_is_kept_only_as_far_as_events_keep() {
+    let t0 = Instant::now();
+    // `len` reads no payload: the tap keeps only the event's 1 KiB.
+    let rules = "[[rule]]\nmatch = 'len == 65536'\naction = \"drop\"\n\
+                 [[rule]]\nmatch = 'json.type == \"never\"'\naction = \"drop\"\n";
+    let mut config = config(Some(rules), None);
+    config.hold_limit = 1 << 20;
+    config.capture = 1024;
+    let mut engine = Engine::new(config, t0);
+    let big = vec![7u8; 64 * 1024];
+    let frame = wire(S2C, OpCode::Binary, true, &big);
+    engine.read(S2C, &frame[..frame.len() - 1], t0);
+    let kept = engine.flows[super::index(S2C)].tap.message_kept();
+    assert_eq!(kept, 1024);
+    engine.read(S2C, &frame[frame.len() - 1..], t0);
+    // Its true length still decides: dropped.
+    assert!(written(&mut engine, S2C, t0).is_empty());
+    let small = wire(S2C, OpCode::Binary, true, &[1, 2, 3]);
+    engine.read(S2C, &small, t0);
+    assert_eq!(frames(&written(&mut engine, S2C, t0)).len(), 1);
+    let recorded: Vec<_> = engine
+        .drain_events()
+        .filter_map(|emit| match emit.kind {
+            EventKind::Message(m) => Some((m.payload.len, m.payload.kept_len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded, [(65536, 1024), (3, 3)]);
+
+    // A rule that reads binary payloads gets them whole.
+    let rules = "[[rule]]\nmatch = 'payload contains \"\\u0007\"'\naction = \"drop\"\n";
+    let mut config = super::tests::config(Some(rules), None);
+    config.hold_limit = 1 << 20;
+    config.capture = 1024;
+    let mut engine = Engine::new(config, t0);
+    engine.read(S2C, &frame[..frame.len() - 1], t0);
+    assert_eq!(
+        engine.flows[super::index(S2C)].tap.message_kept(),
+        big.len() - 1
+    );
+}

@@ -65,6 +65,30 @@ impl AsyncWrite for NetStream {
         }
     }
 
+    // Passed through, so a relay's several pieces go out in one call
+    // (without this the default writes only the first).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            NetStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            NetStream::TlsServer(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            NetStream::TlsClient(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            NetStream::Intercepted(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            NetStream::Plain(s) => s.is_write_vectored(),
+            NetStream::TlsServer(s) => s.is_write_vectored(),
+            NetStream::TlsClient(s) => s.is_write_vectored(),
+            NetStream::Intercepted(s) => s.is_write_vectored(),
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             NetStream::Plain(s) => Pin::new(s).poll_flush(cx),

@@ -9,11 +9,12 @@
 //! subprotocols and extensions end to end and see each other's frames
 //! exactly, fragmentation and all. Read buffers are sized to what arrives.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wscope_events::{Direction, EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::deflate::{self, DeflateParams};
@@ -301,6 +302,9 @@ struct Pump {
     size: usize,
     /// Being written to the receiver.
     out: BytesMut,
+    /// The engine's next due pieces, written with `out` in one call (never
+    /// filled while `out` is empty).
+    more: VecDeque<Bytes>,
     /// `out` is a read passed on as it was (its allocation is a read's).
     forwarded: bool,
     /// The sender has closed (or failed).
@@ -315,6 +319,7 @@ impl Pump {
             buf: BytesMut::new(),
             size: MIN_READ,
             out: BytesMut::new(),
+            more: VecDeque::new(),
             forwarded: false,
             done_reading: false,
             done: false,
@@ -341,6 +346,47 @@ impl Pump {
             // Empty, its allocation whole: `reserve` moves it back to the
             // start rather than allocating.
             self.buf = spent;
+        }
+    }
+
+    /// With `out` taken, more of the engine's due pieces, so one write
+    /// carries several held messages (one `sendto` and one wake-up of the
+    /// receiver each, not one per message); at most [`MORE`] pieces and
+    /// [`MORE_BYTES`] outside the engine's accounting.
+    fn take_more(&mut self, engine: &mut Engine, dir: Direction, now: Instant) {
+        if self.out.is_empty() || !engine.shaping() {
+            return;
+        }
+        let mut bytes: usize = self.more.iter().map(Bytes::len).sum();
+        while self.more.len() < MORE - 1 && bytes < MORE_BYTES {
+            let Some(piece) = engine.poll_write(dir, now) else {
+                break;
+            };
+            bytes += piece.len();
+            self.more.push_back(Bytes::from(piece));
+        }
+    }
+
+    /// `n` bytes of `out` and then of `more` were written.
+    fn advance(&mut self, mut n: usize) {
+        let first = n.min(self.out.len());
+        self.out.advance(first);
+        n -= first;
+        while n > 0
+            && let Some(front) = self.more.front_mut()
+        {
+            let part = n.min(front.len());
+            front.advance(part);
+            n -= part;
+            if front.is_empty() {
+                self.more.pop_front();
+            }
+        }
+        if self.out.is_empty() {
+            self.recycle();
+            if let Some(next) = self.more.pop_front() {
+                self.out = BytesMut::from(next);
+            }
         }
     }
 
@@ -373,6 +419,36 @@ impl Pump {
 
 /// The smallest read, per direction.
 const MIN_READ: usize = 2048;
+
+/// Pieces written in one call, and how many bytes of them may wait
+/// outside the engine.
+const MORE: usize = 4;
+const MORE_BYTES: usize = 256 * 1024;
+
+/// `out` and then `more`, for one vectored write (no allocation: this
+/// runs once per turn of the loop).
+fn pieces<'a>(out: &'a [u8], more: &'a VecDeque<Bytes>) -> Pieces<'a> {
+    let mut slices = [IoSlice::new(&[]); MORE];
+    slices[0] = IoSlice::new(out);
+    let mut len = 1;
+    for piece in more.iter().take(MORE - 1) {
+        slices[len] = IoSlice::new(piece);
+        len += 1;
+    }
+    Pieces { slices, len }
+}
+
+struct Pieces<'a> {
+    slices: [IoSlice<'a>; MORE],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for Pieces<'a> {
+    type Target = [IoSlice<'a>];
+    fn deref(&self) -> &[IoSlice<'a>] {
+        &self.slices[..self.len]
+    }
+}
 
 /// Relays an upgraded connection until both sides are done, then reports
 /// how it ended: the engine decides, this loop does the I/O for both
@@ -440,8 +516,9 @@ async fn relay(
             if pump.out.is_empty()
                 && let Some(bytes) = engine.poll_write(dir, now)
             {
-                pump.out = BytesMut::from(bytes::Bytes::from(bytes));
+                pump.out = BytesMut::from(Bytes::from(bytes));
             }
+            pump.take_more(&mut engine, dir, now);
         }
         for (dir, pump, writer) in [
             (
@@ -482,6 +559,7 @@ async fn relay(
             .next_wake_for(|dir| if dir == c2s { up_free } else { down_free })
             .map(tokio::time::Instant::from_std);
         let shrink = (up.shrinkable() || down.shrinkable()).then_some(last_read + IDLE_SHRINK);
+        let (up_pieces, down_pieces) = (pieces(&up.out, &up.more), pieces(&down.out, &down.more));
         tokio::select! {
             read = client_read.read_buf(&mut up.buf), if reading_up => {
                 last_read = tokio::time::Instant::now();
@@ -491,10 +569,10 @@ async fn relay(
                 last_read = tokio::time::Instant::now();
                 if !pumped(&mut engine, s2c, &mut down, read) { break; }
             }
-            written = upstream_write.write(&up.out), if !up.out.is_empty() => {
+            written = upstream_write.write_vectored(&up_pieces), if !up.out.is_empty() => {
                 if !wrote(&mut engine, c2s, &mut up, written) { break; }
             }
-            written = client_write.write(&down.out), if !down.out.is_empty() => {
+            written = client_write.write_vectored(&down_pieces), if !down.out.is_empty() => {
                 if !wrote(&mut engine, s2c, &mut down, written) { break; }
             }
             Some(command) = commands.recv() => engine.command(command, Instant::now()),
@@ -605,10 +683,7 @@ fn wrote(engine: &mut Engine, dir: Direction, pump: &mut Pump, written: io::Resu
             false
         }
         Ok(n) => {
-            pump.out.advance(n);
-            if pump.out.is_empty() {
-                pump.recycle();
-            }
+            pump.advance(n);
             true
         }
         Err(err) => {
@@ -633,6 +708,28 @@ async fn changed(reloads: &mut Option<Current>) -> Option<Arc<RuleSet>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that ends inside a later piece leaves the rest in order,
+    /// and whatever is left first becomes `out`.
+    #[test]
+    fn a_vectored_write_is_accounted_across_its_pieces() {
+        let mut pump = Pump::new();
+        pump.out = BytesMut::from(&b"abc"[..]);
+        pump.more = VecDeque::from([Bytes::from_static(b"de"), Bytes::from_static(b"fgh")]);
+        let all: Vec<u8> = pieces(&pump.out, &pump.more)
+            .iter()
+            .flat_map(|slice| slice.to_vec())
+            .collect();
+        assert_eq!(all, b"abcdefgh");
+        pump.advance(4);
+        assert_eq!(&pump.out[..], b"e");
+        assert_eq!(pump.more, [Bytes::from_static(b"fgh")]);
+        pump.advance(2);
+        assert_eq!(&pump.out[..], b"gh");
+        assert!(pump.more.is_empty());
+        pump.advance(2);
+        assert!(pump.out.is_empty());
+    }
 
     #[test]
     fn an_idle_direction_goes_back_to_small_reads_and_a_small_buffer() {

@@ -350,9 +350,10 @@ impl Pump {
     }
 
     /// With `out` taken, more of the engine's due pieces, so one write
-    /// carries several held messages (one `sendto` and one wake-up of the
-    /// receiver each, not one per message); at most [`MORE`] pieces and
-    /// [`MORE_BYTES`] outside the engine's accounting.
+    /// carries several held messages (one `writev` and one wake-up of the
+    /// receiver, not one each): at most [`MORE`] pieces in all, and none
+    /// taken once [`MORE_BYTES`] wait beside `out` (what waits here is out
+    /// of the engine's hold budget, as `out` always was).
     fn take_more(&mut self, engine: &mut Engine, dir: Direction, now: Instant) {
         if self.out.is_empty() || !engine.shaping() {
             return;
@@ -420,8 +421,8 @@ impl Pump {
 /// The smallest read, per direction.
 const MIN_READ: usize = 2048;
 
-/// Pieces written in one call, and how many bytes of them may wait
-/// outside the engine.
+/// Pieces written in one call, and the bytes beyond which no more are
+/// taken from the engine for it.
 const MORE: usize = 4;
 const MORE_BYTES: usize = 256 * 1024;
 

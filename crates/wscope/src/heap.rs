@@ -17,8 +17,8 @@
 pub fn keep_freed_buffers() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: mallopt only changes the allocator's parameters; it is
-        // called before any other thread starts.
+        // SAFETY: mallopt only changes the allocator's parameters and takes
+        // its locks itself; `main` calls it before other threads start.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20) == 1
                 && libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20) == 1

@@ -3,9 +3,9 @@
 //! A field that an event does not have (the direction of an `open`, the
 //! close code of a message) makes every comparison on it false, `!=`
 //! included, as in Wireshark: `dir != c2s` means "a s2c event", not
-//! "anything but c2s". Strings and payloads are borrowed from the event; a
-//! base64 payload is decoded, and a JSON payload parsed, at most once per
-//! evaluation and only when the expression asks.
+//! "anything but c2s". Strings and payloads (binary ones are held as
+//! bytes) are borrowed from the event; a JSON payload is parsed at most
+//! once per evaluation and only when the expression asks.
 
 use std::borrow::Cow;
 

@@ -351,15 +351,24 @@ impl Pump {
 
     /// With `out` taken, more of the engine's due pieces, so one write
     /// carries several held messages (one `writev` and one wake-up of the
-    /// receiver, not one each): at most [`MORE`] pieces in all, and none
-    /// taken once [`MORE_BYTES`] wait beside `out` (what waits here is out
-    /// of the engine's hold budget, as `out` always was).
+    /// receiver, not one each): at most [`MORE`] pieces in all and
+    /// [`MORE_BYTES`] beside `out`, out of the engine's hold budget as
+    /// `out` always was. Paced pieces are not taken early (their rate
+    /// would come out in bursts); a pause that starts now does not stop
+    /// what was taken, like the bytes already in the socket's buffer.
     fn take_more(&mut self, engine: &mut Engine, dir: Direction, now: Instant) {
         if self.out.is_empty() || !engine.shaping() {
             return;
         }
         let mut bytes: usize = self.more.iter().map(Bytes::len).sum();
-        while self.more.len() < MORE - 1 && bytes < MORE_BYTES {
+        while self.more.len() < MORE - 1 {
+            // Small items due with the next may join it, up to BATCH.
+            let Some(next) = engine.next_write_len(dir, now) else {
+                break;
+            };
+            if bytes.saturating_add(next.max(BATCH)) > MORE_BYTES {
+                break;
+            }
             let Some(piece) = engine.poll_write(dir, now) else {
                 break;
             };
@@ -421,8 +430,8 @@ impl Pump {
 /// The smallest read, per direction.
 const MIN_READ: usize = 2048;
 
-/// Pieces written in one call, and the bytes beyond which no more are
-/// taken from the engine for it.
+/// Pieces written in one call, and at most how many bytes wait beside
+/// `out` for it.
 const MORE: usize = 4;
 const MORE_BYTES: usize = 256 * 1024;
 

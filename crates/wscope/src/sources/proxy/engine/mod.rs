@@ -471,7 +471,8 @@ impl Engine {
             // to a BATCH of payload and its header), not grown by doubling
             // with a copy each time. Capped at BATCH alone, a 64 KiB
             // message's last header bytes doubled the buffer and copied it.
-            let whole = header_len as u64 + header.payload_len;
+            // A hostile 63-bit length must not overflow.
+            let whole = (header_len as u64).saturating_add(header.payload_len);
             flow.partial.reserve(
                 usize::try_from(whole)
                     .unwrap_or(usize::MAX)
@@ -722,6 +723,13 @@ impl Engine {
         self.active = now;
         self.settle(None, now);
         Some(out)
+    }
+
+    /// The length of the next due piece toward the receiver of `dir`
+    /// before small ones joining it, when it is not paced: what the driver
+    /// checks before taking more than one piece at a time.
+    pub fn next_write_len(&self, dir: Direction, now: Instant) -> Option<usize> {
+        self.flows[index(dir)].queue.next_unpaced_len(now)
     }
 
     /// What this connection holds: messages waiting for their last frame

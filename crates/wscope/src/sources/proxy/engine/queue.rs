@@ -92,6 +92,20 @@ impl Queue {
         Some(due)
     }
 
+    /// The length of the item [`Queue::poll`] would start its next piece
+    /// with, when one is due at `now` and not paced (small items due with
+    /// it may join it, up to BATCH).
+    pub fn next_unpaced_len(&self, now: Instant) -> Option<usize> {
+        if self.next_due()? > now {
+            return None;
+        }
+        let head = self.items.front()?;
+        if head.rate.is_some() {
+            return None;
+        }
+        Some(head.bytes.len())
+    }
+
     /// The next piece to write, if one is due at `now`: small unpaced items
     /// due together come as one piece, a paced item a slice at a time.
     pub fn poll(&mut self, now: Instant) -> Option<Vec<u8>> {
@@ -133,5 +147,26 @@ impl Queue {
     #[cfg(test)]
     pub fn order(&self) -> Vec<u8> {
         self.items.iter().map(|i| i.bytes[0]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_due_unpaced_item_has_a_next_unpaced_len() {
+        let t0 = Instant::now();
+        let mut queue = Queue::default();
+        assert_eq!(queue.next_unpaced_len(t0), None);
+        queue.push(t0 + Duration::from_millis(5), vec![1; 10], None, false);
+        assert_eq!(queue.next_unpaced_len(t0), None, "not due yet");
+        let later = t0 + Duration::from_millis(5);
+        assert_eq!(queue.next_unpaced_len(later), Some(10));
+        queue.pause(later + Duration::from_millis(1));
+        assert_eq!(queue.next_unpaced_len(later), None, "paused");
+        let mut paced = Queue::default();
+        paced.push(t0, vec![2; 10], Some(1000), false);
+        assert_eq!(paced.next_unpaced_len(t0), None, "paced");
     }
 }

@@ -362,7 +362,8 @@ impl Pump {
         }
         let mut bytes: usize = self.more.iter().map(Bytes::len).sum();
         while self.more.len() < MORE - 1 {
-            // Small items due with the next may join it, up to BATCH.
+            // Small items due with the next may join it, so a piece of
+            // small ones can pass MORE_BYTES by less than one BATCH.
             let Some(next) = engine.next_write_len(dir, now) else {
                 break;
             };

@@ -24,7 +24,7 @@ use wscope_events::{
     Timings,
 };
 use wscope_proto::deflate::{self, DeflateParams};
-use wscope_proto::handshake::{Parsed, Request, Response, has_token, parse_extensions};
+use wscope_proto::handshake::{Parsed, Request, Response, extensions_in, has_token};
 use wscope_proto::tap::{Observed, Tap, TapStats};
 use wscope_proto::{CloseCode, ClosePayload, Role, Violation};
 
@@ -949,17 +949,9 @@ impl State {
             self.app = App::Ignored;
             return;
         }
-        let extensions = |headers: &[(String, String)]| -> Vec<_> {
-            headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
-                .filter_map(|(_, v)| parse_extensions(v).ok())
-                .flatten()
-                .collect()
-        };
         let deflate = match deflate::client_negotiate(
-            &extensions(&request.headers),
-            &extensions(&response.headers),
+            &extensions_in(&request.headers),
+            &extensions_in(&response.headers),
         ) {
             Ok(params) => params,
             Err(err) => {

@@ -81,6 +81,18 @@ impl fmt::Display for Extension {
     }
 }
 
+/// Every extension the `Sec-WebSocket-Extensions` headers among `headers`
+/// name, in order; a value that does not parse is left out (negotiation
+/// judges what is left).
+pub fn extensions_in(headers: &[(String, String)]) -> Vec<Extension> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .filter_map(|(_, value)| parse_extensions(value).ok())
+        .flatten()
+        .collect()
+}
+
 /// Parses one header value: a comma-separated list of extensions. A request
 /// may carry several such headers; callers parse each and concatenate.
 pub fn parse_extensions(header_value: &str) -> Result<Vec<Extension>, Error> {
@@ -218,6 +230,24 @@ fn is_tchar(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_in_gathers_every_extensions_header_and_skips_bad_ones() {
+        let headers = [
+            (
+                "Sec-WebSocket-Extensions".to_owned(),
+                "a; x=1, b".to_owned(),
+            ),
+            ("Host".to_owned(), "c".to_owned()),
+            ("sec-websocket-extensions".to_owned(), ";;".to_owned()),
+            ("SEC-WEBSOCKET-EXTENSIONS".to_owned(), "d".to_owned()),
+        ];
+        let names: Vec<_> = extensions_in(&headers)
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "d"]);
+    }
 
     #[test]
     fn browsers_offer() {

@@ -13,7 +13,7 @@ pub mod request;
 pub mod response;
 pub mod status;
 
-pub use extension::{Extension, ExtensionParam, parse_extensions};
+pub use extension::{Extension, ExtensionParam, extensions_in, parse_extensions};
 pub use request::{ClientRequest, Rejection, Request, UpgradeRequest};
 pub use response::{Response, ServerResponse, Upgraded, reason_phrase};
 

@@ -18,9 +18,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wscope_events::{Direction, EventKind, HandshakeFailed, Head, Open, Timings};
 use wscope_proto::deflate::{self, DeflateParams};
-use wscope_proto::handshake::{
-    Extension, Request, Response, has_token, parse_extensions, status::diagnose,
-};
+use wscope_proto::handshake::{Request, Response, extensions_in, has_token, status::diagnose};
 
 use super::engine::{BATCH, Config, Cut, End, Engine, HOLD_LIMIT, Pass};
 use super::upstream::Target;
@@ -42,17 +40,6 @@ const LINGER: Duration = Duration::from_secs(10);
 /// the smallest size: a connection that carried a burst of big messages
 /// and then waits holds 2 KiB per direction, not 64.
 const IDLE_SHRINK: Duration = Duration::from_secs(1);
-
-/// Every extension the `Sec-WebSocket-Extensions` headers of a head name
-/// (a value that does not parse is left out; negotiation judges the rest).
-fn extensions_in(headers: &[(String, String)]) -> Vec<Extension> {
-    headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
-        .filter_map(|(_, v)| parse_extensions(v).ok())
-        .flatten()
-        .collect()
-}
 
 fn response_head(response: &Response) -> Head {
     Head {
